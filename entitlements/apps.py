@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EntitlementsConfig(AppConfig):
+    name = "entitlements"
+    verbose_name = "Identities and access"

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from entitlements import views
+
+app_name = "entitlements"
+
+urlpatterns = [
+    path("identities/", views.IdentityListView.as_view(), name="identity_list"),
+    path("identities/<int:pk>/", views.identity_detail, name="identity_detail"),
+    path("identities/<int:pk>/access-on/", views.identity_access_on, name="identity_access_on"),
+    path("applications/", views.ApplicationListView.as_view(), name="application_list"),
+    path("applications/<int:pk>/", views.application_detail, name="application_detail"),
+    path("accounts/", views.AccountListView.as_view(), name="account_list"),
+    path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+    path("entitlements/", views.EntitlementListView.as_view(), name="entitlement_list"),
+    path("entitlements/<int:pk>/", views.entitlement_detail, name="entitlement_detail"),
+    path("entitlements/<int:pk>/holders-on/", views.entitlement_holders_on, name="entitlement_holders_on"),
+]

@@ -1,0 +1,100 @@
+"""The evidence hash chain: canonical encoding, digests and verification.
+
+Standard library only, on purpose: an auditor's offline verifier (shipped in evidence packs) runs this same
+file without installing SOXGov. Anything that changes the encoding breaks every existing chain; don't.
+
+Each event's hash is SHA-256 over the canonical JSON (sorted keys, no whitespace, UTF-8) of::
+
+    {"action", "actor_id", "actor_kind", "actor_name", "occurred_at", "payload", "prev_hash",
+     "sequence", "subject_id", "subject_repr", "subject_type"}
+
+where ``payload`` is the event's canonical JSON text, ``occurred_at`` is UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+and ``prev_hash`` is the previous event's hash (64 zeros for sequence 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "action",
+    "subject_type",
+    "subject_id",
+    "subject_repr",
+    "payload",
+    "prev_hash",
+)
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def format_time(moment: dt.datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("evidence times must be timezone-aware")
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(fields: Mapping) -> str:
+    """SHA-256 of one event; ``fields`` holds HASHED_FIELDS with occurred_at already formatted."""
+    material = {name: fields[name] for name in HASHED_FIELDS}
+    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    intact: bool
+    count: int
+    head_sequence: int
+    head_hash: str
+    broken_sequence: int | None = None
+    reason: str = ""
+
+    def summary(self) -> str:
+        if self.intact:
+            return f"intact: {self.count} events, head {self.head_hash}"
+        return f"broken at sequence {self.broken_sequence}: {self.reason}"
+
+
+def verify(rows: Iterable[Mapping], *, start_sequence: int = 1, start_prev_hash: str = GENESIS_HASH) -> Verification:
+    """Recompute every link of a chain segment given in ascending sequence order.
+
+    Detects an edited field (hash mismatch), a deleted row (sequence gap), a reordered pair (sequence or link
+    mismatch) and a forged hash column (the next link no longer matches). Names the first broken sequence.
+    """
+    expected_sequence = start_sequence
+    prev_hash = start_prev_hash
+    count = 0
+    for row in rows:
+        sequence = row["sequence"]
+        if sequence != expected_sequence:
+            return Verification(
+                False, count, expected_sequence - 1, prev_hash, expected_sequence,
+                f"expected sequence {expected_sequence}, found {sequence} (a row is missing or out of order)",
+            )
+        if row["prev_hash"] != prev_hash:
+            return Verification(
+                False, count, sequence - 1, prev_hash, sequence,
+                "prev_hash does not match the hash of the event before it",
+            )
+        recomputed = event_hash(row)
+        if recomputed != row["hash"]:
+            return Verification(
+                False, count, sequence - 1, prev_hash, sequence,
+                "stored hash does not match the event's content (the event was altered)",
+            )
+        prev_hash = row["hash"]
+        expected_sequence += 1
+        count += 1
+    return Verification(True, count, expected_sequence - 1, prev_hash)

@@ -1,0 +1,16 @@
+"""Thin Celery entry points: take ids, call one service, safe to run twice."""
+
+from celery import shared_task
+
+from evidence import services
+
+
+@shared_task(name="evidence.verify_chain")
+def verify_chain(verification_id: int) -> bool:
+    return services.verification_run(verification_id=verification_id)
+
+
+@shared_task(name="evidence.verify_chain_scheduled")
+def verify_chain_scheduled() -> int:
+    """Daily check (django-celery-beat): queue a verification by the system actor."""
+    return services.verification_request(actor=services.Actor.system("beat")).pk

@@ -1,0 +1,1 @@
+# Segregation-of-duties rules, violations and mitigations arrive with the SoD engine (issue 4).

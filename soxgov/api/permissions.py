@@ -1,0 +1,48 @@
+"""The permission class and pagination every API viewset uses (kept apart from viewsets: DRF settings import this).
+
+The permission class only asks soxgov.access; row filtering happens in each viewset's ``get_queryset``
+through ``restrict`` (so list endpoints never show rows a user may not see).
+"""
+
+from rest_framework import permissions
+from rest_framework.pagination import CursorPagination
+
+from soxgov import access
+
+_METHOD_ACTIONS = {
+    "GET": access.VIEW,
+    "HEAD": access.VIEW,
+    "OPTIONS": access.VIEW,
+    "POST": access.ADD,
+    "PUT": access.CHANGE,
+    "PATCH": access.CHANGE,
+    "DELETE": access.DELETE,
+}
+
+
+class RestrictedPermission(permissions.BasePermission):
+    """Allow a request only if soxgov.access lets the user attempt the method's action on the view's model."""
+
+    def has_permission(self, request, view) -> bool:
+        model = _view_model(view)
+        if model is None:
+            return bool(request.user and request.user.is_authenticated)
+        return access.can_attempt(request.user, model, _METHOD_ACTIONS.get(request.method, access.CHANGE))
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return access.can(request.user, obj, _METHOD_ACTIONS.get(request.method, access.CHANGE))
+
+
+def _view_model(view):
+    queryset = getattr(view, "queryset", None)
+    return queryset.model if queryset is not None else None
+
+
+class IdCursorPagination(CursorPagination):
+    """Keyset pagination on the primary key: constant cost at any depth, stable under inserts."""
+
+    ordering = "pk"
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+

@@ -1,0 +1,12 @@
+from soxgov.roles import Role, user_roles
+
+
+def navigation(request):
+    roles = user_roles(getattr(request, "user", None))
+    return {
+        "user_roles": roles,
+        "is_admin_role": Role.ADMIN in roles,
+        "is_auditor": Role.AUDITOR in roles,
+        "is_control_owner": Role.CONTROL_OWNER in roles,
+        "is_reviewer": Role.REVIEWER in roles,
+    }

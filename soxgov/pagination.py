@@ -1,0 +1,91 @@
+"""Keyset ("seek") pagination for pages and htmx fragments.
+
+OFFSET pagination reads and throws away every row before the page, so deep pages get slower as data grows;
+a keyset page seeks to the last row seen through an index on the ordering columns, at the same cost at any
+depth. The ordering must end with a unique column (the primary key) so that every row has one position.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    items: list
+    next_cursor: str | None
+    prev_cursor: str | None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return bool(self.next_cursor or self.prev_cursor)
+
+
+def _encode(direction: str, values: list) -> str:
+    raw = json.dumps({"d": direction, "v": values}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, width: int) -> tuple[str, list]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        direction, values = data["d"], data["v"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("the page cursor is not valid") from exc
+    if direction not in ("n", "p") or not isinstance(values, list) or len(values) != width:
+        raise InvalidCursor("the page cursor is not valid")
+    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+        raise InvalidCursor("the page cursor is not valid")
+    return direction, values
+
+
+def _after(ordering: tuple[str, ...], values: list, *, reverse: bool) -> Q:
+    """Rows strictly after ``values`` in lexicographic ``ordering`` (or before, when ``reverse``)."""
+    condition = Q()
+    for i, term in enumerate(ordering):
+        field = term.lstrip("-")
+        descending = term.startswith("-") != reverse
+        step = Q(**{f"{field}__{'lt' if descending else 'gt'}": values[i]})
+        for prior_term, prior_value in zip(ordering[:i], values[:i], strict=True):
+            step &= Q(**{prior_term.lstrip("-"): prior_value})
+        condition |= step
+    return condition
+
+
+def _flip(term: str) -> str:
+    return term[1:] if term.startswith("-") else f"-{term}"
+
+
+def keyset_paginate(queryset: QuerySet, *, ordering: tuple[str, ...], cursor: str | None, page_size: int) -> KeysetPage:
+    fields = [term.lstrip("-") for term in ordering]
+    direction, values = _decode(cursor, len(ordering)) if cursor else ("n", None)
+    if direction == "n":
+        qs = queryset.order_by(*ordering)
+        if values is not None:
+            qs = qs.filter(_after(ordering, values, reverse=False))
+        rows = list(qs[: page_size + 1])
+        has_more, items = len(rows) > page_size, rows[:page_size]
+        has_next, has_prev = has_more, values is not None
+    else:
+        qs = queryset.order_by(*[_flip(t) for t in ordering]).filter(_after(ordering, values, reverse=True))
+        rows = list(qs[: page_size + 1])
+        has_more, items = len(rows) > page_size, list(reversed(rows[:page_size]))
+        has_next, has_prev = True, has_more
+
+    def key(obj) -> list:
+        return [getattr(obj, f) for f in fields]
+
+    return KeysetPage(
+        items=items,
+        next_cursor=_encode("n", key(items[-1])) if items and has_next else None,
+        prev_cursor=_encode("p", key(items[0])) if items and has_prev else None,
+    )

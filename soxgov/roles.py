@@ -1,0 +1,59 @@
+"""The four roles of DESIGN.md as Django groups, with their model permissions defined here in code.
+
+Row-level scoping (what a reviewer may see inside a model) lives in soxgov/access.py; this module only says
+which actions on which models each role may attempt at all.
+"""
+
+from django.db import models
+
+DOMAIN_APPS = ("entitlements", "sod", "reviews")
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    REVIEWER = "reviewer", "Reviewer"
+    CONTROL_OWNER = "control_owner", "Control owner"
+    AUDITOR = "auditor", "Auditor"
+
+
+def _role_permissions(role: Role, Permission):
+    view_domain = Permission.objects.filter(content_type__app_label__in=(*DOMAIN_APPS, "evidence"), codename__startswith="view_")
+    if role == Role.ADMIN:
+        return (
+            Permission.objects.filter(content_type__app_label__in=(*DOMAIN_APPS, "django_celery_beat"))
+            | view_domain
+            | Permission.objects.filter(content_type__app_label="soxgov", content_type__model="user")
+            | Permission.objects.filter(content_type__app_label="evidence", codename="add_chainverification")
+            | Permission.objects.filter(content_type__app_label="authtoken")
+        )
+    if role in (Role.AUDITOR, Role.CONTROL_OWNER):
+        return view_domain
+    if role == Role.REVIEWER:
+        return Permission.objects.filter(content_type__app_label="entitlements", codename__startswith="view_")
+    raise ValueError(role)
+
+
+def sync_role_groups(sender=None, using="default", **kwargs):
+    """Create the role groups and set exactly the permissions this module defines (idempotent).
+
+    Runs after every app's post_migrate, because each app's permissions only exist once its own signal ran.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    for role in Role:
+        group, _ = Group.objects.using(using).get_or_create(name=role.value)
+        group.permissions.set(_role_permissions(role, Permission).using(using).distinct())
+
+
+def user_roles(user) -> frozenset[Role]:
+    """The roles a user holds, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_soxgov_roles", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        cached = frozenset(role for role in Role if role.value in names)
+        if user.is_superuser:
+            cached = cached | {Role.ADMIN}
+        user._soxgov_roles = cached
+    return cached

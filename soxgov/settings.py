@@ -1,0 +1,209 @@
+"""SOXGov settings: one module, configured from the environment.
+
+Embedded default (no variables set): DEBUG on, SQLite in ``var/db.sqlite3``, Celery tasks run eagerly in the
+web process. Production: set ``SOXGOV_DEBUG=0`` plus the variables listed in README.md ("Configuration");
+``DATABASE_URL`` selects PostgreSQL and ``REDIS_URL`` selects a real Celery broker.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from soxgov.env import envbool, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("SOXGOV_VAR_DIR") or BASE_DIR / "var")
+
+DEBUG = envbool("SOXGOV_DEBUG", True)
+
+SECRET_KEY = envstr("SOXGOV_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SOXGOV_SECRET_KEY must be set when SOXGOV_DEBUG is off")
+    SECRET_KEY = "soxgov-insecure-development-key-never-use-in-production"
+
+ALLOWED_HOSTS = envlist("SOXGOV_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("SOXGOV_ALLOWED_HOSTS must be set when SOXGOV_DEBUG is off")
+CSRF_TRUSTED_ORIGINS = envlist("SOXGOV_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "django_htmx",
+    "simple_history",
+    "django_celery_beat",
+    "soxgov",
+    "entitlements",
+    "evidence",
+    "sod",
+    "reviews",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "soxgov.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "soxgov.urls"
+WSGI_APPLICATION = "soxgov.wsgi.application"
+AUTH_USER_MODEL = "soxgov.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "soxgov.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("SOXGOV_DB_CONN_MAX_AGE", 60))}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": envstr("SOXGOV_SQLITE_PATH") or VAR_DIR / "db.sqlite3",
+            # IMMEDIATE: a writer takes the lock when its transaction begins, so two writers never both read
+            # the evidence chain head and then deadlock upgrading to a write lock.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            # A file, not ":memory:", so that a real Celery worker in the end-to-end tests sees the test data.
+            "TEST": {"NAME": envstr("SOXGOV_SQLITE_TEST_PATH") or str(VAR_DIR / "test_db.sqlite3")},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("SOXGOV_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# Third-party assets are installed from the npm registry into static/node_modules (``make assets``) and
+# served under vendor/; nothing third-party is committed.
+_NODE_MODULES = BASE_DIR / "static" / "node_modules"
+STATICFILES_DIRS = [
+    ("soxgov", BASE_DIR / "static" / "soxgov"),
+    ("vendor/htmx", _NODE_MODULES / "htmx.org" / "dist"),
+    ("vendor/pico", _NODE_MODULES / "@picocss" / "pico" / "css"),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security (production) ------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = envbool("SOXGOV_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = envbool("SOXGOV_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SOXGOV_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SOXGOV_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SOXGOV_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if envbool("SOXGOV_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Celery ---------------------------------------------------------------------------------------------
+REDIS_URL = envstr("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+# Without a broker the embedded default runs tasks in-process, right after the transaction that enqueued them.
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = envstr("SOXGOV_CELERY_QUEUE", "soxgov")
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- E-mail ---------------------------------------------------------------------------------------------
+EMAIL_BACKEND = envstr("SOXGOV_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = envstr("SOXGOV_EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("SOXGOV_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = envstr("SOXGOV_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("SOXGOV_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("SOXGOV_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = envstr("SOXGOV_DEFAULT_FROM_EMAIL", "soxgov@localhost")
+
+# --- REST API -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["soxgov.api.permissions.RestrictedPermission"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "soxgov.api.permissions.IdCursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SOXGov API",
+    "DESCRIPTION": "Identities, access, evidence. Read with a session or a token: `Authorization: Token <key>`.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Domain settings ------------------------------------------------------------------------------------
+SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
+SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("SOXGOV_LOG_LEVEL", "INFO")},
+}

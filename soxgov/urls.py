@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from entitlements import api as entitlements_api
+from evidence import api as evidence_api
+from soxgov import views
+
+router = DefaultRouter()
+router.register("identities", entitlements_api.IdentityViewSet)
+router.register("applications", entitlements_api.ApplicationViewSet)
+router.register("accounts", entitlements_api.AccountViewSet)
+router.register("entitlements", entitlements_api.EntitlementViewSet)
+router.register("grants", entitlements_api.GrantViewSet)
+router.register("evidence/events", evidence_api.EvidenceEventViewSet)
+router.register("evidence/verifications", evidence_api.ChainVerificationViewSet)
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("entitlements.urls")),
+    path("", include("evidence.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include(router.urls)),
+    path("api/auth/token/", obtain_auth_token, name="api_token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+]

@@ -1,0 +1,104 @@
+"""Shared fixtures. Personas make permission tests read like sentences:
+
+alice the admin, rita the reviewer, oscar the control owner, audrey the auditor, mallory who has no role.
+"""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from evidence import triggers
+from soxgov.roles import Role
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    from django.contrib.auth.models import Group
+
+    def make(username, *roles, email=None, **extra):
+        user = django_user_model.objects.create_user(
+            username=username, email=email or f"{username}@example.com", password="correct horse battery", **extra
+        )
+        user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
+        if Role.ADMIN in roles:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def company(db):
+    """A tiny company: a manager, her report, a service account she owns, two applications, grants."""
+    from entitlements.models import Account, Application, Entitlement, Grant, Identity
+
+    now = timezone.now()
+    rita = Identity.objects.create(employee_id="E1", email="rita@example.com", display_name="Rita Reviewer")
+    bob = Identity.objects.create(employee_id="E2", email="bob@example.com", display_name="Bob Builder", manager=rita)
+    carol = Identity.objects.create(employee_id="E3", email="carol@example.com", display_name="Carol Other")
+    bot = Identity.objects.create(
+        employee_id="SVC1", display_name="ledger-sync", kind=Identity.Kind.SERVICE, owner=rita
+    )
+    erp = Application.objects.create(name="ERP", sox_in_scope=True, criticality="critical", owner=carol)
+    crm = Application.objects.create(name="CRM", owner=rita)
+    post = Entitlement.objects.create(application=erp, entitlement_id="GL_POST", name="Post journal", privileged=True)
+    view = Entitlement.objects.create(application=crm, entitlement_id="CRM_VIEW", name="View customers")
+    accounts = {
+        "bob_erp": Account.objects.create(application=erp, account_id="bob", identity=bob, first_seen=now, last_seen=now),
+        "carol_erp": Account.objects.create(
+            application=erp, account_id="carol", identity=carol, first_seen=now, last_seen=now
+        ),
+        "bot_erp": Account.objects.create(application=erp, account_id="svc-ledger", identity=bot, first_seen=now, last_seen=now),
+        "orphan_crm": Account.objects.create(application=crm, account_id="ghost", first_seen=now, last_seen=now),
+    }
+    for account, entitlement in [
+        (accounts["bob_erp"], post),
+        (accounts["carol_erp"], post),
+        (accounts["bot_erp"], post),
+        (accounts["orphan_crm"], view),
+    ]:
+        Grant.objects.create(account=account, entitlement=entitlement, first_seen=now, last_seen=now)
+    return {
+        "identities": {"rita": rita, "bob": bob, "carol": carol, "bot": bot},
+        "applications": {"erp": erp, "crm": crm},
+        "entitlements": {"post": post, "view": view},
+        "accounts": accounts,
+        "today": timezone.localdate(),
+        "yesterday": timezone.localdate() - dt.timedelta(days=1),
+    }
+
+
+@pytest.fixture
+def personas(db, make_user, company):
+    """Users for each role; rita's user is linked (by e-mail) to the identity Rita Reviewer."""
+    return {
+        "alice": make_user("alice", Role.ADMIN),
+        "rita": make_user("rita", Role.REVIEWER, email="rita@example.com"),
+        "oscar": make_user("oscar", Role.CONTROL_OWNER),
+        "audrey": make_user("audrey", Role.AUDITOR),
+        "mallory": make_user("mallory"),
+    }
+
+
+@pytest.fixture
+def committed_db(transactional_db):
+    """A database whose writes really commit (for threads and a real Celery worker).
+
+    Django empties every table between such tests, but the evidence table refuses DELETE and a non-empty
+    TRUNCATE. So afterwards we do what a DBA would: disable the triggers, empty the table, restore them.
+    """
+    yield
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE {triggers.TABLE} DISABLE TRIGGER USER")
+            cursor.execute(f"DELETE FROM {triggers.TABLE}")
+            cursor.execute(f"ALTER TABLE {triggers.TABLE} ENABLE TRIGGER USER")
+        else:
+            for statement in triggers.SQLITE_REMOVE:
+                cursor.execute(statement)
+            cursor.execute(f"DELETE FROM {triggers.TABLE}")
+            for statement in triggers.SQLITE_INSTALL:
+                cursor.execute(statement)
