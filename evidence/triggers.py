@@ -50,7 +50,8 @@ def remove(schema_editor) -> None:
 def _run(schema_editor, postgres_sql: str, sqlite_statements: list[str]) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(postgres_sql)
+        # params=None: the function body contains RAISE ... % placeholders, not query parameters.
+        schema_editor.execute(postgres_sql, params=None)
     elif vendor == "sqlite":
         for statement in sqlite_statements:
             schema_editor.execute(statement)

@@ -1,0 +1,50 @@
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from entitlements.demo.company import AlreadySeeded, CompanyBuilder
+from evidence.services import Actor
+from soxgov.models import User
+from soxgov.roles import Role
+from soxgov.services import user_create
+
+# Demo credentials are printed on purpose: this is a demo database on 127.0.0.1, never production.
+DEMO_USERS = [
+    ("alice", "Alice", "Nakamura", "alice.nakamura@northwind.example", [Role.ADMIN], "Admin: configure everything"),
+    ("rita", "Rita", "Okafor", "rita.okafor@northwind.example", [Role.REVIEWER],
+     "Reviewer: Accounting manager, owns Accounts Payable"),
+    ("oscar", "Oscar", "Lindqvist", "oscar.lindqvist@northwind.example", [Role.CONTROL_OWNER],
+     "Control owner: internal controls"),
+    ("audrey", "Audrey", "Chen", "audrey.chen@auditfirm.example", [Role.AUDITOR], "Auditor: external, read-only"),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed a believable demo company (about 500 people, 30 non-human identities, 11 applications) and users."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--people", type=int, default=500, help="Approximate number of people (default 500).")
+        parser.add_argument("--seed", type=int, default=2026, help="Random seed, for a reproducible company.")
+
+    def handle(self, *args, people, seed, **options):
+        try:
+            summary = CompanyBuilder(seed=seed, people=people).build()
+        except AlreadySeeded:
+            self.stdout.write("The demo company is already there (delete var/db.sqlite3 to start over).")
+        else:
+            for name, count in summary.counts.items():
+                self.stdout.write(f"  {name.replace('_', ' ')}: {count}")
+            self.stdout.write("Planted problems:")
+            for problem in summary.planted:
+                self.stdout.write(f"  - {problem}")
+        self._ensure_users()
+
+    def _ensure_users(self):
+        actor = Actor.system("seed_demo")
+        self.stdout.write(self.style.SUCCESS("Demo users (log in at http://127.0.0.1:8000/):"))
+        for username, first, last, email, roles, what in DEMO_USERS:
+            password = f"{username}-demo-2026"
+            with transaction.atomic():
+                if not User.objects.filter(username=username).exists():
+                    user_create(actor=actor, username=username, email=email, password=password, roles=roles,
+                                first_name=first, last_name=last)
+            self.stdout.write(f"  {username:<7} password {password:<18} {what}")
