@@ -1,7 +1,14 @@
 import django_filters
 from django.db.models import Q
+from django_filters.widgets import BooleanWidget
 
 from entitlements.models import Account, Application, Entitlement, FinancialProcess, Grant, Identity
+
+
+class AnyBooleanWidget(BooleanWidget):
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = (("", "Any"), ("true", "Yes"), ("false", "No"))
 
 
 def visible_applications(request):
@@ -28,12 +35,12 @@ class SearchFilterSet(django_filters.FilterSet):
 
 class IdentityFilter(SearchFilterSet):
     search_fields = ("display_name", "email", "employee_id", "title")
-    kind = django_filters.ChoiceFilter(choices=Identity.Kind.choices)
-    status = django_filters.ChoiceFilter(choices=Identity.Status.choices)
+    kind = django_filters.ChoiceFilter(choices=Identity.Kind.choices, empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=Identity.Status.choices, empty_label="Any")
     department = django_filters.CharFilter(lookup_expr="iexact")
     manager = django_filters.NumberFilter(field_name="manager_id")
     owner = django_filters.NumberFilter(field_name="owner_id")
-    unowned = django_filters.BooleanFilter(method="filter_unowned", label="Non-human without owner")
+    unowned = django_filters.BooleanFilter(method="filter_unowned", label="Non-human without owner", widget=AnyBooleanWidget)
 
     class Meta:
         model = Identity
@@ -48,10 +55,10 @@ class IdentityFilter(SearchFilterSet):
 
 class ApplicationFilter(SearchFilterSet):
     search_fields = ("name", "description")
-    sox_in_scope = django_filters.BooleanFilter()
-    criticality = django_filters.ChoiceFilter(choices=Application.Criticality.choices)
+    sox_in_scope = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    criticality = django_filters.ChoiceFilter(choices=Application.Criticality.choices, empty_label="Any")
     process = django_filters.ModelChoiceFilter(
-        field_name="financial_processes", queryset=FinancialProcess.objects.all(), to_field_name="code"
+        field_name="financial_processes", queryset=FinancialProcess.objects.all(), to_field_name="code", empty_label="Any"
     )
 
     class Meta:
@@ -61,10 +68,10 @@ class ApplicationFilter(SearchFilterSet):
 
 class AccountFilter(SearchFilterSet):
     search_fields = ("account_id", "name", "identity__display_name")
-    application = django_filters.ModelChoiceFilter(queryset=visible_applications)
-    status = django_filters.ChoiceFilter(choices=Account.Status.choices)
-    orphan = django_filters.BooleanFilter(field_name="identity", lookup_expr="isnull", label="Orphan")
-    privileged = django_filters.BooleanFilter()
+    application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=Account.Status.choices, empty_label="Any")
+    orphan = django_filters.BooleanFilter(field_name="identity", lookup_expr="isnull", label="Orphan", widget=AnyBooleanWidget)
+    privileged = django_filters.BooleanFilter(widget=AnyBooleanWidget)
     identity = django_filters.NumberFilter(field_name="identity_id")
 
     class Meta:
@@ -74,10 +81,10 @@ class AccountFilter(SearchFilterSet):
 
 class EntitlementFilter(SearchFilterSet):
     search_fields = ("name", "entitlement_id", "description")
-    application = django_filters.ModelChoiceFilter(queryset=visible_applications)
-    kind = django_filters.ChoiceFilter(choices=Entitlement.Kind.choices)
-    privileged = django_filters.BooleanFilter()
-    sensitive = django_filters.BooleanFilter()
+    application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
+    kind = django_filters.ChoiceFilter(choices=Entitlement.Kind.choices, empty_label="Any")
+    privileged = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    sensitive = django_filters.BooleanFilter(widget=AnyBooleanWidget)
 
     class Meta:
         model = Entitlement

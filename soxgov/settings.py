@@ -197,9 +197,27 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Cache (run progress shared between workers and the web) -------------------------------------------
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # --- Domain settings ------------------------------------------------------------------------------------
 SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+# Imports: where input files are kept (content-addressed), and the limits that keep bad files harmless.
+SOXGOV_IMPORT_DIR = Path(envstr("SOXGOV_IMPORT_DIR") or VAR_DIR / "imports")
+SOXGOV_IMPORT_MAX_BYTES = envint("SOXGOV_IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1)
+SOXGOV_XLSX_MAX_ENTRY_BYTES = envint("SOXGOV_XLSX_MAX_ENTRY_BYTES", 1024**3, minimum=1)
+SOXGOV_XLSX_MAX_TOTAL_BYTES = envint("SOXGOV_XLSX_MAX_TOTAL_BYTES", 2 * 1024**3, minimum=1)
+SOXGOV_XLSX_MAX_RATIO = envint("SOXGOV_XLSX_MAX_RATIO", 200, minimum=1)
+# Safety gate: hold a pull that removes more than this share of an application's grants and more than this many.
+SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
+SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
+# Runs with at most this many changes also write one evidence event per change (all runs write a sealed summary).
+SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
 
 LOGGING = {
     "version": 1,

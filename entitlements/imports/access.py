@@ -1,0 +1,378 @@
+"""Access pulls: stage the access file, diff it against the applications it covers, hold or apply.
+
+An access file is the full truth for its applications: accounts and grants absent from it are removed.
+Entitlements absent from it are kept (a role nobody holds still exists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from entitlements.connectors.problems import ProblemLog
+from entitlements.imports import sql
+from entitlements.models import Account, Application, Entitlement, Grant, Identity
+
+STAGE = "soxgov_stage_access"
+S_ACCOUNT = "soxgov_stage_account"
+S_ENTITLEMENT = "soxgov_stage_entitlement"
+S_GRANT = "soxgov_stage_grant"
+S_SCOPE = "soxgov_stage_scope"
+R_GRANT = "soxgov_removed_grant"
+R_ACCOUNT = "soxgov_removed_account"
+TEMP_TABLES = (STAGE, S_ACCOUNT, S_ENTITLEMENT, S_GRANT, S_SCOPE, R_GRANT, R_ACCOUNT)
+
+T_ACCOUNT = Account._meta.db_table
+T_ENTITLEMENT = Entitlement._meta.db_table
+T_GRANT = Grant._meta.db_table
+T_IDENTITY = Identity._meta.db_table
+
+STAGE_COLUMNS = (
+    "row_no", "application_id", "account_key", "account_name", "employee_id", "email", "account_status",
+    "last_used_at", "entitlement_key", "entitlement_name", "entitlement_type", "privileged",
+)
+
+
+@dataclass
+class AccessDiff:
+    scope: dict[int, str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    removed_by_application: dict[int, int] = field(default_factory=dict)
+    current_by_application: dict[int, int] = field(default_factory=dict)
+    staged_by_application: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def total_changes(self) -> int:
+        return sum(v for c in self.counts.values() for k, v in c.items() if k != "unchanged")
+
+
+def stage(records, *, log: ProblemLog) -> int:
+    ts = sql.ts_type()
+    sql.create_temp(
+        STAGE,
+        f"""row_no INTEGER NOT NULL, application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL,
+        account_name VARCHAR(255), employee_id VARCHAR(64), email VARCHAR(254), account_status VARCHAR(16) NOT NULL,
+        last_used_at {ts}, entitlement_key VARCHAR(255), entitlement_name VARCHAR(255), entitlement_type VARCHAR(16),
+        privileged BOOLEAN NOT NULL""",
+    )
+    adapt = sql.adapt_ts
+    rows = (
+        (r.row, r.application_id, r.account_id, r.account_name, r.employee_id, r.email, r.account_status,
+         adapt(r.last_used_at), r.entitlement_id, r.entitlement_name, r.entitlement_type, r.privileged)
+        for r in records
+    )
+    return sql.load(STAGE, STAGE_COLUMNS, rows)
+
+
+def check(*, log: ProblemLog, scope: set[int]) -> None:
+    """Set-based checks across rows: duplicates (merged, with a warning) and accounts claimed by two people."""
+    sql.create_temp(S_SCOPE, "application_id BIGINT PRIMARY KEY, name VARCHAR(255)")
+    for application_id, name in Application.objects.filter(pk__in=scope).values_list("pk", "name"):
+        sql.execute(f"INSERT INTO {S_SCOPE} (application_id, name) VALUES (%s, %s)", [application_id, name])
+    duplicates = sql.fetchall(
+        f"""SELECT MIN(row_no), MAX(row_no), COUNT(*) FROM {STAGE}
+        GROUP BY application_id, account_key, account_name, employee_id, email, account_status, last_used_at,
+                 entitlement_key, entitlement_name, entitlement_type, privileged
+        HAVING COUNT(*) > 1 ORDER BY 1 LIMIT 20"""
+    )
+    for first, last, n in duplicates:
+        log.warn(f"row {last} repeats row {first} exactly ({n} copies); merged")
+    conflicts = sql.fetchall(
+        f"""SELECT account_key, MIN(row_no), MAX(row_no), MIN(COALESCE(employee_id, email)),
+                   MAX(COALESCE(employee_id, email))
+        FROM {STAGE} GROUP BY application_id, account_key
+        HAVING COUNT(DISTINCT employee_id) > 1 OR COUNT(DISTINCT email) > 1
+        ORDER BY 2 LIMIT 200"""
+    )
+    for account_key, first, last, one, other in conflicts:
+        log.add(last, "employee_id", f"{one} / {other}",
+                f"account {account_key!r} is claimed by two different people (also on row {first})")
+    conflicts = sql.fetchall(
+        f"""SELECT MIN(account_key), entitlement_key, MIN(row_no), MAX(row_no) FROM {STAGE}
+        WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key
+        HAVING COUNT(DISTINCT COALESCE(entitlement_name, '')) > 1 OR COUNT(DISTINCT entitlement_type) > 1
+        ORDER BY 3 LIMIT 50"""
+    )
+    for _account, entitlement_key, first, last in conflicts:
+        log.add(last, "entitlement_name", entitlement_key,
+                f"entitlement {entitlement_key!r} has a different name or type than on row {first}")
+
+
+def diff(*, scope: set[int]) -> AccessDiff:
+    """Build per-object stage tables, resolve them against current data and count what would change."""
+    t = sql.true()
+    sql.create_temp(
+        S_ACCOUNT,
+        f"""application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, row_no INTEGER, name VARCHAR(255),
+        employee_id VARCHAR(64), email VARCHAR(254), status VARCHAR(16), last_used_at {sql.ts_type()},
+        privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
+        PRIMARY KEY (application_id, account_key)""",
+    )
+    # Any row saying "disabled" wins: the conservative reading of an account listed twice.
+    sql.execute(
+        f"""INSERT INTO {S_ACCOUNT} (application_id, account_key, row_no, name, employee_id, email, status,
+                                     last_used_at, privileged)
+        SELECT application_id, account_key, MIN(row_no), MAX(account_name), MAX(employee_id), MAX(email),
+               MIN(account_status), MAX(last_used_at), MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1
+        FROM {STAGE} GROUP BY application_id, account_key"""
+    )
+    sql.execute(
+        f"""UPDATE {S_ACCOUNT} SET identity_id = i.id FROM {T_IDENTITY} i
+        WHERE {S_ACCOUNT}.employee_id IS NOT NULL AND i.employee_id = {S_ACCOUNT}.employee_id"""
+    )
+    sql.execute(
+        f"""UPDATE {S_ACCOUNT} SET identity_id = i.id FROM {T_IDENTITY} i
+        WHERE {S_ACCOUNT}.identity_id IS NULL AND {S_ACCOUNT}.email IS NOT NULL
+          AND LOWER(i.email) = {S_ACCOUNT}.email"""
+    )
+    sql.execute(
+        f"""UPDATE {S_ACCOUNT} SET pk = a.id,
+            is_changed = (a.name <> COALESCE({S_ACCOUNT}.name, '') OR COALESCE(a.identity_id, 0) <> COALESCE({S_ACCOUNT}.identity_id, 0)
+                          OR a.status <> {S_ACCOUNT}.status OR a.privileged <> {S_ACCOUNT}.privileged)
+        FROM {T_ACCOUNT} a
+        WHERE a.application_id = {S_ACCOUNT}.application_id AND a.account_id = {S_ACCOUNT}.account_key"""
+    )
+    sql.execute(f"UPDATE {S_ACCOUNT} SET is_new = (pk IS NULL)")
+
+    sql.create_temp(
+        S_ENTITLEMENT,
+        """application_id BIGINT NOT NULL, entitlement_key VARCHAR(255) NOT NULL, name VARCHAR(255),
+        kind VARCHAR(16), privileged BOOLEAN, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
+        PRIMARY KEY (application_id, entitlement_key)""",
+    )
+    sql.execute(
+        f"""INSERT INTO {S_ENTITLEMENT} (application_id, entitlement_key, name, kind, privileged)
+        SELECT application_id, entitlement_key, MAX(entitlement_name), MAX(entitlement_type),
+               MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1
+        FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key"""
+    )
+    # A pull only ever raises the privileged flag; lowering it is a decision for the entitlement's owner.
+    sql.execute(
+        f"""UPDATE {S_ENTITLEMENT} SET pk = e.id,
+            is_changed = (e.name <> COALESCE({S_ENTITLEMENT}.name, e.name) OR e.kind <> {S_ENTITLEMENT}.kind
+                          OR ({S_ENTITLEMENT}.privileged = {t} AND e.privileged <> {t}))
+        FROM {T_ENTITLEMENT} e
+        WHERE e.application_id = {S_ENTITLEMENT}.application_id AND e.entitlement_id = {S_ENTITLEMENT}.entitlement_key"""
+    )
+    sql.execute(f"UPDATE {S_ENTITLEMENT} SET is_new = (pk IS NULL)")
+
+    sql.create_temp(
+        S_GRANT,
+        """application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, entitlement_key VARCHAR(255) NOT NULL,
+        account_pk BIGINT, entitlement_pk BIGINT, pk BIGINT,
+        PRIMARY KEY (application_id, account_key, entitlement_key)""",
+    )
+    sql.execute(
+        f"""INSERT INTO {S_GRANT} (application_id, account_key, entitlement_key)
+        SELECT DISTINCT application_id, account_key, entitlement_key FROM {STAGE} WHERE entitlement_key IS NOT NULL"""
+    )
+    _resolve_grants()
+    sql.create_temp(R_GRANT, "id BIGINT PRIMARY KEY, application_id BIGINT")
+    sql.execute(
+        f"""INSERT INTO {R_GRANT} (id, application_id)
+        SELECT g.id, a.application_id FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+        JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+        WHERE NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
+    )
+    sql.create_temp(R_ACCOUNT, "id BIGINT PRIMARY KEY")
+    sql.execute(
+        f"""INSERT INTO {R_ACCOUNT} (id)
+        SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+        WHERE NOT EXISTS (SELECT 1 FROM {S_ACCOUNT} sa WHERE sa.pk = a.id)"""
+    )
+
+    result = AccessDiff(scope=dict(sql.fetchall(f"SELECT application_id, name FROM {S_SCOPE}")))
+    accounts = sql.fetchall(
+        f"SELECT SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_changed THEN 1 ELSE 0 END), COUNT(*) FROM {S_ACCOUNT}"
+    )[0]
+    entitlements = sql.fetchall(
+        f"SELECT SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_changed THEN 1 ELSE 0 END), COUNT(*) FROM {S_ENTITLEMENT}"
+    )[0]
+    grants = sql.fetchall(f"SELECT SUM(CASE WHEN pk IS NULL THEN 1 ELSE 0 END), COUNT(*) FROM {S_GRANT}")[0]
+    removed_accounts = sql.scalar(f"SELECT COUNT(*) FROM {R_ACCOUNT}")
+    removed_grants = sql.scalar(f"SELECT COUNT(*) FROM {R_GRANT}")
+    a_new, a_changed, a_total = (int(v or 0) for v in accounts)
+    e_new, e_changed, e_total = (int(v or 0) for v in entitlements)
+    g_new, g_total = (int(v or 0) for v in grants)
+    result.counts = {
+        "accounts": {"added": a_new, "removed": removed_accounts, "changed": a_changed,
+                     "unchanged": a_total - a_new - a_changed},
+        "entitlements": {"added": e_new, "removed": 0, "changed": e_changed, "unchanged": e_total - e_new - e_changed},
+        "grants": {"added": g_new, "removed": removed_grants, "changed": 0, "unchanged": g_total - g_new},
+    }
+    result.removed_by_application = dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_GRANT} GROUP BY application_id"))
+    result.current_by_application = dict(
+        sql.fetchall(
+            f"""SELECT a.application_id, COUNT(*) FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
+        )
+    )
+    result.staged_by_application = dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id"))
+    return result
+
+
+def _resolve_grants() -> None:
+    sql.execute(
+        f"""UPDATE {S_GRANT} SET account_pk = sa.pk FROM {S_ACCOUNT} sa
+        WHERE sa.application_id = {S_GRANT}.application_id AND sa.account_key = {S_GRANT}.account_key"""
+    )
+    sql.execute(
+        f"""UPDATE {S_GRANT} SET entitlement_pk = se.pk FROM {S_ENTITLEMENT} se
+        WHERE se.application_id = {S_GRANT}.application_id AND se.entitlement_key = {S_GRANT}.entitlement_key"""
+    )
+    sql.execute(
+        f"""UPDATE {S_GRANT} SET pk = g.id FROM {T_GRANT} g
+        WHERE g.account_id = {S_GRANT}.account_pk AND g.entitlement_id = {S_GRANT}.entitlement_pk"""
+    )
+
+
+def apply(*, when, reason: str, user_id) -> None:
+    """Apply the staged diff. Runs inside the caller's transaction, after diff()."""
+    t, ts = sql.true(), sql.adapt_ts(when)
+    h = dict(when=when, reason=reason, user_id=user_id)
+    # Entitlements: insert new, update changed.
+    sql.execute(
+        f"""INSERT INTO {T_ENTITLEMENT} (application_id, entitlement_id, name, kind, description, privileged,
+                                         sensitive, created_at, updated_at)
+        SELECT application_id, entitlement_key, COALESCE(name, entitlement_key), COALESCE(kind, 'role'), '',
+               privileged, FALSE, %s, %s
+        FROM {S_ENTITLEMENT} WHERE is_new = {t}""",
+        [ts, ts],
+    )
+    sql.execute(
+        f"""UPDATE {S_ENTITLEMENT} SET pk = e.id FROM {T_ENTITLEMENT} e
+        WHERE {S_ENTITLEMENT}.is_new = {t} AND e.application_id = {S_ENTITLEMENT}.application_id
+          AND e.entitlement_id = {S_ENTITLEMENT}.entitlement_key"""
+    )
+    sql.history_insert(Entitlement, history_type="+", where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_new = {t})", params=[], **h)
+    sql.execute(
+        f"""UPDATE {T_ENTITLEMENT} SET name = COALESCE(se.name, {T_ENTITLEMENT}.name), kind = se.kind,
+               privileged = ({T_ENTITLEMENT}.privileged = {t} OR se.privileged = {t}), updated_at = %s
+        FROM {S_ENTITLEMENT} se WHERE se.is_changed = {t} AND se.pk = {T_ENTITLEMENT}.id""",
+        [ts],
+    )
+    sql.history_insert(Entitlement, history_type="~", where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_changed = {t})", params=[], **h)
+
+    # Grants and accounts that are gone: history first, then delete.
+    sql.history_insert(Grant, history_type="-", where=f"m.id IN (SELECT id FROM {R_GRANT})", params=[], **h)
+    sql.execute(f"DELETE FROM {T_GRANT} WHERE id IN (SELECT id FROM {R_GRANT})")
+    # Grants of removed accounts are in R_GRANT already (the account is not in the file, so neither are they).
+    sql.history_insert(Account, history_type="-", where=f"m.id IN (SELECT id FROM {R_ACCOUNT})", params=[], **h)
+    sql.execute(f"DELETE FROM {T_ACCOUNT} WHERE id IN (SELECT id FROM {R_ACCOUNT})")
+
+    # Accounts: insert new, update changed, refresh last_seen / last_used_at (kept out of history).
+    sql.execute(
+        f"""INSERT INTO {T_ACCOUNT} (application_id, account_id, name, identity_id, status, privileged, last_used_at,
+                                     first_seen, last_seen)
+        SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s, %s
+        FROM {S_ACCOUNT} WHERE is_new = {t}""",
+        [ts, ts],
+    )
+    sql.execute(
+        f"""UPDATE {S_ACCOUNT} SET pk = a.id FROM {T_ACCOUNT} a
+        WHERE {S_ACCOUNT}.is_new = {t} AND a.application_id = {S_ACCOUNT}.application_id
+          AND a.account_id = {S_ACCOUNT}.account_key"""
+    )
+    sql.history_insert(Account, history_type="+", where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_new = {t})", params=[], **h)
+    sql.execute(
+        f"""UPDATE {T_ACCOUNT} SET name = COALESCE(sa.name, ''), identity_id = sa.identity_id, status = sa.status,
+               privileged = sa.privileged
+        FROM {S_ACCOUNT} sa WHERE sa.is_changed = {t} AND sa.pk = {T_ACCOUNT}.id"""
+    )
+    sql.history_insert(Account, history_type="~", where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_changed = {t})", params=[], **h)
+    sql.execute(
+        f"""UPDATE {T_ACCOUNT} SET last_seen = %s, last_used_at = COALESCE(sa.last_used_at, {T_ACCOUNT}.last_used_at)
+        FROM {S_ACCOUNT} sa WHERE sa.pk = {T_ACCOUNT}.id""",
+        [ts],
+    )
+
+    # Grants: insert new (first_seen = this run marks them), refresh last_seen of the rest.
+    _resolve_grants()
+    sql.execute(
+        f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen, last_seen)
+        SELECT account_pk, entitlement_pk, %s, %s FROM {S_GRANT} WHERE pk IS NULL""",
+        [ts, ts],
+    )
+    sql.history_insert(
+        Grant, history_type="+",
+        where=f"m.first_seen = %s AND m.account_id IN (SELECT pk FROM {S_ACCOUNT})", params=[ts], **h,
+    )
+    sql.execute(
+        f"UPDATE {T_GRANT} SET last_seen = %s WHERE account_id IN (SELECT pk FROM {S_ACCOUNT})", [ts]
+    )
+
+
+def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:
+    """Removed grants and accounts, named, before they are deleted: (action, type, id, text, payload)."""
+    out = []
+    for pk, account_key, ent_key, ent_name, app in sql.fetchall(
+        f"""SELECT g.id, a.account_id, e.entitlement_id, e.name, sc.name FROM {R_GRANT} r
+        JOIN {T_GRANT} g ON g.id = r.id JOIN {T_ACCOUNT} a ON a.id = g.account_id
+        JOIN {T_ENTITLEMENT} e ON e.id = g.entitlement_id JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+        ORDER BY g.id LIMIT %s""",
+        [limit],
+    ):
+        out.append(("access.grant.removed", "entitlements.grant", str(pk), f"{account_key} holds {ent_name} in {app}",
+                    {"application": app, "account": account_key, "entitlement": ent_key}))
+    for pk, account_key, app, identity_id in sql.fetchall(
+        f"""SELECT a.id, a.account_id, sc.name, a.identity_id FROM {R_ACCOUNT} r JOIN {T_ACCOUNT} a ON a.id = r.id
+        JOIN {S_SCOPE} sc ON sc.application_id = a.application_id ORDER BY a.id LIMIT %s""",
+        [limit],
+    ):
+        out.append(("access.account.removed", "entitlements.account", str(pk), f"{account_key} @ {app}",
+                    {"application": app, "account": account_key, "identity_id": identity_id}))
+    return out[:limit]
+
+
+def additions_for_evidence(*, limit: int, when) -> list[tuple[str, str, str, str, dict]]:
+    """Added and changed objects, named, after apply: (action, type, id, text, payload)."""
+    t, ts = sql.true(), sql.adapt_ts(when)
+    out = []
+    for pk, key, app, identity_id, is_new in sql.fetchall(
+        f"""SELECT sa.pk, sa.account_key, sc.name, sa.identity_id, sa.is_new FROM {S_ACCOUNT} sa
+        JOIN {S_SCOPE} sc ON sc.application_id = sa.application_id
+        WHERE sa.is_new = {t} OR sa.is_changed = {t} ORDER BY sa.row_no LIMIT %s""",
+        [limit],
+    ):
+        action = "access.account.added" if is_new else "access.account.changed"
+        out.append((action, "entitlements.account", str(pk), f"{key} @ {app}",
+                    {"application": app, "account": key, "identity_id": identity_id}))
+    for pk, key, name, app, is_new in sql.fetchall(
+        f"""SELECT se.pk, se.entitlement_key, se.name, sc.name, se.is_new FROM {S_ENTITLEMENT} se
+        JOIN {S_SCOPE} sc ON sc.application_id = se.application_id
+        WHERE se.is_new = {t} OR se.is_changed = {t} LIMIT %s""",
+        [limit],
+    ):
+        action = "access.entitlement.added" if is_new else "access.entitlement.changed"
+        out.append((action, "entitlements.entitlement", str(pk), f"{name or key} ({app})",
+                    {"application": app, "entitlement": key}))
+    for pk, account_key, ent_key, ent_name, app in sql.fetchall(
+        f"""SELECT g.id, a.account_id, e.entitlement_id, e.name, sc.name FROM {T_GRANT} g
+        JOIN {T_ACCOUNT} a ON a.id = g.account_id JOIN {T_ENTITLEMENT} e ON e.id = g.entitlement_id
+        JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+        WHERE g.first_seen = %s ORDER BY g.id LIMIT %s""",
+        [ts, limit],
+    ):
+        out.append(("access.grant.added", "entitlements.grant", str(pk), f"{account_key} holds {ent_name} in {app}",
+                    {"application": app, "account": account_key, "entitlement": ent_key}))
+    return out[:limit]
+
+
+def changed_identities() -> list[int]:
+    """Identities whose grants this run changed (after apply): the SoD engine re-checks just these."""
+    rows = sql.fetchall(
+        f"""SELECT DISTINCT sa.identity_id FROM {S_ACCOUNT} sa WHERE sa.identity_id IS NOT NULL AND (
+              sa.is_new = {sql.true()} OR sa.is_changed = {sql.true()}
+              OR EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.account_pk = sa.pk AND sg.pk IS NULL))"""
+    )
+    return sorted(r[0] for r in rows)
+
+
+def identities_losing_access() -> list[int]:
+    """Before apply: identities that lose grants or whose accounts move to someone else."""
+    rows = sql.fetchall(
+        f"""SELECT a.identity_id FROM {R_GRANT} r JOIN {T_GRANT} g ON g.id = r.id
+            JOIN {T_ACCOUNT} a ON a.id = g.account_id WHERE a.identity_id IS NOT NULL
+        UNION SELECT a.identity_id FROM {S_ACCOUNT} sa JOIN {T_ACCOUNT} a ON a.id = sa.pk
+            WHERE sa.is_changed = {sql.true()} AND a.identity_id IS NOT NULL"""
+    )
+    return sorted(r[0] for r in rows)

@@ -1,0 +1,147 @@
+"""Low-level helpers: loading a staging table, and writing history rows set-based."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+
+from django.db import connection
+
+
+def vendor() -> str:
+    return connection.vendor
+
+
+def ts_type() -> str:
+    return "TIMESTAMP WITH TIME ZONE" if vendor() == "postgresql" else "TEXT"
+
+
+def adapt_ts(value):
+    return connection.ops.adapt_datetimefield_value(value) if value is not None else None
+
+
+def adapt_date(value):
+    return connection.ops.adapt_datefield_value(value) if value is not None else None
+
+
+def true() -> str:
+    return "TRUE" if vendor() == "postgresql" else "1"
+
+
+def execute(sql: str, params: Iterable = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.rowcount
+
+
+def fetchall(sql: str, params: Iterable = ()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall()
+
+
+def scalar(sql: str, params: Iterable = ()):
+    rows = fetchall(sql, params)
+    return rows[0][0] if rows else None
+
+
+def create_temp(name: str, columns_sql: str) -> None:
+    execute(f"DROP TABLE IF EXISTS {name}")
+    suffix = " ON COMMIT DROP" if vendor() == "postgresql" else ""
+    execute(f"CREATE TEMP TABLE {name} ({columns_sql}){suffix}")
+
+
+def drop_temp(*names: str) -> None:
+    for name in names:
+        execute(f"DROP TABLE IF EXISTS {name}")
+
+
+class _CopySource(io.TextIOBase):
+    """A file-like object that renders rows as CSV on demand, so COPY streams without holding the file."""
+
+    def __init__(self, rows: Iterator[tuple]):
+        self._rows = rows
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._pending = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> str:
+        want = size if size and size > 0 else 1 << 16
+        while len(self._pending) < want:
+            batch = 0
+            for row in self._rows:
+                self._writer.writerow(row)
+                batch += 1
+                if batch >= 2000:
+                    break
+            chunk = self._buffer.getvalue()
+            self._buffer.seek(0)
+            self._buffer.truncate()
+            if not chunk:
+                break
+            self._pending += chunk
+        out, self._pending = self._pending[:want], self._pending[want:]
+        return out
+
+    readline = read
+
+
+def _copy_value(value):
+    # COPY csv: an unquoted empty field is NULL. Booleans as t/f.
+    if value is None:
+        return None
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    return value
+
+
+def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_size: int = 5000) -> int:
+    """Load rows into a staging table: COPY on PostgreSQL, batched executemany elsewhere. Returns the count."""
+    count = 0
+
+    def counted():
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    if vendor() == "postgresql":
+        source = _CopySource(tuple(_copy_value(v) for v in row) for row in counted())
+        with connection.cursor() as cursor:
+            cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", source)
+        return count
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+    batch: list[tuple] = []
+    with connection.cursor() as cursor:
+        for row in counted():
+            batch.append(row)
+            if len(batch) >= batch_size:
+                cursor.executemany(sql, batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+    return count
+
+
+def history_insert(model, *, history_type: str, where: str, params: Iterable, when, reason: str, user_id) -> int:
+    """Write one simple-history row per object of ``model`` matching ``where`` (alias ``m``), as it is now.
+
+    Call before a DELETE (type '-') and after an INSERT ('+') or UPDATE ('~'). This is what simple-history's
+    signals would write one object at a time; here it is one INSERT ... SELECT.
+    """
+    historical = model.history.model
+    tracked = [field.column for field in historical.tracked_fields]
+    columns = [*tracked, "history_date", "history_change_reason", "history_type", "history_user_id"]
+    select = ", ".join(f"m.{c}" for c in tracked)
+    sql = (
+        f"INSERT INTO {historical._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {select}, %s, %s, %s, %s FROM {model._meta.db_table} m WHERE {where}"
+    )
+    return execute(sql, [adapt_ts(when), reason, history_type, user_id, *params])

@@ -1,0 +1,141 @@
+"""Where access data comes from (connectors) and each pull of it (connector runs)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from entitlements.models.access import Application
+from entitlements.models.identities import Identity
+from soxgov.access import RestrictedQuerySet
+
+
+class Connector(models.Model):
+    """A configured source: an HR file, an access file, and later SCIM, LDAP or a cloud API.
+
+    A connector only yields normalised records (entitlements/connectors/); staging, diffing and applying are
+    shared by all kinds. A schedule (django-celery-beat) pulls it periodically.
+    """
+
+    class Kind(models.TextChoices):
+        IDENTITY_FILE = "identity_file", "Identities file (CSV/XLSX)"
+        ACCESS_FILE = "access_file", "Access file (CSV/XLSX)"
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    application = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="connectors",
+        help_text="For access connectors: the application the pulled file is the full truth for.",
+    )
+    configuration = models.JSONField(
+        default=dict, blank=True, help_text='File connectors: {"path": "/data/exports/erp_access.csv"}'
+    )
+    owner = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_connectors"
+    )
+    schedule = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="connector"
+    )
+    deletion_threshold_percent = models.PositiveSmallIntegerField(
+        default=10, help_text="Hold a pull that would remove more than this share of the current grants ..."
+    )
+    deletion_threshold_count = models.PositiveIntegerField(default=20, help_text="... and more than this many.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deletion_threshold_percent__lte=100),
+                name="%(app_label)s_%(class)s_threshold_is_a_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConnectorRun(models.Model):
+    """One pull: parse, stage, diff, then apply in one transaction, or hold, or refuse.
+
+    Status transitions: queued -> running -> applied | failed | held;
+    held -> approved -> running -> applied | failed (approval re-diffs against current data);
+    held -> rejected. Approval and rejection need an admin other than the one who started the run.
+    """
+
+    class Kind(models.TextChoices):
+        IDENTITIES = "identities", "Identities"
+        ACCESS = "access", "Access"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        HELD = "held", "Held for approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    FINAL = (Status.APPLIED, Status.FAILED, Status.REJECTED)
+
+    connector = models.ForeignKey(Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="connector_runs",
+        help_text="The application given with the file (rows may also name applications).",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source_name = models.CharField(max_length=255, help_text="The file name as uploaded or given.")
+    source_path = models.CharField(max_length=1024, help_text="Where the stored copy of the input lies.")
+    input_sha256 = models.CharField(max_length=64)
+    input_bytes = models.BigIntegerField(default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    started_by_name = models.CharField(max_length=200)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=200, blank=True)
+    decision_reason = models.TextField(blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True, help_text="added / removed / changed / unchanged per object")
+    problems = models.JSONField(default=list, blank=True, help_text="Why the input was refused (first 200).")
+    problem_count = models.IntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    held_reason = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    changes_sha256 = models.CharField(max_length=64, blank=True, help_text="Digest of the applied change set.")
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            # The held-for-approval queue: WHERE status = 'held'.
+            models.Index(fields=["queued_at"], condition=Q(status="held"), name="entitlements_run_held"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.kind} {self.source_name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("entitlements:run_detail", args=[self.pk])
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in self.FINAL or self.status == self.Status.HELD:
+            return 100
+        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0

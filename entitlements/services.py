@@ -1,0 +1,343 @@
+"""Writes for identities and access: connector runs (pull -> stage -> diff -> hold | apply), approvals.
+
+Every transition of a run writes evidence in the same transaction. A run's changes are applied in one
+transaction together with its status and its evidence; a refused or held run changes nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from entitlements import progress
+from entitlements.connectors.files import AccessFileConnector, IdentityFileConnector
+from entitlements.connectors.problems import ImportRefused, Problem, ProblemLog
+from entitlements.imports import access, identities, sql
+from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
+from entitlements.signals import access_changed
+from evidence.services import Actor, Event, Subject, event_record, events_record
+from soxgov import access as acl
+
+IDENTITY_LOCK_KEY = 0x534F5849  # advisory lock serialising identity pulls ("SOXI")
+
+
+class Held(Exception):
+    def __init__(self, reason: str, counts: dict):
+        super().__init__(reason)
+        self.reason, self.counts = reason, counts
+
+
+# --- Creating runs ----------------------------------------------------------------------------------------
+
+
+def run_create(
+    *, kind: str, source, source_name: str, actor: Actor, user=None, application: Application | None = None,
+    connector=None,
+) -> ConnectorRun:
+    """Keep a content-addressed copy of the input and queue a run. ``source``: a path or a binary file object."""
+    if kind not in ConnectorRun.Kind.values:
+        raise ValueError(f"unknown run kind {kind!r}")
+    stored, digest, size = _store_input(source, source_name)
+    with transaction.atomic():
+        run = ConnectorRun.objects.create(
+            kind=kind, connector=connector, application=application, source_name=source_name[:255],
+            source_path=str(stored), input_sha256=digest, input_bytes=size, started_by=user,
+            started_by_name=actor.name,
+        )
+        event_record(
+            actor=actor, action="import.run.queued", subject=run,
+            payload={"kind": kind, "source": source_name, "input_sha256": digest, "bytes": size,
+                     "application": application.name if application else None},
+        )
+    return run
+
+
+def _store_input(source, source_name: str) -> tuple[Path, str, int]:
+    directory = Path(settings.SOXGOV_IMPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    hasher, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False, prefix=".incoming-") as out:
+        reader = Path(source).open("rb") if isinstance(source, str | Path) else source
+        try:
+            while chunk := reader.read(1 << 20):
+                size += len(chunk)
+                if size > settings.SOXGOV_IMPORT_MAX_BYTES:
+                    out.close()
+                    Path(out.name).unlink(missing_ok=True)
+                    raise ImportRefused([Problem(source_name, None, None, None,
+                                                 f"file is larger than the limit of {settings.SOXGOV_IMPORT_MAX_BYTES} bytes")])
+                hasher.update(chunk)
+                out.write(chunk)
+        finally:
+            if isinstance(source, str | Path):
+                reader.close()
+    digest = hasher.hexdigest()
+    suffix = Path(source_name).suffix.lower()[:8]
+    stored = directory / f"{digest}{suffix}"
+    shutil.move(out.name, stored)
+    return stored, digest, size
+
+
+# --- Executing runs ---------------------------------------------------------------------------------------
+
+
+def run_execute(*, run_id: int) -> ConnectorRun:
+    """Execute a queued or approved run. Safe to call twice: only the caller that claims the run executes it."""
+    approved = ConnectorRun.objects.filter(pk=run_id, status=ConnectorRun.Status.APPROVED).exists()
+    claimed = ConnectorRun.objects.filter(
+        pk=run_id, status__in=[ConnectorRun.Status.QUEUED, ConnectorRun.Status.APPROVED]
+    ).update(status=ConnectorRun.Status.RUNNING, started_at=timezone.now(), error="")
+    run = ConnectorRun.objects.select_related("application", "connector", "started_by", "decided_by").get(pk=run_id)
+    if claimed != 1:
+        return run
+    actor = Actor.system(f"connector-run:{run.pk}")
+    log = ProblemLog(run.source_name)
+    progress.report(run.pk, phase="reading", percent=1)
+    try:
+        if run.kind == ConnectorRun.Kind.ACCESS:
+            _execute_access(run, log=log, approved=approved, actor=actor)
+        else:
+            _execute_identities(run, log=log, approved=approved, actor=actor)
+    except ImportRefused as refused:
+        _finish_refused(run, refused, warnings=log.warnings, actor=actor)
+    except Held as held:
+        _finish_held(run, held, warnings=log.warnings, actor=actor)
+    except Exception as exc:
+        _finish_failed(run, exc, actor=actor)
+        raise
+    progress.report(run.pk, phase=run.status, percent=100)
+    run.refresh_from_db()
+    return run
+
+
+def _thresholds(run: ConnectorRun) -> tuple[int, int]:
+    if run.connector_id:
+        return run.connector.deletion_threshold_percent, run.connector.deletion_threshold_count
+    return settings.SOXGOV_DELETION_THRESHOLD_PERCENT, settings.SOXGOV_DELETION_THRESHOLD_COUNT
+
+
+def _change_reason(run: ConnectorRun) -> str:
+    return f"connector run {run.pk}"
+
+
+def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor: Actor) -> None:
+    names = {name.lower(): pk for pk, name in Application.objects.values_list("pk", "name")}
+    when = timezone.now()
+    reason = _change_reason(run)
+    with transaction.atomic():
+        connector = AccessFileConnector(
+            Path(run.source_path), log=log, application_names=names, default_application=run.application_id
+        )
+        rows = access.stage(connector.records(), log=log)
+        log.raise_if_any()
+        scope = connector.applications()
+        # Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway).
+        list(Application.objects.select_for_update().filter(pk__in=scope).order_by("pk").values_list("pk"))
+        progress.report(run.pk, phase="checking", percent=60, rows=rows)
+        access.check(log=log, scope=scope)
+        log.raise_if_any()
+        progress.report(run.pk, phase="diffing", percent=70, rows=rows)
+        diff = access.diff(scope=scope)
+        if not approved:
+            _gate_access(run, diff)
+        progress.report(run.pk, phase="applying", percent=80, rows=rows)
+        limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
+        detailed = diff.total_changes <= limit
+        removals = access.removals_for_evidence(limit=limit) if detailed else []
+        affected = set(access.identities_losing_access())
+        access.apply(when=when, reason=reason, user_id=run.started_by_id)
+        additions = access.additions_for_evidence(limit=limit, when=when) if detailed else []
+        affected |= set(access.changed_identities())
+        digest = _changes_digest(reason, (Entitlement, Account, Grant))
+        _finish_applied(run, actor=actor, rows=rows, counts=diff.counts, digest=digest, warnings=log.warnings,
+                        details=removals + additions, detailed=detailed,
+                        extra={"applications": sorted(diff.scope.values()), "approved": approved})
+        identity_ids = sorted(affected)
+        transaction.on_commit(lambda: access_changed.send(sender=ConnectorRun, run=run, identity_ids=identity_ids))
+
+
+def _gate_access(run: ConnectorRun, diff) -> None:
+    percent, minimum = _thresholds(run)
+    reasons = []
+    for application_id, name in sorted(diff.scope.items(), key=lambda kv: kv[1]):
+        current = diff.current_by_application.get(application_id, 0)
+        removed = diff.removed_by_application.get(application_id, 0)
+        if current and not diff.staged_by_application.get(application_id):
+            reasons.append(f"{name}: the file has no rows for it, but it has {current} grants")
+        elif removed > minimum and removed * 100 > percent * current:
+            reasons.append(
+                f"{name}: would remove {removed} of {current} grants ({100 * removed / current:.1f}%), "
+                f"over the threshold of {percent}% and {minimum} grants"
+            )
+    if reasons:
+        raise Held("; ".join(reasons), diff.counts)
+
+
+def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor: Actor) -> None:
+    when = timezone.now()
+    reason = _change_reason(run)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            sql.execute("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK_KEY])
+        connector = IdentityFileConnector(Path(run.source_path), log=log)
+        rows = identities.stage(connector.records(), default_termination=timezone.localdate())
+        log.raise_if_any()
+        progress.report(run.pk, phase="checking", percent=60, rows=rows)
+        identities.check(log=log)
+        log.raise_if_any()
+        progress.report(run.pk, phase="applying", percent=75, rows=rows)
+        try:
+            with transaction.atomic():
+                diff = identities.diff_and_apply(when=when, today=timezone.localdate(), reason=reason,
+                                                 user_id=run.started_by_id)
+                if not approved:
+                    _gate_identities(run, diff)
+        except IntegrityError as exc:
+            raise ImportRefused([Problem(run.source_name, None, None, None,
+                                         f"conflicts with existing identities: {str(exc).splitlines()[0][:300]}")]) from exc
+        limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
+        detailed = diff.total_changes <= limit
+        details = identities.changes_for_evidence(limit=limit) if detailed else []
+        digest = _changes_digest(reason, (Identity,))
+        _finish_applied(run, actor=actor, rows=rows, counts=diff.counts, digest=digest, warnings=log.warnings,
+                        details=details, detailed=detailed, extra={"approved": approved})
+        from soxgov.services import users_link_identities
+
+        users_link_identities()
+
+
+def _gate_identities(run: ConnectorRun, diff) -> None:
+    percent, minimum = _thresholds(run)
+    if diff.absent > minimum and diff.absent * 100 > percent * max(diff.current, 1):
+        raise Held(
+            f"would terminate {diff.absent} of {diff.current} active identities absent from the file, over the "
+            f"threshold of {percent}% and {minimum}", diff.counts,
+        )
+
+
+def _changes_digest(reason: str, models) -> str:
+    """SHA-256 over this run's history rows (model, type, id, tracked fields), in a fixed order.
+
+    Sealed into the run's evidence event, it lets anyone prove that the history tagged with this run is the
+    change set the run applied, and that nothing was added to or removed from it since.
+    """
+    hasher = hashlib.sha256()
+    for model in models:
+        historical = model.history.model
+        fields = ["history_type", *[f.attname for f in historical.tracked_fields]]
+        rows = historical.objects.filter(history_change_reason=reason).order_by("history_id").values_list(*fields)
+        for values in rows.iterator(chunk_size=20000):
+            hasher.update(f"{model._meta.label_lower}|{'|'.join(map(_text, values))}\n".encode())
+    return hasher.hexdigest()
+
+
+def _text(value) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat()
+    return "" if value is None else str(value)
+
+
+# --- Finishing runs ---------------------------------------------------------------------------------------
+
+
+def _finish_applied(run, *, actor, rows, counts, digest, warnings, details, detailed, extra) -> None:
+    now = timezone.now()
+    ConnectorRun.objects.filter(pk=run.pk).update(
+        status=ConnectorRun.Status.APPLIED, finished_at=now, rows_total=rows, rows_done=rows, counts=counts,
+        warnings=warnings, changes_sha256=digest, held_reason="",
+    )
+    run_subject = Subject("entitlements.connectorrun", str(run.pk), str(run)[:255])
+    events = [
+        Event("import.run.applied", run_subject, {
+            "counts": counts, "rows": rows, "input_sha256": run.input_sha256, "changes_sha256": digest,
+            "change_events": "one per change" if detailed else "summary only (over the detail limit)",
+            "history_change_reason": _change_reason(run), **extra,
+        })
+    ]
+    events += [
+        Event(action, Subject(subject_type, subject_id, text[:255]), {**payload, "run": run.pk})
+        for action, subject_type, subject_id, text, payload in details
+    ]
+    events_record(actor=actor, events=events)
+
+
+def _finish_refused(run, refused: ImportRefused, *, warnings, actor) -> None:
+    problems = [p.as_dict() for p in refused.problems]
+    with transaction.atomic():
+        ConnectorRun.objects.filter(pk=run.pk).update(
+            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), problems=problems,
+            problem_count=refused.total, warnings=warnings, error=f"refused: {refused.total} problem(s)",
+        )
+        event_record(actor=actor, action="import.run.refused", subject=run,
+                     payload={"problem_count": refused.total, "first_problems": [str(p) for p in refused.problems[:10]]})
+
+
+def _finish_held(run, held: Held, *, warnings, actor) -> None:
+    with transaction.atomic():
+        ConnectorRun.objects.filter(pk=run.pk).update(
+            status=ConnectorRun.Status.HELD, finished_at=timezone.now(), held_reason=held.reason,
+            counts=held.counts, warnings=warnings,
+        )
+        event_record(actor=actor, action="import.run.held", subject=run,
+                     payload={"reason": held.reason, "counts": held.counts})
+
+
+def _finish_failed(run, exc: Exception, *, actor) -> None:
+    with transaction.atomic():
+        ConnectorRun.objects.filter(pk=run.pk).update(
+            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), error=repr(exc)[:2000]
+        )
+        event_record(actor=actor, action="import.run.failed", subject=run, payload={"error": repr(exc)[:500]})
+
+
+# --- Approving and rejecting held runs ----------------------------------------------------------------
+
+
+def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> ConnectorRun:
+    if not acl.can_attempt(user, ConnectorRun, acl.CHANGE):
+        raise PermissionDenied("only an admin may approve or reject a held run")
+    with transaction.atomic():
+        run = ConnectorRun.objects.select_for_update().get(pk=run_id)
+        if run.status != ConnectorRun.Status.HELD:
+            raise ValidationError(f"run {run.pk} is {run.get_status_display().lower()}, not held for approval")
+        if run.started_by_id is not None and run.started_by_id == user.pk:
+            raise PermissionDenied("the admin who started a run cannot also approve or reject it")
+        run.status = to_status
+        run.decided_by = user
+        run.decided_by_name = Actor.for_user(user).name
+        run.decided_at = timezone.now()
+        run.decision_reason = reason
+        run.save(update_fields=["status", "decided_by", "decided_by_name", "decided_at", "decision_reason"])
+        event_record(actor=Actor.for_user(user), action=action, subject=run,
+                     payload={"reason": reason, "held_reason": run.held_reason, "started_by": run.started_by_name})
+    return run
+
+
+def run_approve(*, run_id: int, user, reason: str = "", enqueue: bool = True) -> ConnectorRun:
+    """Approve a held run; it is executed again against current data, past the safety gate."""
+    run = _decide(run_id=run_id, user=user, to_status=ConnectorRun.Status.APPROVED, reason=reason,
+                  action="import.run.approved")
+    if enqueue:
+        from entitlements.tasks import execute_run
+
+        transaction.on_commit(lambda: execute_run.delay(run.pk))
+    return run
+
+
+def run_reject(*, run_id: int, user, reason: str = "") -> ConnectorRun:
+    return _decide(run_id=run_id, user=user, to_status=ConnectorRun.Status.REJECTED, reason=reason,
+                   action="import.run.rejected")
+
+
+def run_enqueue(run: ConnectorRun) -> None:
+    from entitlements.tasks import execute_run
+
+    transaction.on_commit(lambda: execute_run.delay(run.pk))
