@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from entitlements.models import Account, Application, Entitlement, FinancialProcess, Grant, Identity
+from entitlements import services
+from entitlements.models import (
+    Account,
+    Application,
+    Connector,
+    ConnectorRun,
+    Entitlement,
+    FinancialProcess,
+    Grant,
+    Identity,
+)
+from evidence.services import Actor
 from soxgov.admin import EvidencedAdmin
 
 
@@ -49,3 +60,29 @@ class GrantAdmin(EvidencedAdmin):
 @admin.register(FinancialProcess)
 class FinancialProcessAdmin(EvidencedAdmin):
     list_display = ("code", "name")
+
+
+@admin.register(Connector)
+class ConnectorAdmin(EvidencedAdmin):
+    list_display = ("name", "kind", "application", "cron", "enabled")
+    list_filter = ("kind", "enabled")
+    raw_id_fields = ("owner",)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.connector_sync_schedule(connector=form.instance, actor=Actor.for_user(request.user))
+
+
+@admin.register(ConnectorRun)
+class ConnectorRunAdmin(admin.ModelAdmin):
+    """Runs are read here; they are started, approved and rejected through SOXGov's pages, API or commands."""
+
+    list_display = ("id", "kind", "source_name", "application", "status", "started_by_name", "queued_at")
+    list_filter = ("status", "kind")
+    readonly_fields = [f.name for f in ConnectorRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,9 +1,26 @@
 """Read-only REST endpoints for identities and access. Rows come from soxgov.access.restrict."""
 
-from rest_framework import serializers
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
 
-from entitlements.filters import AccountFilter, ApplicationFilter, EntitlementFilter, GrantFilter, IdentityFilter
-from entitlements.models import Account, Application, Entitlement, Grant, Identity
+from entitlements import services
+from entitlements.connectors.problems import ImportRefused
+from entitlements.filters import (
+    AccountFilter,
+    ApplicationFilter,
+    ConnectorRunFilter,
+    EntitlementFilter,
+    GrantFilter,
+    IdentityFilter,
+)
+from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
+from evidence.services import Actor
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
 
 
@@ -11,8 +28,19 @@ class IdentitySerializer(serializers.ModelSerializer):
     class Meta:
         model = Identity
         fields = [
-            "id", "kind", "employee_id", "email", "display_name", "department", "title",
-            "manager", "owner", "status", "termination_date", "created_at", "updated_at",
+            "id",
+            "kind",
+            "employee_id",
+            "email",
+            "display_name",
+            "department",
+            "title",
+            "manager",
+            "owner",
+            "status",
+            "termination_date",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -22,8 +50,15 @@ class ApplicationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
         fields = [
-            "id", "name", "description", "sox_in_scope", "criticality", "financial_processes", "owner",
-            "created_at", "updated_at",
+            "id",
+            "name",
+            "description",
+            "sox_in_scope",
+            "criticality",
+            "financial_processes",
+            "owner",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -31,8 +66,16 @@ class AccountSerializer(serializers.ModelSerializer):
     class Meta:
         model = Account
         fields = [
-            "id", "application", "account_id", "name", "identity", "status", "privileged", "last_used_at",
-            "first_seen", "last_seen",
+            "id",
+            "application",
+            "account_id",
+            "name",
+            "identity",
+            "status",
+            "privileged",
+            "last_used_at",
+            "first_seen",
+            "last_seen",
         ]
 
 
@@ -40,8 +83,17 @@ class EntitlementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Entitlement
         fields = [
-            "id", "application", "entitlement_id", "name", "kind", "description", "owner", "privileged",
-            "sensitive", "created_at", "updated_at",
+            "id",
+            "application",
+            "entitlement_id",
+            "name",
+            "kind",
+            "description",
+            "owner",
+            "privileged",
+            "sensitive",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -79,3 +131,123 @@ class GrantViewSet(RestrictedReadOnlyViewSet):
     queryset = Grant.objects.all()
     serializer_class = GrantSerializer
     filterset_class = GrantFilter
+
+
+class ConnectorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Connector
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "application",
+            "configuration",
+            "owner",
+            "deletion_threshold_percent",
+            "deletion_threshold_count",
+            "enabled",
+            "created_at",
+        ]
+
+
+class ConnectorRunSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ConnectorRun
+        fields = [
+            "id",
+            "connector",
+            "kind",
+            "application",
+            "status",
+            "source_name",
+            "input_sha256",
+            "input_bytes",
+            "started_by_name",
+            "decided_by_name",
+            "decision_reason",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "decided_at",
+            "rows_total",
+            "counts",
+            "problems",
+            "problem_count",
+            "warnings",
+            "held_reason",
+            "error",
+            "changes_sha256",
+            "progress_percent",
+        ]
+        read_only_fields = fields
+
+
+class RunUploadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ConnectorRun.Kind.choices)
+    application = serializers.SlugRelatedField(
+        slug_field="name", queryset=Application.objects.all(), required=False, allow_null=True
+    )
+    file = serializers.FileField()
+
+
+class RunDecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ConnectorViewSet(RestrictedReadOnlyViewSet):
+    queryset = Connector.objects.all()
+    serializer_class = ConnectorSerializer
+
+
+class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
+    """Runs: list and read; POST a file (multipart) to start one; approve or reject a held one."""
+
+    queryset = ConnectorRun.objects.all()
+    serializer_class = ConnectorRunSerializer
+    filterset_class = ConnectorRunFilter
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(request=RunUploadSerializer, responses={202: ConnectorRunSerializer})
+    def create(self, request, *args, **kwargs):
+        upload = RunUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        try:
+            run = services.run_create(
+                kind=data["kind"],
+                source=data["file"],
+                source_name=data["file"].name,
+                actor=Actor.for_user(request.user),
+                user=request.user,
+                application=data.get("application"),
+            )
+        except ImportRefused as refused:
+            raise ValidationError({"file": [str(p) for p in refused.problems]}) from None
+        services.run_enqueue(run)
+        run.refresh_from_db()
+        return Response(ConnectorRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=RunDecisionSerializer, responses={200: ConnectorRunSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, services.run_approve)
+
+    @extend_schema(request=RunDecisionSerializer, responses={200: ConnectorRunSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, services.run_reject)
+
+    def _decide(self, request, decide):
+        run = self.get_object()
+        body = RunDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            decide(run_id=run.pk, user=request.user, reason=body.validated_data.get("reason", ""))
+        except DjangoValidationError as exc:
+            return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from None
+        run.refresh_from_db()
+        return Response(ConnectorRunSerializer(run).data)

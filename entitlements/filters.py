@@ -2,7 +2,15 @@ import django_filters
 from django.db.models import Q
 from django_filters.widgets import BooleanWidget
 
-from entitlements.models import Account, Application, Entitlement, FinancialProcess, Grant, Identity
+from entitlements.models import (
+    Account,
+    Application,
+    ConnectorRun,
+    Entitlement,
+    FinancialProcess,
+    Grant,
+    Identity,
+)
 
 
 class AnyBooleanWidget(BooleanWidget):
@@ -40,7 +48,9 @@ class IdentityFilter(SearchFilterSet):
     department = django_filters.CharFilter(lookup_expr="iexact")
     manager = django_filters.NumberFilter(field_name="manager_id")
     owner = django_filters.NumberFilter(field_name="owner_id")
-    unowned = django_filters.BooleanFilter(method="filter_unowned", label="Non-human without owner", widget=AnyBooleanWidget)
+    unowned = django_filters.BooleanFilter(
+        method="filter_unowned", label="Non-human without owner", widget=AnyBooleanWidget
+    )
 
     class Meta:
         model = Identity
@@ -58,7 +68,10 @@ class ApplicationFilter(SearchFilterSet):
     sox_in_scope = django_filters.BooleanFilter(widget=AnyBooleanWidget)
     criticality = django_filters.ChoiceFilter(choices=Application.Criticality.choices, empty_label="Any")
     process = django_filters.ModelChoiceFilter(
-        field_name="financial_processes", queryset=FinancialProcess.objects.all(), to_field_name="code", empty_label="Any"
+        field_name="financial_processes",
+        queryset=FinancialProcess.objects.all(),
+        to_field_name="code",
+        empty_label="Any",
     )
 
     class Meta:
@@ -70,7 +83,9 @@ class AccountFilter(SearchFilterSet):
     search_fields = ("account_id", "name", "identity__display_name")
     application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
     status = django_filters.ChoiceFilter(choices=Account.Status.choices, empty_label="Any")
-    orphan = django_filters.BooleanFilter(field_name="identity", lookup_expr="isnull", label="Orphan", widget=AnyBooleanWidget)
+    orphan = django_filters.BooleanFilter(
+        field_name="identity", lookup_expr="isnull", label="Orphan", widget=AnyBooleanWidget
+    )
     privileged = django_filters.BooleanFilter(widget=AnyBooleanWidget)
     identity = django_filters.NumberFilter(field_name="identity_id")
 
@@ -100,3 +115,13 @@ class GrantFilter(django_filters.FilterSet):
     class Meta:
         model = Grant
         fields = ["application", "account", "entitlement", "identity"]
+
+
+class ConnectorRunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ConnectorRun.Status.choices, empty_label="Any")
+    kind = django_filters.ChoiceFilter(choices=ConnectorRun.Kind.choices, empty_label="Any")
+    application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
+
+    class Meta:
+        model = ConnectorRun
+        fields = ["status", "kind", "application"]

@@ -26,11 +26,7 @@ def _as_of(model, moment: dt.datetime, **filters):
     ``filters`` must only name fields that never change on an object (such as a grant's entitlement),
     because they narrow the records before the latest one is picked.
     """
-    return (
-        model.history.filter(history_date__lt=moment, **filters)
-        .latest_of_each()
-        .exclude(history_type="-")
-    )
+    return model.history.filter(history_date__lt=moment, **filters).latest_of_each().exclude(history_type="-")
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,11 @@ class HeldAccess:
 def entitlement_holders_on(*, entitlement: Entitlement, day: dt.date) -> list[HeldAccess]:
     """Who held entitlement E at the end of day D, with the account and identity as they stood then."""
     moment = end_of_day(day)
-    grants = list(_as_of(Grant, moment, entitlement_id=entitlement.pk).values(
+    grants = list(
+        _as_of(Grant, moment, entitlement_id=entitlement.pk).values(
             "id", "account_id", "entitlement_id", "first_seen"
-        ))
+        )
+    )
     accounts = _accounts_as_of(moment, account_ids={g["account_id"] for g in grants})
     return _held(moment, grants, accounts)
 
@@ -92,10 +90,14 @@ def _held(moment, grants: list[dict], accounts: dict[int, dict]) -> list[HeldAcc
     entitlement_ids = {g["entitlement_id"] for g in grants}
     entitlements = {
         row["id"]: row
-        for row in _as_of(Entitlement, moment).filter(id__in=list(entitlement_ids)).values("id", "name", "privileged")
+        for row in _as_of(Entitlement, moment)
+        .filter(id__in=list(entitlement_ids))
+        .values("id", "name", "privileged")
     }
     identity_ids = {a["identity_id"] for a in accounts.values()} - {None}
-    identities = dict(_as_of(Identity, moment).filter(id__in=list(identity_ids)).values_list("id", "display_name"))
+    identities = dict(
+        _as_of(Identity, moment).filter(id__in=list(identity_ids)).values_list("id", "display_name")
+    )
     application_ids = {a["application_id"] for a in accounts.values()}
     applications = dict(Application.objects.filter(id__in=application_ids).values_list("id", "name"))
     result = []
@@ -112,7 +114,9 @@ def _held(moment, grants: list[dict], accounts: dict[int, dict]) -> list[HeldAcc
                 account_pk=account["id"],
                 account_id=account["account_id"],
                 identity_id=account["identity_id"],
-                identity=identities.get(account["identity_id"], "(orphan)" if account["identity_id"] is None else "?"),
+                identity=identities.get(
+                    account["identity_id"], "(orphan)" if account["identity_id"] is None else "?"
+                ),
                 entitlement_pk=grant["entitlement_id"],
                 entitlement=entitlement.get("name", ""),
                 privileged=bool(account["privileged"] or entitlement.get("privileged")),

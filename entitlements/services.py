@@ -6,6 +6,7 @@ transaction together with its status and its evidence; a refused or held run cha
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import shutil
@@ -30,16 +31,22 @@ IDENTITY_LOCK_KEY = 0x534F5849  # advisory lock serialising identity pulls ("SOX
 
 
 class Held(Exception):
-    def __init__(self, reason: str, counts: dict):
+    def __init__(self, reason: str, counts: dict, rows: int = 0):
         super().__init__(reason)
-        self.reason, self.counts = reason, counts
+        self.reason, self.counts, self.rows = reason, counts, rows
 
 
 # --- Creating runs ----------------------------------------------------------------------------------------
 
 
 def run_create(
-    *, kind: str, source, source_name: str, actor: Actor, user=None, application: Application | None = None,
+    *,
+    kind: str,
+    source,
+    source_name: str,
+    actor: Actor,
+    user=None,
+    application: Application | None = None,
     connector=None,
 ) -> ConnectorRun:
     """Keep a content-addressed copy of the input and queue a run. ``source``: a path or a binary file object."""
@@ -48,37 +55,59 @@ def run_create(
     stored, digest, size = _store_input(source, source_name)
     with transaction.atomic():
         run = ConnectorRun.objects.create(
-            kind=kind, connector=connector, application=application, source_name=source_name[:255],
-            source_path=str(stored), input_sha256=digest, input_bytes=size, started_by=user,
+            kind=kind,
+            connector=connector,
+            application=application,
+            source_name=source_name[:255],
+            source_path=str(stored),
+            input_sha256=digest,
+            input_bytes=size,
+            started_by=user,
             started_by_name=actor.name,
         )
         event_record(
-            actor=actor, action="import.run.queued", subject=run,
-            payload={"kind": kind, "source": source_name, "input_sha256": digest, "bytes": size,
-                     "application": application.name if application else None},
+            actor=actor,
+            action="import.run.queued",
+            subject=run,
+            payload={
+                "kind": kind,
+                "source": source_name,
+                "input_sha256": digest,
+                "bytes": size,
+                "application": application.name if application else None,
+            },
         )
     return run
+
+
+def _open_source(source):
+    """A path is opened (and closed) here; a file object (an upload) is the caller's to close."""
+    if isinstance(source, str | Path):
+        return Path(source).open("rb")
+    return contextlib.nullcontext(source)
 
 
 def _store_input(source, source_name: str) -> tuple[Path, str, int]:
     directory = Path(settings.SOXGOV_IMPORT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     hasher, size = hashlib.sha256(), 0
-    with tempfile.NamedTemporaryFile(dir=directory, delete=False, prefix=".incoming-") as out:
-        reader = Path(source).open("rb") if isinstance(source, str | Path) else source
-        try:
-            while chunk := reader.read(1 << 20):
-                size += len(chunk)
-                if size > settings.SOXGOV_IMPORT_MAX_BYTES:
-                    out.close()
-                    Path(out.name).unlink(missing_ok=True)
-                    raise ImportRefused([Problem(source_name, None, None, None,
-                                                 f"file is larger than the limit of {settings.SOXGOV_IMPORT_MAX_BYTES} bytes")])
-                hasher.update(chunk)
-                out.write(chunk)
-        finally:
-            if isinstance(source, str | Path):
-                reader.close()
+    limit = settings.SOXGOV_IMPORT_MAX_BYTES
+    opened = _open_source(source)
+    with (
+        opened as reader,
+        tempfile.NamedTemporaryFile(dir=directory, delete=False, prefix=".incoming-") as out,
+    ):
+        while chunk := reader.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                break
+            hasher.update(chunk)
+            out.write(chunk)
+    if size > limit:
+        Path(out.name).unlink(missing_ok=True)
+        raise ImportRefused(
+            [Problem(source_name, None, None, None, f"file is larger than the limit of {limit} bytes")]
+        )
     digest = hasher.hexdigest()
     suffix = Path(source_name).suffix.lower()[:8]
     stored = directory / f"{digest}{suffix}"
@@ -95,7 +124,9 @@ def run_execute(*, run_id: int) -> ConnectorRun:
     claimed = ConnectorRun.objects.filter(
         pk=run_id, status__in=[ConnectorRun.Status.QUEUED, ConnectorRun.Status.APPROVED]
     ).update(status=ConnectorRun.Status.RUNNING, started_at=timezone.now(), error="")
-    run = ConnectorRun.objects.select_related("application", "connector", "started_by", "decided_by").get(pk=run_id)
+    run = ConnectorRun.objects.select_related("application", "connector", "started_by", "decided_by").get(
+        pk=run_id
+    )
     if claimed != 1:
         return run
     actor = Actor.system(f"connector-run:{run.pk}")
@@ -147,7 +178,7 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
         progress.report(run.pk, phase="diffing", percent=70, rows=rows)
         diff = access.diff(scope=scope)
         if not approved:
-            _gate_access(run, diff)
+            _gate_access(run, diff, rows)
         progress.report(run.pk, phase="applying", percent=80, rows=rows)
         limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
         detailed = diff.total_changes <= limit
@@ -157,14 +188,24 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
         additions = access.additions_for_evidence(limit=limit, when=when) if detailed else []
         affected |= set(access.changed_identities())
         digest = _changes_digest(reason, (Entitlement, Account, Grant))
-        _finish_applied(run, actor=actor, rows=rows, counts=diff.counts, digest=digest, warnings=log.warnings,
-                        details=removals + additions, detailed=detailed,
-                        extra={"applications": sorted(diff.scope.values()), "approved": approved})
+        _finish_applied(
+            run,
+            actor=actor,
+            rows=rows,
+            counts=diff.counts,
+            digest=digest,
+            warnings=log.warnings,
+            details=removals + additions,
+            detailed=detailed,
+            extra={"applications": sorted(diff.scope.values()), "approved": approved},
+        )
         identity_ids = sorted(affected)
-        transaction.on_commit(lambda: access_changed.send(sender=ConnectorRun, run=run, identity_ids=identity_ids))
+        transaction.on_commit(
+            lambda: access_changed.send(sender=ConnectorRun, run=run, identity_ids=identity_ids)
+        )
 
 
-def _gate_access(run: ConnectorRun, diff) -> None:
+def _gate_access(run: ConnectorRun, diff, rows: int) -> None:
     percent, minimum = _thresholds(run)
     reasons = []
     for application_id, name in sorted(diff.scope.items(), key=lambda kv: kv[1]):
@@ -178,7 +219,7 @@ def _gate_access(run: ConnectorRun, diff) -> None:
                 f"over the threshold of {percent}% and {minimum} grants"
             )
     if reasons:
-        raise Held("; ".join(reasons), diff.counts)
+        raise Held("; ".join(reasons), diff.counts, rows)
 
 
 def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor: Actor) -> None:
@@ -196,30 +237,51 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
         progress.report(run.pk, phase="applying", percent=75, rows=rows)
         try:
             with transaction.atomic():
-                diff = identities.diff_and_apply(when=when, today=timezone.localdate(), reason=reason,
-                                                 user_id=run.started_by_id)
+                diff = identities.diff_and_apply(
+                    when=when, today=timezone.localdate(), reason=reason, user_id=run.started_by_id
+                )
                 if not approved:
-                    _gate_identities(run, diff)
+                    _gate_identities(run, diff, rows)
         except IntegrityError as exc:
-            raise ImportRefused([Problem(run.source_name, None, None, None,
-                                         f"conflicts with existing identities: {str(exc).splitlines()[0][:300]}")]) from exc
+            raise ImportRefused(
+                [
+                    Problem(
+                        run.source_name,
+                        None,
+                        None,
+                        None,
+                        f"conflicts with existing identities: {str(exc).splitlines()[0][:300]}",
+                    )
+                ]
+            ) from exc
         limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
         detailed = diff.total_changes <= limit
         details = identities.changes_for_evidence(limit=limit) if detailed else []
         digest = _changes_digest(reason, (Identity,))
-        _finish_applied(run, actor=actor, rows=rows, counts=diff.counts, digest=digest, warnings=log.warnings,
-                        details=details, detailed=detailed, extra={"approved": approved})
+        _finish_applied(
+            run,
+            actor=actor,
+            rows=rows,
+            counts=diff.counts,
+            digest=digest,
+            warnings=log.warnings,
+            details=details,
+            detailed=detailed,
+            extra={"approved": approved},
+        )
         from soxgov.services import users_link_identities
 
         users_link_identities()
 
 
-def _gate_identities(run: ConnectorRun, diff) -> None:
+def _gate_identities(run: ConnectorRun, diff, rows: int) -> None:
     percent, minimum = _thresholds(run)
     if diff.absent > minimum and diff.absent * 100 > percent * max(diff.current, 1):
         raise Held(
             f"would terminate {diff.absent} of {diff.current} active identities absent from the file, over the "
-            f"threshold of {percent}% and {minimum}", diff.counts,
+            f"threshold of {percent}% and {minimum}",
+            diff.counts,
+            rows,
         )
 
 
@@ -233,7 +295,11 @@ def _changes_digest(reason: str, models) -> str:
     for model in models:
         historical = model.history.model
         fields = ["history_type", *[f.attname for f in historical.tracked_fields]]
-        rows = historical.objects.filter(history_change_reason=reason).order_by("history_id").values_list(*fields)
+        rows = (
+            historical.objects.filter(history_change_reason=reason)
+            .order_by("history_id")
+            .values_list(*fields)
+        )
         for values in rows.iterator(chunk_size=20000):
             hasher.update(f"{model._meta.label_lower}|{'|'.join(map(_text, values))}\n".encode())
     return hasher.hexdigest()
@@ -241,7 +307,7 @@ def _changes_digest(reason: str, models) -> str:
 
 def _text(value) -> str:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat()
+        return value.astimezone(dt.UTC).isoformat()
     return "" if value is None else str(value)
 
 
@@ -251,16 +317,30 @@ def _text(value) -> str:
 def _finish_applied(run, *, actor, rows, counts, digest, warnings, details, detailed, extra) -> None:
     now = timezone.now()
     ConnectorRun.objects.filter(pk=run.pk).update(
-        status=ConnectorRun.Status.APPLIED, finished_at=now, rows_total=rows, rows_done=rows, counts=counts,
-        warnings=warnings, changes_sha256=digest, held_reason="",
+        status=ConnectorRun.Status.APPLIED,
+        finished_at=now,
+        rows_total=rows,
+        rows_done=rows,
+        counts=counts,
+        warnings=warnings,
+        changes_sha256=digest,
+        held_reason="",
     )
     run_subject = Subject("entitlements.connectorrun", str(run.pk), str(run)[:255])
     events = [
-        Event("import.run.applied", run_subject, {
-            "counts": counts, "rows": rows, "input_sha256": run.input_sha256, "changes_sha256": digest,
-            "change_events": "one per change" if detailed else "summary only (over the detail limit)",
-            "history_change_reason": _change_reason(run), **extra,
-        })
+        Event(
+            "import.run.applied",
+            run_subject,
+            {
+                "counts": counts,
+                "rows": rows,
+                "input_sha256": run.input_sha256,
+                "changes_sha256": digest,
+                "change_events": "one per change" if detailed else "summary only (over the detail limit)",
+                "history_change_reason": _change_reason(run),
+                **extra,
+            },
+        )
     ]
     events += [
         Event(action, Subject(subject_type, subject_id, text[:255]), {**payload, "run": run.pk})
@@ -273,21 +353,40 @@ def _finish_refused(run, refused: ImportRefused, *, warnings, actor) -> None:
     problems = [p.as_dict() for p in refused.problems]
     with transaction.atomic():
         ConnectorRun.objects.filter(pk=run.pk).update(
-            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), problems=problems,
-            problem_count=refused.total, warnings=warnings, error=f"refused: {refused.total} problem(s)",
+            status=ConnectorRun.Status.FAILED,
+            finished_at=timezone.now(),
+            problems=problems,
+            problem_count=refused.total,
+            warnings=warnings,
+            error=f"refused: {refused.total} problem(s)",
         )
-        event_record(actor=actor, action="import.run.refused", subject=run,
-                     payload={"problem_count": refused.total, "first_problems": [str(p) for p in refused.problems[:10]]})
+        event_record(
+            actor=actor,
+            action="import.run.refused",
+            subject=run,
+            payload={
+                "problem_count": refused.total,
+                "first_problems": [str(p) for p in refused.problems[:10]],
+            },
+        )
 
 
 def _finish_held(run, held: Held, *, warnings, actor) -> None:
     with transaction.atomic():
         ConnectorRun.objects.filter(pk=run.pk).update(
-            status=ConnectorRun.Status.HELD, finished_at=timezone.now(), held_reason=held.reason,
-            counts=held.counts, warnings=warnings,
+            status=ConnectorRun.Status.HELD,
+            finished_at=timezone.now(),
+            held_reason=held.reason,
+            counts=held.counts,
+            warnings=warnings,
+            rows_total=held.rows,
         )
-        event_record(actor=actor, action="import.run.held", subject=run,
-                     payload={"reason": held.reason, "counts": held.counts})
+        event_record(
+            actor=actor,
+            action="import.run.held",
+            subject=run,
+            payload={"reason": held.reason, "counts": held.counts},
+        )
 
 
 def _finish_failed(run, exc: Exception, *, actor) -> None:
@@ -307,7 +406,9 @@ def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> C
     with transaction.atomic():
         run = ConnectorRun.objects.select_for_update().get(pk=run_id)
         if run.status != ConnectorRun.Status.HELD:
-            raise ValidationError(f"run {run.pk} is {run.get_status_display().lower()}, not held for approval")
+            raise ValidationError(
+                f"run {run.pk} is {run.get_status_display().lower()}, not held for approval"
+            )
         if run.started_by_id is not None and run.started_by_id == user.pk:
             raise PermissionDenied("the admin who started a run cannot also approve or reject it")
         run.status = to_status
@@ -316,15 +417,24 @@ def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> C
         run.decided_at = timezone.now()
         run.decision_reason = reason
         run.save(update_fields=["status", "decided_by", "decided_by_name", "decided_at", "decision_reason"])
-        event_record(actor=Actor.for_user(user), action=action, subject=run,
-                     payload={"reason": reason, "held_reason": run.held_reason, "started_by": run.started_by_name})
+        event_record(
+            actor=Actor.for_user(user),
+            action=action,
+            subject=run,
+            payload={"reason": reason, "held_reason": run.held_reason, "started_by": run.started_by_name},
+        )
     return run
 
 
 def run_approve(*, run_id: int, user, reason: str = "", enqueue: bool = True) -> ConnectorRun:
     """Approve a held run; it is executed again against current data, past the safety gate."""
-    run = _decide(run_id=run_id, user=user, to_status=ConnectorRun.Status.APPROVED, reason=reason,
-                  action="import.run.approved")
+    run = _decide(
+        run_id=run_id,
+        user=user,
+        to_status=ConnectorRun.Status.APPROVED,
+        reason=reason,
+        action="import.run.approved",
+    )
     if enqueue:
         from entitlements.tasks import execute_run
 
@@ -333,11 +443,64 @@ def run_approve(*, run_id: int, user, reason: str = "", enqueue: bool = True) ->
 
 
 def run_reject(*, run_id: int, user, reason: str = "") -> ConnectorRun:
-    return _decide(run_id=run_id, user=user, to_status=ConnectorRun.Status.REJECTED, reason=reason,
-                   action="import.run.rejected")
+    return _decide(
+        run_id=run_id,
+        user=user,
+        to_status=ConnectorRun.Status.REJECTED,
+        reason=reason,
+        action="import.run.rejected",
+    )
 
 
 def run_enqueue(run: ConnectorRun) -> None:
     from entitlements.tasks import execute_run
 
     transaction.on_commit(lambda: execute_run.delay(run.pk))
+
+
+# --- Connector schedules ------------------------------------------------------------------------------------
+
+
+def connector_sync_schedule(*, connector, actor: Actor) -> None:
+    """Keep the connector's django-celery-beat task in line with its ``cron`` field (evidenced)."""
+    import json
+
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    with transaction.atomic():
+        task = connector.schedule
+        if not connector.cron.strip():
+            if task is not None:
+                connector.schedule = None
+                connector.save(update_fields=["schedule"])
+                task.delete()
+                event_record(actor=actor, action="config.connector.unscheduled", subject=connector)
+            return
+        parts = connector.cron.split()
+        if len(parts) != 5:
+            raise ValidationError({"cron": 'Use five fields: "minute hour day month weekday".'})
+        minute, hour, day_of_month, month_of_year, day_of_week = parts
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+            timezone="UTC",
+        )
+        if task is None:
+            task = PeriodicTask(name=f"pull connector {connector.pk}: {connector.name}"[:200])
+        task.task = "entitlements.pull_connector"
+        task.crontab = crontab
+        task.args = json.dumps([connector.pk])
+        task.enabled = connector.enabled
+        task.save()
+        if connector.schedule_id != task.pk:
+            connector.schedule = task
+            connector.save(update_fields=["schedule"])
+        event_record(
+            actor=actor,
+            action="config.connector.scheduled",
+            subject=connector,
+            payload={"cron": connector.cron, "enabled": connector.enabled},
+        )

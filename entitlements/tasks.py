@@ -21,8 +21,18 @@ def pull_connector(connector_id: int) -> int | None:
     if not connector.enabled:
         return None
     path = Path(connector.configuration.get("path", ""))
-    kind = ConnectorRun.Kind.ACCESS if connector.kind == Connector.Kind.ACCESS_FILE else ConnectorRun.Kind.IDENTITIES
-    run = services.run_create(kind=kind, source=path, source_name=path.name, actor=Actor.system("beat"),
-                              application=connector.application, connector=connector)
+    kind = (
+        ConnectorRun.Kind.ACCESS
+        if connector.kind == Connector.Kind.ACCESS_FILE
+        else ConnectorRun.Kind.IDENTITIES
+    )
+    run = services.run_create(
+        kind=kind,
+        source=path,
+        source_name=path.name,
+        actor=Actor.system("beat"),
+        application=connector.application,
+        connector=connector,
+    )
     services.run_enqueue(run)
     return run.pk

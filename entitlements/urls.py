@@ -15,4 +15,9 @@ urlpatterns = [
     path("entitlements/", views.EntitlementListView.as_view(), name="entitlement_list"),
     path("entitlements/<int:pk>/", views.entitlement_detail, name="entitlement_detail"),
     path("entitlements/<int:pk>/holders-on/", views.entitlement_holders_on, name="entitlement_holders_on"),
+    path("imports/", views.RunListView.as_view(), name="run_list"),
+    path("imports/upload/", views.run_upload, name="run_upload"),
+    path("imports/<int:pk>/", views.run_detail, name="run_detail"),
+    path("imports/<int:pk>/approve/", views.run_decide, {"decision": "approve"}, name="run_approve"),
+    path("imports/<int:pk>/reject/", views.run_decide, {"decision": "reject"}, name="run_reject"),
 ]

@@ -1,14 +1,27 @@
 """Pages and htmx fragments for identities, applications, accounts and entitlements."""
 
 from django import forms
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
-from entitlements import selectors
-from entitlements.filters import AccountFilter, ApplicationFilter, EntitlementFilter, IdentityFilter
-from entitlements.models import Account, Application, Entitlement, Grant, Identity
+from entitlements import progress, selectors, services
+from entitlements.connectors.problems import ImportRefused
+from entitlements.filters import (
+    AccountFilter,
+    ApplicationFilter,
+    ConnectorRunFilter,
+    EntitlementFilter,
+    IdentityFilter,
+)
+from entitlements.forms import RunDecisionForm, RunUploadForm
+from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
+from evidence.services import Actor
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
 
@@ -86,7 +99,9 @@ def identity_detail(request, pk):
         "reports": Identity.objects.restrict(user).filter(manager=identity)[:100],
         "owned": Identity.objects.restrict(user).filter(owner=identity)[:100],
         "history": identity.history.select_related("history_user")[:20],
-        "events": events_for_subject(identity) if access.can_attempt(user, EvidenceEvent, access.VIEW) else [],
+        "events": events_for_subject(identity)
+        if access.can_attempt(user, EvidenceEvent, access.VIEW)
+        else [],
         "date_form": OnDateForm(initial={"date": timezone.localdate()}),
     }
     return render(request, "entitlements/identity_detail.html", context)
@@ -109,9 +124,13 @@ def application_detail(request, pk):
     user = request.user
     context = {
         "application": application,
-        "entitlements": Entitlement.objects.restrict(user).filter(application=application).select_related("owner")[:200],
+        "entitlements": Entitlement.objects.restrict(user)
+        .filter(application=application)
+        .select_related("owner")[:200],
         "account_count": Account.objects.restrict(user).filter(application=application).count(),
-        "orphan_count": Account.objects.restrict(user).filter(application=application, identity__isnull=True).count(),
+        "orphan_count": Account.objects.restrict(user)
+        .filter(application=application, identity__isnull=True)
+        .count(),
         "grant_count": Grant.objects.restrict(user).filter(account__application=application).count(),
         "history": application.history.select_related("history_user")[:20],
     }
@@ -121,7 +140,11 @@ def application_detail(request, pk):
 def account_detail(request, pk):
     account = restricted_object(request, Account, pk, select_related=("application", "identity"))
     grants = Grant.objects.restrict(request.user).filter(account=account).select_related("entitlement")
-    context = {"account": account, "grants": grants, "history": account.history.select_related("history_user")[:20]}
+    context = {
+        "account": account,
+        "grants": grants,
+        "history": account.history.select_related("history_user")[:20],
+    }
     return render(request, "entitlements/account_detail.html", context)
 
 
@@ -152,3 +175,82 @@ def entitlement_holders_on(request, pk):
         {"entitlement": entitlement, "form": form, "day": day, "held": held},
         status=200 if day or not form.is_bound else 400,
     )
+
+
+# --- Connector runs ---------------------------------------------------------------------------------------
+
+
+class RunListView(ObjectListView):
+    model = ConnectorRun
+    filterset_class = ConnectorRunFilter
+    ordering = ("-id",)
+    select_related = ("application",)
+    template_name = "entitlements/run_list.html"
+    title = "Imports"
+
+
+@require_http_methods(["GET", "POST"])
+def run_upload(request):
+    access.require(request.user, ConnectorRun, access.ADD)
+    form = RunUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            run = services.run_create(
+                kind=form.cleaned_data["kind"],
+                source=upload,
+                source_name=upload.name,
+                actor=Actor.for_user(request.user),
+                user=request.user,
+                application=form.cleaned_data["application"],
+            )
+        except ImportRefused as refused:
+            form.add_error("file", "; ".join(str(p) for p in refused.problems))
+        else:
+            services.run_enqueue(run)
+            messages.success(request, f"Import #{run.pk} queued.")
+            return redirect(run)
+    return render(request, "entitlements/run_upload.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def run_detail(request, pk):
+    run = restricted_object(request, ConnectorRun, pk, select_related=("application", "connector"))
+    in_flight = run.status in (
+        ConnectorRun.Status.QUEUED,
+        ConnectorRun.Status.RUNNING,
+        ConnectorRun.Status.APPROVED,
+    )
+    live = (
+        (progress.read(run.pk) or {"phase": run.get_status_display().lower(), "percent": 0})
+        if in_flight
+        else None
+    )
+    may_decide = (
+        run.status == ConnectorRun.Status.HELD
+        and access.can_attempt(request.user, ConnectorRun, access.CHANGE)
+        and run.started_by_id != request.user.pk
+    )
+    context = {"run": run, "live": live, "may_decide": may_decide, "decision_form": RunDecisionForm()}
+    if request.htmx and request.GET.get("fragment") == "progress":
+        if live is None:
+            # Finished: reload the whole page, which now shows the outcome.
+            return HttpResponseClientRefresh()
+        return render(request, "entitlements/run_progress.html", context)
+    return render(request, "entitlements/run_detail.html", context)
+
+
+@require_POST
+def run_decide(request, pk, decision):
+    run = restricted_object(request, ConnectorRun, pk)
+    form = RunDecisionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        if decision == "approve":
+            services.run_approve(run_id=run.pk, user=request.user, reason=reason)
+        else:
+            services.run_reject(run_id=run.pk, user=request.user, reason=reason)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"Import #{run.pk} {'approved' if decision == 'approve' else 'rejected'}.")
+    return redirect(run)

@@ -14,8 +14,19 @@ class EvidenceEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvidenceEvent
         fields = [
-            "sequence", "occurred_at", "actor_kind", "actor_user", "actor_name", "action", "subject_type",
-            "subject_id", "subject_repr", "payload", "payload_canonical", "prev_hash", "hash",
+            "sequence",
+            "occurred_at",
+            "actor_kind",
+            "actor_user",
+            "actor_name",
+            "action",
+            "subject_type",
+            "subject_id",
+            "subject_repr",
+            "payload",
+            "payload_canonical",
+            "prev_hash",
+            "hash",
         ]
 
 
@@ -23,8 +34,17 @@ class ChainVerificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChainVerification
         fields = [
-            "id", "status", "requested_by_name", "requested_at", "started_at", "finished_at", "event_count",
-            "head_sequence", "head_hash", "broken_sequence", "detail",
+            "id",
+            "status",
+            "requested_by_name",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "event_count",
+            "head_sequence",
+            "head_hash",
+            "broken_sequence",
+            "detail",
         ]
 
 

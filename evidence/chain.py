@@ -43,7 +43,7 @@ def canonical_json(value) -> str:
 def format_time(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("evidence times must be timezone-aware")
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(fields: Mapping) -> str:
@@ -67,7 +67,9 @@ class Verification:
         return f"broken at sequence {self.broken_sequence}: {self.reason}"
 
 
-def verify(rows: Iterable[Mapping], *, start_sequence: int = 1, start_prev_hash: str = GENESIS_HASH) -> Verification:
+def verify(
+    rows: Iterable[Mapping], *, start_sequence: int = 1, start_prev_hash: str = GENESIS_HASH
+) -> Verification:
     """Recompute every link of a chain segment given in ascending sequence order.
 
     Detects an edited field (hash mismatch), a deleted row (sequence gap), a reordered pair (sequence or link
@@ -80,18 +82,30 @@ def verify(rows: Iterable[Mapping], *, start_sequence: int = 1, start_prev_hash:
         sequence = row["sequence"]
         if sequence != expected_sequence:
             return Verification(
-                False, count, expected_sequence - 1, prev_hash, expected_sequence,
+                False,
+                count,
+                expected_sequence - 1,
+                prev_hash,
+                expected_sequence,
                 f"expected sequence {expected_sequence}, found {sequence} (a row is missing or out of order)",
             )
         if row["prev_hash"] != prev_hash:
             return Verification(
-                False, count, sequence - 1, prev_hash, sequence,
+                False,
+                count,
+                sequence - 1,
+                prev_hash,
+                sequence,
                 "prev_hash does not match the hash of the event before it",
             )
         recomputed = event_hash(row)
         if recomputed != row["hash"]:
             return Verification(
-                False, count, sequence - 1, prev_hash, sequence,
+                False,
+                count,
+                sequence - 1,
+                prev_hash,
+                sequence,
                 "stored hash does not match the event's content (the event was altered)",
             )
         prev_hash = row["hash"]

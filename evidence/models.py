@@ -46,7 +46,9 @@ class EvidenceEvent(models.Model):
     class Meta:
         ordering = ["sequence"]
         constraints = [
-            models.CheckConstraint(condition=Q(sequence__gte=1), name="%(app_label)s_%(class)s_sequence_positive"),
+            models.CheckConstraint(
+                condition=Q(sequence__gte=1), name="%(app_label)s_%(class)s_sequence_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(actor_kind="system") | Q(actor_user__isnull=False),
                 name="%(app_label)s_%(class)s_user_actor_named",

@@ -40,7 +40,11 @@ def chain_head() -> EvidenceEvent | None:
 
 
 def verification_latest() -> ChainVerification | None:
-    return ChainVerification.objects.exclude(status__in=["queued", "running"]).order_by("-finished_at", "-id").first()
+    return (
+        ChainVerification.objects.exclude(status__in=["queued", "running"])
+        .order_by("-finished_at", "-id")
+        .first()
+    )
 
 
 def events_for_subject(obj, *, limit: int = 50):

@@ -9,6 +9,7 @@ The event is written inside the caller's transaction, so it commits or vanishes 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from django.utils import timezone
 from evidence.chain import GENESIS_HASH, event_hash
 from evidence.models import EvidenceEvent
 
+_ACTION = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 # Arbitrary but fixed: the advisory lock key that guards the evidence chain head ("SOXG" in ASCII).
 CHAIN_LOCK_KEY = 0x534F5847
 
@@ -67,7 +69,9 @@ def canonical_payload(payload: dict[str, Any] | None) -> str:
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def event_record(*, actor: Actor, action: str, subject: Subject | Any, payload: dict | None = None) -> EvidenceEvent:
+def event_record(
+    *, actor: Actor, action: str, subject: Subject | Any, payload: dict | None = None
+) -> EvidenceEvent:
     """Append one event to the chain inside the caller's transaction."""
     if not isinstance(subject, Subject):
         subject = Subject.of(subject)
@@ -125,9 +129,10 @@ def _validate_actor(actor: Actor) -> None:
 
 
 def _validate_action(action: str) -> None:
-    parts = action.split(".")
-    if len(parts) < 2 or not all(part and part.replace("_", "").isalnum() and part.islower() for part in parts):
-        raise ValueError(f"evidence action {action!r} must be a dotted lower-case verb such as access.grant.added")
+    if not _ACTION.fullmatch(action):
+        raise ValueError(
+            f"evidence action {action!r} must be a dotted lower-case verb such as access.grant.added"
+        )
 
 
 # --- Chain verification runs ----------------------------------------------------------------------------
@@ -150,9 +155,9 @@ def verification_run(*, verification_id: int) -> bool:
     from evidence.models import ChainVerification
     from evidence.selectors import chain_verify
 
-    claimed = ChainVerification.objects.filter(pk=verification_id, status=ChainVerification.Status.QUEUED).update(
-        status=ChainVerification.Status.RUNNING, started_at=timezone.now()
-    )
+    claimed = ChainVerification.objects.filter(
+        pk=verification_id, status=ChainVerification.Status.QUEUED
+    ).update(status=ChainVerification.Status.RUNNING, started_at=timezone.now())
     if claimed != 1:
         return False
     try:
@@ -164,7 +169,9 @@ def verification_run(*, verification_id: int) -> bool:
         raise
     with transaction.atomic():
         verification = ChainVerification.objects.select_for_update().get(pk=verification_id)
-        verification.status = ChainVerification.Status.INTACT if result.intact else ChainVerification.Status.BROKEN
+        verification.status = (
+            ChainVerification.Status.INTACT if result.intact else ChainVerification.Status.BROKEN
+        )
         verification.finished_at = timezone.now()
         verification.event_count = result.count
         verification.head_sequence = result.head_sequence

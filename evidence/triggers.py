@@ -36,7 +36,10 @@ SQLITE_INSTALL = [
         BEGIN SELECT RAISE(ABORT, 'evidence events are append-only: DELETE refused'); END""",
 ]
 
-SQLITE_REMOVE = ["DROP TRIGGER IF EXISTS evidence_refuse_update", "DROP TRIGGER IF EXISTS evidence_refuse_delete"]
+SQLITE_REMOVE = [
+    "DROP TRIGGER IF EXISTS evidence_refuse_update",
+    "DROP TRIGGER IF EXISTS evidence_refuse_delete",
+]
 
 
 def install(schema_editor) -> None:

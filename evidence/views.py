@@ -46,6 +46,8 @@ def integrity(request):
 @require_POST
 def verification_create(request):
     access.require(request.user, ChainVerification, access.ADD)
-    verification = services.verification_request(actor=services.Actor.for_user(request.user), user=request.user)
+    verification = services.verification_request(
+        actor=services.Actor.for_user(request.user), user=request.user
+    )
     messages.success(request, f"Verification #{verification.pk} queued.")
     return redirect("evidence:integrity")

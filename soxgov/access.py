@@ -32,7 +32,10 @@ _REVIEWER_SCOPES: dict[str, Callable[[int], Q]] = {
     "entitlements.application": lambda me: Q(owner_id=me),
     "entitlements.entitlement": lambda me: Q(owner_id=me) | Q(application__owner_id=me),
     "entitlements.account": lambda me: (
-        Q(identity_id=me) | Q(identity__manager_id=me) | Q(identity__owner_id=me) | Q(application__owner_id=me)
+        Q(identity_id=me)
+        | Q(identity__manager_id=me)
+        | Q(identity__owner_id=me)
+        | Q(application__owner_id=me)
     ),
     "entitlements.grant": lambda me: (
         Q(account__identity_id=me)

@@ -65,7 +65,9 @@ def _flip(term: str) -> str:
     return term[1:] if term.startswith("-") else f"-{term}"
 
 
-def keyset_paginate(queryset: QuerySet, *, ordering: tuple[str, ...], cursor: str | None, page_size: int) -> KeysetPage:
+def keyset_paginate(
+    queryset: QuerySet, *, ordering: tuple[str, ...], cursor: str | None, page_size: int
+) -> KeysetPage:
     fields = [term.lstrip("-") for term in ordering]
     direction, values = _decode(cursor, len(ordering)) if cursor else ("n", None)
     if direction == "n":

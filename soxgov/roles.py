@@ -17,7 +17,9 @@ class Role(models.TextChoices):
 
 
 def _role_permissions(role: Role, Permission):
-    view_domain = Permission.objects.filter(content_type__app_label__in=(*DOMAIN_APPS, "evidence"), codename__startswith="view_")
+    view_domain = Permission.objects.filter(
+        content_type__app_label__in=(*DOMAIN_APPS, "evidence"), codename__startswith="view_"
+    )
     if role == Role.ADMIN:
         return (
             Permission.objects.filter(content_type__app_label__in=(*DOMAIN_APPS, "django_celery_beat"))

@@ -19,8 +19,16 @@ def users_link_identities() -> int:
     return linked
 
 
-def user_create(*, actor: Actor, username: str, email: str, password: str, roles: list[Role], first_name: str = "",
-                last_name: str = "") -> User:
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    email: str,
+    password: str,
+    roles: list[Role],
+    first_name: str = "",
+    last_name: str = "",
+) -> User:
     """Create a user with roles; admins are also staff so they reach Django admin for configuration."""
     with transaction.atomic():
         user = User(username=username, email=email, first_name=first_name, last_name=last_name)
@@ -32,7 +40,11 @@ def user_create(*, actor: Actor, username: str, email: str, password: str, roles
             actor=actor,
             action="access.user.created",
             subject=user,
-            payload={"username": username, "email": email, "roles": sorted(r.value for r in roles),
-                     "identity_id": user.identity_id},
+            payload={
+                "username": username,
+                "email": email,
+                "roles": sorted(r.value for r in roles),
+                "identity_id": user.identity_id,
+            },
         )
     return user

@@ -91,7 +91,9 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------------
 DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("SOXGOV_DB_CONN_MAX_AGE", 60))}
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("SOXGOV_DB_CONN_MAX_AGE", 60))
+    }
 else:
     DATABASES = {
         "default": {
@@ -195,6 +197,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind" or "status"; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "IdentityKindEnum": "entitlements.models.identities.Identity.Kind",
+        "IdentityStatusEnum": "entitlements.models.identities.Identity.Status",
+        "AccountStatusEnum": "entitlements.models.access.Account.Status",
+        "EntitlementKindEnum": "entitlements.models.access.Entitlement.Kind",
+        "ConnectorKindEnum": "entitlements.models.connectors.Connector.Kind",
+        "RunKindEnum": "entitlements.models.connectors.ConnectorRun.Kind",
+        "RunStatusEnum": "entitlements.models.connectors.ConnectorRun.Status",
+        "VerificationStatusEnum": "evidence.models.ChainVerification.Status",
+    },
 }
 
 # --- Cache (run progress shared between workers and the web) -------------------------------------------

@@ -15,6 +15,8 @@ router.register("applications", entitlements_api.ApplicationViewSet)
 router.register("accounts", entitlements_api.AccountViewSet)
 router.register("entitlements", entitlements_api.EntitlementViewSet)
 router.register("grants", entitlements_api.GrantViewSet)
+router.register("connectors", entitlements_api.ConnectorViewSet)
+router.register("runs", entitlements_api.ConnectorRunViewSet)
 router.register("evidence/events", evidence_api.EvidenceEventViewSet)
 router.register("evidence/verifications", evidence_api.ChainVerificationViewSet)
 

@@ -15,12 +15,29 @@ from entitlements.connectors.records import AccessRecord, IdentityRecord
 from entitlements.connectors.tables import open_table
 
 IDENTITY_COLUMNS = (
-    "employee_id", "email", "display_name", "department", "title", "manager_employee_id", "status",
-    "termination_date", "kind", "owner_employee_id",
+    "employee_id",
+    "email",
+    "display_name",
+    "department",
+    "title",
+    "manager_employee_id",
+    "status",
+    "termination_date",
+    "kind",
+    "owner_employee_id",
 )
 ACCESS_COLUMNS = (
-    "application", "account_id", "account_name", "employee_id", "email", "account_status", "last_used_at",
-    "entitlement_id", "entitlement_name", "entitlement_type", "privileged",
+    "application",
+    "account_id",
+    "account_name",
+    "employee_id",
+    "email",
+    "account_status",
+    "last_used_at",
+    "entitlement_id",
+    "entitlement_name",
+    "entitlement_type",
+    "privileged",
 )
 STATUSES = {"active": "active", "leave": "leave", "terminated": "terminated"}
 KINDS = {"human": "human", "service": "service", "system": "system", "bot": "bot", "api_key": "api_key"}
@@ -85,7 +102,11 @@ class _FileConnector(BaseConnector):
         if value == "":
             return None
         try:
-            parsed = parse_date(value[:10]) if len(value) >= 10 and (len(value) == 10 or value[10] in "T ") else None
+            parsed = (
+                parse_date(value[:10])
+                if len(value) >= 10 and (len(value) == 10 or value[10] in "T ")
+                else None
+            )
         except ValueError:
             parsed = None
         if parsed is None:
@@ -106,7 +127,7 @@ class _FileConnector(BaseConnector):
             self.log.add(row, column, value, "is not a date-time (use ISO 8601: YYYY-MM-DDTHH:MM:SS[+00:00])")
             return None
         if timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, dt.timezone.utc)
+            parsed = timezone.make_aware(parsed, dt.UTC)
         return parsed
 
     def _email(self, row, column, value):
@@ -150,7 +171,9 @@ class IdentityFileConnector(_FileConnector):
                 display_name=display_name or employee_id or email or "",
                 department=self._text(row, "department", c.get("department", ""), limit=120) or "",
                 title=self._text(row, "title", c.get("title", ""), limit=120) or "",
-                manager_employee_id=self._text(row, "manager_employee_id", c.get("manager_employee_id", ""), limit=64),
+                manager_employee_id=self._text(
+                    row, "manager_employee_id", c.get("manager_employee_id", ""), limit=64
+                ),
                 status=status or "active",
                 termination_date=self._date(row, "termination_date", c.get("termination_date", "")),
                 kind=kind or "human",
@@ -163,7 +186,9 @@ class AccessFileConnector(_FileConnector):
     columns = ACCESS_COLUMNS
     required = ("account_id",)
 
-    def __init__(self, path: Path, *, log: ProblemLog, application_names: dict[str, int], default_application=None):
+    def __init__(
+        self, path: Path, *, log: ProblemLog, application_names: dict[str, int], default_application=None
+    ):
         self.application_names = application_names  # lower-cased name -> id
         self.default_application = default_application
         self.seen_applications: set[int] = set()
@@ -207,12 +232,15 @@ class AccessFileConnector(_FileConnector):
                 account_name=self._text(row, "account_name", c.get("account_name", "")),
                 employee_id=self._text(row, "employee_id", c.get("employee_id", ""), limit=64),
                 email=self._email(row, "email", c.get("email", "")),
-                account_status=self._choice(row, "account_status", c.get("account_status", ""), ACCOUNT_STATUSES,
-                                            "enabled") or "enabled",
+                account_status=self._choice(
+                    row, "account_status", c.get("account_status", ""), ACCOUNT_STATUSES, "enabled"
+                )
+                or "enabled",
                 last_used_at=self._datetime(row, "last_used_at", c.get("last_used_at", "")),
                 entitlement_id=entitlement_id,
                 entitlement_name=self._text(row, "entitlement_name", c.get("entitlement_name", "")),
-                entitlement_type=self._choice(row, "entitlement_type", c.get("entitlement_type", ""),
-                                              ENTITLEMENT_TYPES, "role"),
+                entitlement_type=self._choice(
+                    row, "entitlement_type", c.get("entitlement_type", ""), ENTITLEMENT_TYPES, "role"
+                ),
                 privileged=bool(privileged),
             )

@@ -79,8 +79,12 @@ def _open_csv(path: Path, *, log: ProblemLog) -> Table:
                 for index, cell in enumerate(cells):
                     if not cell.isascii() and _SURROGATE.search(cell):
                         name = header[index] if index < len(header) else f"#{index + 1}"
-                        log.add(row_number, name, cell.encode("utf-8", "surrogateescape").hex(" ")[:60],
-                                "the bytes are not valid UTF-8 (shown in hex)")
+                        log.add(
+                            row_number,
+                            name,
+                            cell.encode("utf-8", "surrogateescape").hex(" ")[:60],
+                            "the bytes are not valid UTF-8 (shown in hex)",
+                        )
                         cells[index] = ""
                 yield row_number, cells
         finally:
@@ -99,20 +103,35 @@ def _check_zip(path: Path, *, log: ProblemLog) -> None:
         for info in archive.infolist():
             total += info.file_size
             ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > settings.SOXGOV_XLSX_MAX_ENTRY_BYTES or total > settings.SOXGOV_XLSX_MAX_TOTAL_BYTES:
-                log.refuse(None, None, info.filename,
-                           f"XLSX part {info.filename} would expand to {info.file_size} bytes; refused as too large")
+            if (
+                info.file_size > settings.SOXGOV_XLSX_MAX_ENTRY_BYTES
+                or total > settings.SOXGOV_XLSX_MAX_TOTAL_BYTES
+            ):
+                log.refuse(
+                    None,
+                    None,
+                    info.filename,
+                    f"XLSX part {info.filename} would expand to {info.file_size} bytes; refused as too large",
+                )
             if ratio > settings.SOXGOV_XLSX_MAX_RATIO and info.file_size > 1_000_000:
-                log.refuse(None, None, info.filename,
-                           f"XLSX part {info.filename} has a compression ratio of {ratio:.0f}:1; refused as a zip bomb")
+                log.refuse(
+                    None,
+                    None,
+                    info.filename,
+                    f"XLSX part {info.filename} has a compression ratio of {ratio:.0f}:1; refused as a zip bomb",
+                )
         for info in archive.infolist():
             if info.filename.endswith((".xml", ".rels")):
                 with archive.open(info) as part:
                     head = part.read(64 * 1024)
                     # A DTD must come before the root element, so the start of each part is enough.
                     if _DTD.search(head):
-                        log.refuse(None, None, info.filename,
-                                   f"XLSX part {info.filename} declares a DTD or entities; refused")
+                        log.refuse(
+                            None,
+                            None,
+                            info.filename,
+                            f"XLSX part {info.filename} declares a DTD or entities; refused",
+                        )
 
 
 def _cell_text(value) -> str:
@@ -152,7 +171,12 @@ def _open_xlsx(path: Path, *, log: ProblemLog) -> Table:
                 if any(cells):
                     yield row_number, cells
         except Exception as exc:
-            log.refuse(None, None, None, f"the workbook could not be read to the end: {type(exc).__name__}: {exc}"[:300])
+            log.refuse(
+                None,
+                None,
+                None,
+                f"the workbook could not be read to the end: {type(exc).__name__}: {exc}"[:300],
+            )
         finally:
             workbook.close()
 

@@ -31,8 +31,11 @@ REASON = "seed_demo"
 
 def grant_subject(grant: Grant) -> Subject:
     account, entitlement = grant.account, grant.entitlement
-    return Subject("entitlements.grant", str(grant.pk),
-                   f"{account.account_id} holds {entitlement.name} in {account.application.name}")
+    return Subject(
+        "entitlements.grant",
+        str(grant.pk),
+        f"{account.account_id} holds {entitlement.name} in {account.application.name}",
+    )
 
 
 class AlreadySeeded(Exception):
@@ -114,7 +117,11 @@ class CompanyBuilder:
         personas = {
             ("Alice", "Nakamura"): ("IT Operations", "Identity Governance Lead", cio),
             ("Oscar", "Lindqvist"): ("Finance", "Internal Controls Manager", cfo),
-            ("Gregory", "Hale"): ("Accounting", "Senior Accountant", next(p for p in people if p.first == "Rita")),
+            ("Gregory", "Hale"): (
+                "Accounting",
+                "Senior Accountant",
+                next(p for p in people if p.first == "Rita"),
+            ),
         }
         for name, (department, title, manager) in personas.items():
             people.append(self._person(department, title, manager, name=name))
@@ -128,7 +135,9 @@ class CompanyBuilder:
                 continue
             roll = self.rng.random()
             if (person.first, person.last) == ("Gregory", "Hale") or roll < 0.035:
-                days_ago = 45 if person.first == "Gregory" and person.last == "Hale" else self.rng.randint(5, 150)
+                days_ago = (
+                    45 if person.first == "Gregory" and person.last == "Hale" else self.rng.randint(5, 150)
+                )
                 person.status = Identity.Status.TERMINATED
                 person.termination_date = (self.now - dt.timedelta(days=days_ago)).date()
             elif roll < 0.055:
@@ -168,7 +177,9 @@ class CompanyBuilder:
                 rows.append(identity)
             bulk_create_with_history(rows, Identity, default_change_reason=REASON)
             for identity in rows:
-                self._event("access.identity.added", identity, {"employee_id": identity.employee_id, "kind": "human"})
+                self._event(
+                    "access.identity.added", identity, {"employee_id": identity.employee_id, "kind": "human"}
+                )
             level = [p for p in people if p.manager is not None and p.manager in level]
         leavers = [p for p in people if p.status != Identity.Status.ACTIVE]
         for person in leavers:
@@ -182,13 +193,18 @@ class CompanyBuilder:
                 {"status": person.status, "termination_date": person.termination_date},
             )
         bulk_update_with_history(
-            [p.identity for p in leavers], Identity, ["status", "termination_date"], default_change_reason=REASON
+            [p.identity for p in leavers],
+            Identity,
+            ["status", "termination_date"],
+            default_change_reason=REASON,
         )
         self.counts["people"] = len(people)
 
     # --- applications and entitlements ---------------------------------------------------------------
     def save_applications(self, people: list[Person]) -> tuple[dict, dict]:
-        heads = {p.department: p.identity for p in people if p.is_manager and p.title.startswith(("Head", "Chief"))}
+        heads = {
+            p.department: p.identity for p in people if p.is_manager and p.title.startswith(("Head", "Chief"))
+        }
         rita = next(p.identity for p in people if (p.first, p.last) == ("Rita", "Okafor"))
         processes = {p.code: p for p in FinancialProcess.objects.all()}
         applications, entitlements = {}, {}
@@ -206,15 +222,22 @@ class CompanyBuilder:
             rows = []
             for ent_id, ent_name, kind, privileged, sensitive in catalogue.ENTITLEMENTS[name]:
                 entitlement = Entitlement(
-                    application=application, entitlement_id=ent_id, name=ent_name, kind=kind,
-                    privileged=privileged, sensitive=sensitive, owner=owner,
+                    application=application,
+                    entitlement_id=ent_id,
+                    name=ent_name,
+                    kind=kind,
+                    privileged=privileged,
+                    sensitive=sensitive,
+                    owner=owner,
                 )
                 entitlement._history_date = self.now - dt.timedelta(days=2500)
                 rows.append(entitlement)
             bulk_create_with_history(rows, Entitlement, default_change_reason=REASON)
             for entitlement in rows:
                 entitlements[(name, entitlement.entitlement_id)] = entitlement
-                self._event("access.entitlement.added", entitlement, {"entitlement_id": entitlement.entitlement_id})
+                self._event(
+                    "access.entitlement.added", entitlement, {"entitlement_id": entitlement.entitlement_id}
+                )
         self.counts["applications"] = len(applications)
         self.counts["entitlements"] = len(entitlements)
         return applications, entitlements
@@ -238,14 +261,24 @@ class CompanyBuilder:
             else:
                 owner = self.rng.choice(by_department[department]).identity
             identity = Identity(
-                employee_id=employee_id, display_name=name, kind=kind, department=department or "", owner=owner,
-                title={"service": "Service account", "system": "System", "bot": "Bot", "api_key": "API key"}[kind],
+                employee_id=employee_id,
+                display_name=name,
+                kind=kind,
+                department=department or "",
+                owner=owner,
+                title={"service": "Service account", "system": "System", "bot": "Bot", "api_key": "API key"}[
+                    kind
+                ],
             )
             identity._history_date = self.now - dt.timedelta(days=self.rng.randint(300, 1500))
             result.append((identity, grants))
         bulk_create_with_history([i for i, _ in result], Identity, default_change_reason=REASON)
         for identity, _ in result:
-            self._event("access.identity.added", identity, {"employee_id": identity.employee_id, "kind": identity.kind})
+            self._event(
+                "access.identity.added",
+                identity,
+                {"employee_id": identity.employee_id, "kind": identity.kind},
+            )
         self.counts["non_human"] = len(result)
         return result
 
@@ -260,7 +293,10 @@ class CompanyBuilder:
             if person.is_manager:
                 person.grants += catalogue.MANAGER_EXTRAS.get(person.department, [])
             if (person.first, person.last) == ("Gregory", "Hale"):
-                person.grants += [("ERP General Ledger", "GL_JE_CREATE"), ("Bank Portal", "BANK_PAYMENT_CREATE")]
+                person.grants += [
+                    ("ERP General Ledger", "GL_JE_CREATE"),
+                    ("Bank Portal", "BANK_PAYMENT_CREATE"),
+                ]
             person.grants = list(dict.fromkeys(person.grants))
 
     def save_access(self, people, non_humans, applications, entitlements) -> None:
@@ -273,13 +309,24 @@ class CompanyBuilder:
             if account is None:
                 account_id = username.upper() if app_name == "ERP General Ledger" else username
                 roll = self.rng.random()
-                last_used = None if roll < 0.05 else self.now - dt.timedelta(
-                    days=self.rng.randint(100, 400) if roll < 0.15 else self.rng.randint(0, 30)
+                last_used = (
+                    None
+                    if roll < 0.05
+                    else self.now
+                    - dt.timedelta(
+                        days=self.rng.randint(100, 400) if roll < 0.15 else self.rng.randint(0, 30)
+                    )
                 )
                 account = Account(
-                    application=applications[app_name], account_id=account_id, name=username, identity=identity,
-                    status=Account.Status.ENABLED if enabled else Account.Status.DISABLED, privileged=privileged,
-                    last_used_at=last_used, first_seen=since, last_seen=self.now,
+                    application=applications[app_name],
+                    account_id=account_id,
+                    name=username,
+                    identity=identity,
+                    status=Account.Status.ENABLED if enabled else Account.Status.DISABLED,
+                    privileged=privileged,
+                    last_used_at=last_used,
+                    first_seen=since,
+                    last_seen=self.now,
                 )
                 account._history_date = since
                 accounts[(app_name, key)] = account
@@ -292,16 +339,24 @@ class CompanyBuilder:
                 since = person.hired + dt.timedelta(days=self.rng.randint(1, 60))
                 gone = person.status == Identity.Status.TERMINATED and not planted
                 account = account_for(
-                    app_name, person.identity.pk, person.identity, username, since,
+                    app_name,
+                    person.identity.pk,
+                    person.identity,
+                    username,
+                    since,
                     enabled=not gone or app_name == "Corporate Directory",
                 )
                 entitlement = entitlements[(app_name, ent_id)]
                 planned_grants.append((account, entitlement, since))
                 if gone:
-                    removed_at = timezone.make_aware(dt.datetime.combine(person.termination_date, dt.time(17)))
+                    removed_at = timezone.make_aware(
+                        dt.datetime.combine(person.termination_date, dt.time(17))
+                    )
                     removals.append((account, entitlement, removed_at))
         if any((p.first, p.last) == ("Gregory", "Hale") for p in people):
-            self.planted.append("terminated person with enabled, entitled accounts: Gregory Hale (ERP, Bank Portal)")
+            self.planted.append(
+                "terminated person with enabled, entitled accounts: Gregory Hale (ERP, Bank Portal)"
+            )
         for identity, grants in non_humans:
             since = identity._history_date + dt.timedelta(days=1)
             for app_name, ent_id in grants:
@@ -320,8 +375,11 @@ class CompanyBuilder:
         account_rows = list(accounts.values())
         bulk_create_with_history(account_rows, Account, batch_size=1000, default_change_reason=REASON)
         for account in account_rows:
-            self._event("access.account.added", account, {"application": account.application.name,
-                                                          "identity_id": account.identity_id})
+            self._event(
+                "access.account.added",
+                account,
+                {"application": account.application.name, "identity_id": account.identity_id},
+            )
         grant_rows = []
         for account, entitlement, since in planned_grants:
             grant = Grant(account=account, entitlement=entitlement, first_seen=since, last_seen=self.now)
@@ -329,11 +387,15 @@ class CompanyBuilder:
             grant_rows.append(grant)
         bulk_create_with_history(grant_rows, Grant, batch_size=2000, default_change_reason=REASON)
         for grant in grant_rows:
-            self._event("access.grant.added", grant_subject(grant), {
-                "account": grant.account.account_id,
-                "application": grant.account.application.name,
-                "entitlement": grant.entitlement.entitlement_id,
-            })
+            self._event(
+                "access.grant.added",
+                grant_subject(grant),
+                {
+                    "account": grant.account.account_id,
+                    "application": grant.account.application.name,
+                    "entitlement": grant.entitlement.entitlement_id,
+                },
+            )
         by_pair = {(g.account_id, g.entitlement_id): g for g in grant_rows}
         for account, entitlement, removed_at in removals:
             grant = by_pair[(account.pk, entitlement.pk)]
@@ -348,7 +410,9 @@ class CompanyBuilder:
         self.counts["orphan_accounts"] = sum(1 for a in account_rows if a.identity_id is None)
 
     def _event(self, action, subject, payload):
-        self.events.append(Event(action, subject if isinstance(subject, Subject) else Subject.of(subject), payload))
+        self.events.append(
+            Event(action, subject if isinstance(subject, Subject) else Subject.of(subject), payload)
+        )
 
     def build(self) -> Summary:
         if Identity.objects.exists():
@@ -361,7 +425,10 @@ class CompanyBuilder:
             self.plan_access(people)
             self.save_access(people, non_humans, applications, entitlements)
             self.counts["terminated"] = sum(1 for p in people if p.status == Identity.Status.TERMINATED)
-            self._event("demo.company.seeded", Subject("demo", "northwind", "Northwind demo company"),
-                        {"counts": dict(self.counts), "planted": self.planted})
+            self._event(
+                "demo.company.seeded",
+                Subject("demo", "northwind", "Northwind demo company"),
+                {"counts": dict(self.counts), "planted": self.planted},
+            )
             events_record(actor=Actor.system("seed_demo"), events=self.events)
         return Summary(self.counts, self.planted)

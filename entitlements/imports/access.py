@@ -27,8 +27,18 @@ T_GRANT = Grant._meta.db_table
 T_IDENTITY = Identity._meta.db_table
 
 STAGE_COLUMNS = (
-    "row_no", "application_id", "account_key", "account_name", "employee_id", "email", "account_status",
-    "last_used_at", "entitlement_key", "entitlement_name", "entitlement_type", "privileged",
+    "row_no",
+    "application_id",
+    "account_key",
+    "account_name",
+    "employee_id",
+    "email",
+    "account_status",
+    "last_used_at",
+    "entitlement_key",
+    "entitlement_name",
+    "entitlement_type",
+    "privileged",
 )
 
 
@@ -56,8 +66,20 @@ def stage(records, *, log: ProblemLog) -> int:
     )
     adapt = sql.adapt_ts
     rows = (
-        (r.row, r.application_id, r.account_id, r.account_name, r.employee_id, r.email, r.account_status,
-         adapt(r.last_used_at), r.entitlement_id, r.entitlement_name, r.entitlement_type, r.privileged)
+        (
+            r.row,
+            r.application_id,
+            r.account_id,
+            r.account_name,
+            r.employee_id,
+            r.email,
+            r.account_status,
+            adapt(r.last_used_at),
+            r.entitlement_id,
+            r.entitlement_name,
+            r.entitlement_type,
+            r.privileged,
+        )
         for r in records
     )
     return sql.load(STAGE, STAGE_COLUMNS, rows)
@@ -84,8 +106,12 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
         ORDER BY 2 LIMIT 200"""
     )
     for account_key, first, last, one, other in conflicts:
-        log.add(last, "employee_id", f"{one} / {other}",
-                f"account {account_key!r} is claimed by two different people (also on row {first})")
+        log.add(
+            last,
+            "employee_id",
+            f"{one} / {other}",
+            f"account {account_key!r} is claimed by two different people (also on row {first})",
+        )
     conflicts = sql.fetchall(
         f"""SELECT MIN(account_key), entitlement_key, MIN(row_no), MAX(row_no) FROM {STAGE}
         WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key
@@ -93,8 +119,12 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
         ORDER BY 3 LIMIT 50"""
     )
     for _account, entitlement_key, first, last in conflicts:
-        log.add(last, "entitlement_name", entitlement_key,
-                f"entitlement {entitlement_key!r} has a different name or type than on row {first}")
+        log.add(
+            last,
+            "entitlement_name",
+            entitlement_key,
+            f"entitlement {entitlement_key!r} has a different name or type than on row {first}",
+        )
 
 
 def diff(*, scope: set[int]) -> AccessDiff:
@@ -194,19 +224,32 @@ def diff(*, scope: set[int]) -> AccessDiff:
     e_new, e_changed, e_total = (int(v or 0) for v in entitlements)
     g_new, g_total = (int(v or 0) for v in grants)
     result.counts = {
-        "accounts": {"added": a_new, "removed": removed_accounts, "changed": a_changed,
-                     "unchanged": a_total - a_new - a_changed},
-        "entitlements": {"added": e_new, "removed": 0, "changed": e_changed, "unchanged": e_total - e_new - e_changed},
+        "accounts": {
+            "added": a_new,
+            "removed": removed_accounts,
+            "changed": a_changed,
+            "unchanged": a_total - a_new - a_changed,
+        },
+        "entitlements": {
+            "added": e_new,
+            "removed": 0,
+            "changed": e_changed,
+            "unchanged": e_total - e_new - e_changed,
+        },
         "grants": {"added": g_new, "removed": removed_grants, "changed": 0, "unchanged": g_total - g_new},
     }
-    result.removed_by_application = dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_GRANT} GROUP BY application_id"))
+    result.removed_by_application = dict(
+        sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_GRANT} GROUP BY application_id")
+    )
     result.current_by_application = dict(
         sql.fetchall(
             f"""SELECT a.application_id, COUNT(*) FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
             JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
         )
     )
-    result.staged_by_application = dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id"))
+    result.staged_by_application = dict(
+        sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id")
+    )
     return result
 
 
@@ -243,20 +286,34 @@ def apply(*, when, reason: str, user_id) -> None:
         WHERE {S_ENTITLEMENT}.is_new = {t} AND e.application_id = {S_ENTITLEMENT}.application_id
           AND e.entitlement_id = {S_ENTITLEMENT}.entitlement_key"""
     )
-    sql.history_insert(Entitlement, history_type="+", where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_new = {t})", params=[], **h)
+    sql.history_insert(
+        Entitlement,
+        history_type="+",
+        where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_new = {t})",
+        params=[],
+        **h,
+    )
     sql.execute(
         f"""UPDATE {T_ENTITLEMENT} SET name = COALESCE(se.name, {T_ENTITLEMENT}.name), kind = se.kind,
                privileged = ({T_ENTITLEMENT}.privileged = {t} OR se.privileged = {t}), updated_at = %s
         FROM {S_ENTITLEMENT} se WHERE se.is_changed = {t} AND se.pk = {T_ENTITLEMENT}.id""",
         [ts],
     )
-    sql.history_insert(Entitlement, history_type="~", where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_changed = {t})", params=[], **h)
+    sql.history_insert(
+        Entitlement,
+        history_type="~",
+        where=f"m.id IN (SELECT pk FROM {S_ENTITLEMENT} WHERE is_changed = {t})",
+        params=[],
+        **h,
+    )
 
     # Grants and accounts that are gone: history first, then delete.
     sql.history_insert(Grant, history_type="-", where=f"m.id IN (SELECT id FROM {R_GRANT})", params=[], **h)
     sql.execute(f"DELETE FROM {T_GRANT} WHERE id IN (SELECT id FROM {R_GRANT})")
     # Grants of removed accounts are in R_GRANT already (the account is not in the file, so neither are they).
-    sql.history_insert(Account, history_type="-", where=f"m.id IN (SELECT id FROM {R_ACCOUNT})", params=[], **h)
+    sql.history_insert(
+        Account, history_type="-", where=f"m.id IN (SELECT id FROM {R_ACCOUNT})", params=[], **h
+    )
     sql.execute(f"DELETE FROM {T_ACCOUNT} WHERE id IN (SELECT id FROM {R_ACCOUNT})")
 
     # Accounts: insert new, update changed, refresh last_seen / last_used_at (kept out of history).
@@ -272,13 +329,25 @@ def apply(*, when, reason: str, user_id) -> None:
         WHERE {S_ACCOUNT}.is_new = {t} AND a.application_id = {S_ACCOUNT}.application_id
           AND a.account_id = {S_ACCOUNT}.account_key"""
     )
-    sql.history_insert(Account, history_type="+", where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_new = {t})", params=[], **h)
+    sql.history_insert(
+        Account,
+        history_type="+",
+        where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_new = {t})",
+        params=[],
+        **h,
+    )
     sql.execute(
         f"""UPDATE {T_ACCOUNT} SET name = COALESCE(sa.name, ''), identity_id = sa.identity_id, status = sa.status,
                privileged = sa.privileged
         FROM {S_ACCOUNT} sa WHERE sa.is_changed = {t} AND sa.pk = {T_ACCOUNT}.id"""
     )
-    sql.history_insert(Account, history_type="~", where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_changed = {t})", params=[], **h)
+    sql.history_insert(
+        Account,
+        history_type="~",
+        where=f"m.id IN (SELECT pk FROM {S_ACCOUNT} WHERE is_changed = {t})",
+        params=[],
+        **h,
+    )
     sql.execute(
         f"""UPDATE {T_ACCOUNT} SET last_seen = %s, last_used_at = COALESCE(sa.last_used_at, {T_ACCOUNT}.last_used_at)
         FROM {S_ACCOUNT} sa WHERE sa.pk = {T_ACCOUNT}.id""",
@@ -293,12 +362,13 @@ def apply(*, when, reason: str, user_id) -> None:
         [ts, ts],
     )
     sql.history_insert(
-        Grant, history_type="+",
-        where=f"m.first_seen = %s AND m.account_id IN (SELECT pk FROM {S_ACCOUNT})", params=[ts], **h,
+        Grant,
+        history_type="+",
+        where=f"m.first_seen = %s AND m.account_id IN (SELECT pk FROM {S_ACCOUNT})",
+        params=[ts],
+        **h,
     )
-    sql.execute(
-        f"UPDATE {T_GRANT} SET last_seen = %s WHERE account_id IN (SELECT pk FROM {S_ACCOUNT})", [ts]
-    )
+    sql.execute(f"UPDATE {T_GRANT} SET last_seen = %s WHERE account_id IN (SELECT pk FROM {S_ACCOUNT})", [ts])
 
 
 def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:
@@ -311,15 +381,29 @@ def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]
         ORDER BY g.id LIMIT %s""",
         [limit],
     ):
-        out.append(("access.grant.removed", "entitlements.grant", str(pk), f"{account_key} holds {ent_name} in {app}",
-                    {"application": app, "account": account_key, "entitlement": ent_key}))
+        out.append(
+            (
+                "access.grant.removed",
+                "entitlements.grant",
+                str(pk),
+                f"{account_key} holds {ent_name} in {app}",
+                {"application": app, "account": account_key, "entitlement": ent_key},
+            )
+        )
     for pk, account_key, app, identity_id in sql.fetchall(
         f"""SELECT a.id, a.account_id, sc.name, a.identity_id FROM {R_ACCOUNT} r JOIN {T_ACCOUNT} a ON a.id = r.id
         JOIN {S_SCOPE} sc ON sc.application_id = a.application_id ORDER BY a.id LIMIT %s""",
         [limit],
     ):
-        out.append(("access.account.removed", "entitlements.account", str(pk), f"{account_key} @ {app}",
-                    {"application": app, "account": account_key, "identity_id": identity_id}))
+        out.append(
+            (
+                "access.account.removed",
+                "entitlements.account",
+                str(pk),
+                f"{account_key} @ {app}",
+                {"application": app, "account": account_key, "identity_id": identity_id},
+            )
+        )
     return out[:limit]
 
 
@@ -334,8 +418,15 @@ def additions_for_evidence(*, limit: int, when) -> list[tuple[str, str, str, str
         [limit],
     ):
         action = "access.account.added" if is_new else "access.account.changed"
-        out.append((action, "entitlements.account", str(pk), f"{key} @ {app}",
-                    {"application": app, "account": key, "identity_id": identity_id}))
+        out.append(
+            (
+                action,
+                "entitlements.account",
+                str(pk),
+                f"{key} @ {app}",
+                {"application": app, "account": key, "identity_id": identity_id},
+            )
+        )
     for pk, key, name, app, is_new in sql.fetchall(
         f"""SELECT se.pk, se.entitlement_key, se.name, sc.name, se.is_new FROM {S_ENTITLEMENT} se
         JOIN {S_SCOPE} sc ON sc.application_id = se.application_id
@@ -343,8 +434,15 @@ def additions_for_evidence(*, limit: int, when) -> list[tuple[str, str, str, str
         [limit],
     ):
         action = "access.entitlement.added" if is_new else "access.entitlement.changed"
-        out.append((action, "entitlements.entitlement", str(pk), f"{name or key} ({app})",
-                    {"application": app, "entitlement": key}))
+        out.append(
+            (
+                action,
+                "entitlements.entitlement",
+                str(pk),
+                f"{name or key} ({app})",
+                {"application": app, "entitlement": key},
+            )
+        )
     for pk, account_key, ent_key, ent_name, app in sql.fetchall(
         f"""SELECT g.id, a.account_id, e.entitlement_id, e.name, sc.name FROM {T_GRANT} g
         JOIN {T_ACCOUNT} a ON a.id = g.account_id JOIN {T_ENTITLEMENT} e ON e.id = g.entitlement_id
@@ -352,8 +450,15 @@ def additions_for_evidence(*, limit: int, when) -> list[tuple[str, str, str, str
         WHERE g.first_seen = %s ORDER BY g.id LIMIT %s""",
         [ts, limit],
     ):
-        out.append(("access.grant.added", "entitlements.grant", str(pk), f"{account_key} holds {ent_name} in {app}",
-                    {"application": app, "account": account_key, "entitlement": ent_key}))
+        out.append(
+            (
+                "access.grant.added",
+                "entitlements.grant",
+                str(pk),
+                f"{account_key} holds {ent_name} in {app}",
+                {"application": app, "account": account_key, "entitlement": ent_key},
+            )
+        )
     return out[:limit]
 
 

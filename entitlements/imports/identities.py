@@ -16,8 +16,17 @@ STAGE = "soxgov_stage_identity"
 ABSENT = "soxgov_absent_identity"
 T_IDENTITY = Identity._meta.db_table
 COLUMNS = (
-    "row_no", "employee_id", "email", "display_name", "department", "title", "manager_key", "status",
-    "termination_date", "kind", "owner_key",
+    "row_no",
+    "employee_id",
+    "email",
+    "display_name",
+    "department",
+    "title",
+    "manager_key",
+    "status",
+    "termination_date",
+    "kind",
+    "owner_key",
 )
 
 
@@ -41,9 +50,19 @@ def stage(records, *, default_termination) -> int:
         pk BIGINT, manager_pk BIGINT, owner_pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN""",
     )
     rows = (
-        (r.row, r.employee_id, r.email, r.display_name, r.department, r.title, r.manager_employee_id, r.status,
-         sql.adapt_date(r.termination_date or (default_termination if r.status == "terminated" else None)),
-         r.kind, r.owner_employee_id)
+        (
+            r.row,
+            r.employee_id,
+            r.email,
+            r.display_name,
+            r.department,
+            r.title,
+            r.manager_employee_id,
+            r.status,
+            sql.adapt_date(r.termination_date or (default_termination if r.status == "terminated" else None)),
+            r.kind,
+            r.owner_employee_id,
+        )
         for r in records
     )
     return sql.load(STAGE, COLUMNS, rows)
@@ -121,7 +140,9 @@ def diff_and_apply(*, when, today, reason: str, user_id) -> IdentityDiff:
             ({STAGE}.employee_id IS NOT NULL AND i.employee_id = {STAGE}.employee_id)
             OR ({STAGE}.employee_id IS NULL AND i.employee_id IS NULL AND LOWER(i.email) = {STAGE}.email))"""
     )
-    sql.execute(f"UPDATE {STAGE} SET manager_pk = m.pk FROM {STAGE} m WHERE m.employee_id = {STAGE}.manager_key")
+    sql.execute(
+        f"UPDATE {STAGE} SET manager_pk = m.pk FROM {STAGE} m WHERE m.employee_id = {STAGE}.manager_key"
+    )
     sql.execute(f"UPDATE {STAGE} SET owner_pk = o.pk FROM {STAGE} o WHERE o.employee_id = {STAGE}.owner_key")
     sql.execute(
         f"""UPDATE {STAGE} SET is_changed = (
@@ -144,8 +165,20 @@ def diff_and_apply(*, when, today, reason: str, user_id) -> IdentityDiff:
         WHERE id IN (SELECT id FROM {ABSENT})""",
         [sql.adapt_date(today), ts],
     )
-    sql.history_insert(Identity, history_type="+", where=f"m.id IN (SELECT pk FROM {STAGE} WHERE is_new = {t})", params=[], **h)
-    sql.history_insert(Identity, history_type="~", where=f"m.id IN (SELECT pk FROM {STAGE} WHERE is_changed = {t})", params=[], **h)
+    sql.history_insert(
+        Identity,
+        history_type="+",
+        where=f"m.id IN (SELECT pk FROM {STAGE} WHERE is_new = {t})",
+        params=[],
+        **h,
+    )
+    sql.history_insert(
+        Identity,
+        history_type="~",
+        where=f"m.id IN (SELECT pk FROM {STAGE} WHERE is_changed = {t})",
+        params=[],
+        **h,
+    )
     sql.history_insert(Identity, history_type="~", where=f"m.id IN (SELECT id FROM {ABSENT})", params=[], **h)
     added, changed, total = (
         int(v or 0)
@@ -154,8 +187,13 @@ def diff_and_apply(*, when, today, reason: str, user_id) -> IdentityDiff:
         )[0]
     )
     result.counts = {
-        "identities": {"added": added, "removed": 0, "terminated_absent": result.absent, "changed": changed,
-                       "unchanged": total - added - changed},
+        "identities": {
+            "added": added,
+            "removed": 0,
+            "terminated_absent": result.absent,
+            "changed": changed,
+            "unchanged": total - added - changed,
+        },
     }
     return result
 
@@ -169,12 +207,21 @@ def changes_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]
         [limit],
     ):
         action = "access.identity.added" if is_new else "access.identity.changed"
-        out.append((action, "entitlements.identity", str(pk), name, {"employee_id": employee_id, "status": status}))
+        out.append(
+            (action, "entitlements.identity", str(pk), name, {"employee_id": employee_id, "status": status})
+        )
     for pk, name, employee_id in sql.fetchall(
         f"""SELECT i.id, i.display_name, i.employee_id FROM {ABSENT} a JOIN {T_IDENTITY} i ON i.id = a.id
         ORDER BY i.id LIMIT %s""",
         [limit],
     ):
-        out.append(("access.identity.terminated", "entitlements.identity", str(pk), name,
-                    {"employee_id": employee_id, "reason": "absent from the identities file"}))
+        out.append(
+            (
+                "access.identity.terminated",
+                "entitlements.identity",
+                str(pk),
+                name,
+                {"employee_id": employee_id, "reason": "absent from the identities file"},
+            )
+        )
     return out[:limit]

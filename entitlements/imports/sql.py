@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable, Iterator
 
 from django.db import connection
@@ -72,12 +73,7 @@ class _CopySource(io.TextIOBase):
     def read(self, size: int = -1) -> str:
         want = size if size and size > 0 else 1 << 16
         while len(self._pending) < want:
-            batch = 0
-            for row in self._rows:
-                self._writer.writerow(row)
-                batch += 1
-                if batch >= 2000:
-                    break
+            self._writer.writerows(itertools.islice(self._rows, 2000))
             chunk = self._buffer.getvalue()
             self._buffer.seek(0)
             self._buffer.truncate()
@@ -114,7 +110,9 @@ def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_s
     if vendor() == "postgresql":
         source = _CopySource(tuple(_copy_value(v) for v in row) for row in counted())
         with connection.cursor() as cursor:
-            cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", source)
+            cursor.cursor.copy_expert(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", source
+            )
         return count
     placeholders = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
@@ -130,7 +128,9 @@ def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_s
     return count
 
 
-def history_insert(model, *, history_type: str, where: str, params: Iterable, when, reason: str, user_id) -> int:
+def history_insert(
+    model, *, history_type: str, where: str, params: Iterable, when, reason: str, user_id
+) -> int:
     """Write one simple-history row per object of ``model`` matching ``where`` (alias ``m``), as it is now.
 
     Call before a DELETE (type '-') and after an INSERT ('+') or UPDATE ('~'). This is what simple-history's

@@ -21,7 +21,9 @@ def add_processes(apps, schema_editor):
 
 
 def remove_processes(apps, schema_editor):
-    apps.get_model("entitlements", "FinancialProcess").objects.filter(code__in=[c for c, _ in PROCESSES]).delete()
+    apps.get_model("entitlements", "FinancialProcess").objects.filter(
+        code__in=[c for c, _ in PROCESSES]
+    ).delete()
 
 
 class Migration(migrations.Migration):

@@ -10,5 +10,12 @@ from entitlements.models.connectors import Connector, ConnectorRun
 from entitlements.models.identities import Identity
 
 __all__ = [
-    "Account", "Application", "Connector", "ConnectorRun", "Entitlement", "FinancialProcess", "Grant", "Identity",
+    "Account",
+    "Application",
+    "Connector",
+    "ConnectorRun",
+    "Entitlement",
+    "FinancialProcess",
+    "Grant",
+    "Identity",
 ]

@@ -6,9 +6,8 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
-from soxgov.access import RestrictedQuerySet
-
 from entitlements.models.identities import Identity
+from soxgov.access import RestrictedQuerySet
 
 # Fields that change on every pull; history of them would add a row per grant per pull and tell nobody anything.
 NOISY_FIELDS = ["last_seen", "last_used_at"]
@@ -103,7 +102,9 @@ class Account(models.Model):
             models.Index(fields=["account_id", "id"], name="entitlements_account_key_id"),
             # The orphan-account queue: WHERE identity_id IS NULL.
             models.Index(
-                fields=["application"], condition=Q(identity__isnull=True), name="entitlements_account_orphans"
+                fields=["application"],
+                condition=Q(identity__isnull=True),
+                name="entitlements_account_orphans",
             ),
         ]
 
@@ -127,7 +128,9 @@ class Entitlement(models.Model):
         PERMISSION = "permission", "Permission"
 
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="entitlements")
-    entitlement_id = models.CharField("entitlement id", max_length=255, help_text="The application's own key.")
+    entitlement_id = models.CharField(
+        "entitlement id", max_length=255, help_text="The application's own key."
+    )
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ROLE)
     description = models.TextField(blank=True)
@@ -135,7 +138,9 @@ class Entitlement(models.Model):
         Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_entitlements"
     )
     privileged = models.BooleanField(default=False)
-    sensitive = models.BooleanField(default=False, help_text="Touches financial data or SOX-relevant functions.")
+    sensitive = models.BooleanField(
+        default=False, help_text="Touches financial data or SOX-relevant functions."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -192,5 +197,9 @@ class Grant(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        if self.account_id and self.entitlement_id and self.account.application_id != self.entitlement.application_id:
+        if (
+            self.account_id
+            and self.entitlement_id
+            and self.account.application_id != self.entitlement.application_id
+        ):
             raise ValidationError("The account and the entitlement must belong to the same application.")

@@ -37,13 +37,26 @@ class Connector(models.Model):
     owner = models.ForeignKey(
         Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_connectors"
     )
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='When to pull, as a crontab "minute hour day month weekday" (UTC), '
+        'e.g. "0 2 * * *". Empty: only on demand.',
+    )
     schedule = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="connector"
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="connector",
+        editable=False,
     )
     deletion_threshold_percent = models.PositiveSmallIntegerField(
         default=10, help_text="Hold a pull that would remove more than this share of the current grants ..."
     )
-    deletion_threshold_count = models.PositiveIntegerField(default=20, help_text="... and more than this many.")
+    deletion_threshold_count = models.PositiveIntegerField(
+        default=20, help_text="... and more than this many."
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -60,6 +73,22 @@ class Connector(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.cron.strip() and len(self.cron.split()) != 5:
+            raise ValidationError(
+                {"cron": 'Use five fields: "minute hour day month weekday", e.g. "0 2 * * *".'}
+            )
+        if self.kind == self.Kind.IDENTITY_FILE and self.application_id:
+            raise ValidationError({"application": "An identities connector is not tied to an application."})
+        if self.kind in (self.Kind.IDENTITY_FILE, self.Kind.ACCESS_FILE) and not self.configuration.get(
+            "path"
+        ):
+            raise ValidationError(
+                {"configuration": 'A file connector needs {"path": "/where/the/file/lands.csv"}.'}
+            )
 
 
 class ConnectorRun(models.Model):
@@ -85,10 +114,16 @@ class ConnectorRun(models.Model):
 
     FINAL = (Status.APPLIED, Status.FAILED, Status.REJECTED)
 
-    connector = models.ForeignKey(Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     application = models.ForeignKey(
-        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="connector_runs",
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="connector_runs",
         help_text="The application given with the file (rows may also name applications).",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -111,13 +146,17 @@ class ConnectorRun(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     rows_total = models.BigIntegerField(default=0)
     rows_done = models.BigIntegerField(default=0)
-    counts = models.JSONField(default=dict, blank=True, help_text="added / removed / changed / unchanged per object")
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="added / removed / changed / unchanged per object"
+    )
     problems = models.JSONField(default=list, blank=True, help_text="Why the input was refused (first 200).")
     problem_count = models.IntegerField(default=0)
     warnings = models.JSONField(default=list, blank=True)
     held_reason = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    changes_sha256 = models.CharField(max_length=64, blank=True, help_text="Digest of the applied change set.")
+    changes_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="Digest of the applied change set."
+    )
 
     objects = RestrictedQuerySet.as_manager()
 

@@ -4,49 +4,74 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ChainVerification',
+            name="ChainVerification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('intact', 'Intact'), ('broken', 'Broken'), ('failed', 'Failed')], default='queued', max_length=8)),
-                ('requested_by_name', models.CharField(max_length=200)),
-                ('requested_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('event_count', models.BigIntegerField(blank=True, null=True)),
-                ('head_sequence', models.BigIntegerField(blank=True, null=True)),
-                ('head_hash', models.CharField(blank=True, max_length=64)),
-                ('broken_sequence', models.BigIntegerField(blank=True, null=True)),
-                ('detail', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("intact", "Intact"),
+                            ("broken", "Broken"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=8,
+                    ),
+                ),
+                ("requested_by_name", models.CharField(max_length=200)),
+                ("requested_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("event_count", models.BigIntegerField(blank=True, null=True)),
+                ("head_sequence", models.BigIntegerField(blank=True, null=True)),
+                ("head_hash", models.CharField(blank=True, max_length=64)),
+                ("broken_sequence", models.BigIntegerField(blank=True, null=True)),
+                ("detail", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-requested_at', '-id'],
+                "ordering": ["-requested_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='EvidenceEvent',
+            name="EvidenceEvent",
             fields=[
-                ('sequence', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('occurred_at', models.DateTimeField()),
-                ('actor_kind', models.CharField(choices=[('user', 'User'), ('system', 'System')], max_length=8)),
-                ('actor_name', models.CharField(help_text='Copied so it outlives the user.', max_length=200)),
-                ('action', models.CharField(help_text='A dotted verb, such as access.grant.added.', max_length=100)),
-                ('subject_type', models.CharField(max_length=100)),
-                ('subject_id', models.CharField(max_length=64)),
-                ('subject_repr', models.CharField(help_text='Copied so it outlives the subject.', max_length=255)),
-                ('payload', models.TextField(help_text='Canonical JSON: sorted keys, no whitespace.')),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                ("sequence", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("occurred_at", models.DateTimeField()),
+                (
+                    "actor_kind",
+                    models.CharField(choices=[("user", "User"), ("system", "System")], max_length=8),
+                ),
+                ("actor_name", models.CharField(help_text="Copied so it outlives the user.", max_length=200)),
+                (
+                    "action",
+                    models.CharField(help_text="A dotted verb, such as access.grant.added.", max_length=100),
+                ),
+                ("subject_type", models.CharField(max_length=100)),
+                ("subject_id", models.CharField(max_length=64)),
+                (
+                    "subject_repr",
+                    models.CharField(help_text="Copied so it outlives the subject.", max_length=255),
+                ),
+                ("payload", models.TextField(help_text="Canonical JSON: sorted keys, no whitespace.")),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ['sequence'],
+                "ordering": ["sequence"],
             },
         ),
     ]

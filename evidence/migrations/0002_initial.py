@@ -6,47 +6,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('evidence', '0001_initial'),
+        ("evidence", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chainverification',
-            name='requested_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="chainverification",
+            name="requested_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='evidenceevent',
-            name='actor_user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="evidenceevent",
+            name="actor_user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='chainverification',
-            index=models.Index(condition=models.Q(('status', 'queued')), fields=['requested_at'], name='evidence_verif_queued'),
+            model_name="chainverification",
+            index=models.Index(
+                condition=models.Q(("status", "queued")),
+                fields=["requested_at"],
+                name="evidence_verif_queued",
+            ),
         ),
         migrations.AddIndex(
-            model_name='evidenceevent',
-            index=models.Index(fields=['subject_type', 'subject_id'], name='evidence_subject'),
+            model_name="evidenceevent",
+            index=models.Index(fields=["subject_type", "subject_id"], name="evidence_subject"),
         ),
         migrations.AddIndex(
-            model_name='evidenceevent',
-            index=models.Index(fields=['action', 'sequence'], name='evidence_action_seq'),
+            model_name="evidenceevent",
+            index=models.Index(fields=["action", "sequence"], name="evidence_action_seq"),
         ),
         migrations.AddIndex(
-            model_name='evidenceevent',
-            index=models.Index(fields=['occurred_at'], name='evidence_occurred_at'),
+            model_name="evidenceevent",
+            index=models.Index(fields=["occurred_at"], name="evidence_occurred_at"),
         ),
         migrations.AddConstraint(
-            model_name='evidenceevent',
-            constraint=models.CheckConstraint(condition=models.Q(('sequence__gte', 1)), name='evidence_evidenceevent_sequence_positive'),
+            model_name="evidenceevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sequence__gte", 1)), name="evidence_evidenceevent_sequence_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evidenceevent',
-            constraint=models.CheckConstraint(condition=models.Q(('actor_kind', 'system'), ('actor_user__isnull', False), _connector='OR'), name='evidence_evidenceevent_user_actor_named'),
+            model_name="evidenceevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("actor_kind", "system"), ("actor_user__isnull", False), _connector="OR"),
+                name="evidence_evidenceevent_user_actor_named",
+            ),
         ),
     ]

@@ -44,5 +44,3 @@ class IdCursorPagination(CursorPagination):
     ordering = "pk"
     page_size_query_param = "page_size"
     max_page_size = 1000
-
-

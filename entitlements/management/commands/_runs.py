@@ -19,7 +19,9 @@ def print_outcome(command: BaseCommand, run: ConnectorRun) -> None:
         command.stdout.write(f"run {run.pk} applied ({run.rows_total} rows)")
         for obj in sorted(run.counts):
             counts = run.counts[obj]
-            order = [k for k in ("added", "removed", "terminated_absent", "changed", "unchanged") if k in counts]
+            order = [
+                k for k in ("added", "removed", "terminated_absent", "changed", "unchanged") if k in counts
+            ]
             summary = ", ".join(f"{counts[what]} {what.replace('_', ' ')}" for what in order)
             command.stdout.write(f"  {obj}: {summary}")
         return
@@ -62,8 +64,9 @@ def run_file(command: BaseCommand, *, kind: str, path: str, application=None, us
             raise CommandError(f"no user named {username!r}")
         actor = Actor.for_user(user)
     try:
-        run = services.run_create(kind=kind, source=source, source_name=source.name, actor=actor, user=user,
-                                  application=application)
+        run = services.run_create(
+            kind=kind, source=source, source_name=source.name, actor=actor, user=user, application=application
+        )
     except ImportRefused as refused:
         for problem in refused.problems:
             command.stderr.write(str(problem))

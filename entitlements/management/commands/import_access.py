@@ -12,7 +12,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path")
-        parser.add_argument("--application", help="Application name, for files without an application column.")
+        parser.add_argument(
+            "--application", help="Application name, for files without an application column."
+        )
         parser.add_argument("--user", help="The admin starting the run (default: a system actor).")
 
     def handle(self, *args, path, application=None, user=None, **options):

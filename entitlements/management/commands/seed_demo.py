@@ -9,12 +9,38 @@ from soxgov.services import user_create
 
 # Demo credentials are printed on purpose: this is a demo database on 127.0.0.1, never production.
 DEMO_USERS = [
-    ("alice", "Alice", "Nakamura", "alice.nakamura@northwind.example", [Role.ADMIN], "Admin: configure everything"),
-    ("rita", "Rita", "Okafor", "rita.okafor@northwind.example", [Role.REVIEWER],
-     "Reviewer: Accounting manager, owns Accounts Payable"),
-    ("oscar", "Oscar", "Lindqvist", "oscar.lindqvist@northwind.example", [Role.CONTROL_OWNER],
-     "Control owner: internal controls"),
-    ("audrey", "Audrey", "Chen", "audrey.chen@auditfirm.example", [Role.AUDITOR], "Auditor: external, read-only"),
+    (
+        "alice",
+        "Alice",
+        "Nakamura",
+        "alice.nakamura@northwind.example",
+        [Role.ADMIN],
+        "Admin: configure everything",
+    ),
+    (
+        "rita",
+        "Rita",
+        "Okafor",
+        "rita.okafor@northwind.example",
+        [Role.REVIEWER],
+        "Reviewer: Accounting manager, owns Accounts Payable",
+    ),
+    (
+        "oscar",
+        "Oscar",
+        "Lindqvist",
+        "oscar.lindqvist@northwind.example",
+        [Role.CONTROL_OWNER],
+        "Control owner: internal controls",
+    ),
+    (
+        "audrey",
+        "Audrey",
+        "Chen",
+        "audrey.chen@auditfirm.example",
+        [Role.AUDITOR],
+        "Auditor: external, read-only",
+    ),
 ]
 
 
@@ -22,7 +48,9 @@ class Command(BaseCommand):
     help = "Seed a believable demo company (about 500 people, 30 non-human identities, 11 applications) and users."
 
     def add_arguments(self, parser):
-        parser.add_argument("--people", type=int, default=500, help="Approximate number of people (default 500).")
+        parser.add_argument(
+            "--people", type=int, default=500, help="Approximate number of people (default 500)."
+        )
         parser.add_argument("--seed", type=int, default=2026, help="Random seed, for a reproducible company.")
 
     def handle(self, *args, people, seed, **options):
@@ -45,6 +73,13 @@ class Command(BaseCommand):
             password = f"{username}-demo-2026"
             with transaction.atomic():
                 if not User.objects.filter(username=username).exists():
-                    user_create(actor=actor, username=username, email=email, password=password, roles=roles,
-                                first_name=first, last_name=last)
+                    user_create(
+                        actor=actor,
+                        username=username,
+                        email=email,
+                        password=password,
+                        roles=roles,
+                        first_name=first,
+                        last_name=last,
+                    )
             self.stdout.write(f"  {username:<7} password {password:<18} {what}")

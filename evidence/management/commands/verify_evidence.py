@@ -4,7 +4,9 @@ from evidence.selectors import chain_verify
 
 
 class Command(BaseCommand):
-    help = "Recompute every link of the evidence chain. Exit 0 when intact, 1 naming the first broken sequence."
+    help = (
+        "Recompute every link of the evidence chain. Exit 0 when intact, 1 naming the first broken sequence."
+    )
 
     def handle(self, *args, **options):
         result = chain_verify()
