@@ -19,7 +19,10 @@ def make_user(django_user_model):
 
     def make(username, *roles, email=None, **extra):
         user = django_user_model.objects.create_user(
-            username=username, email=email or f"{username}@example.com", password="correct horse battery", **extra
+            username=username,
+            email=email or f"{username}@example.com",
+            password="correct horse battery",
+            **extra,
         )
         user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
         if Role.ADMIN in roles:
@@ -37,22 +40,32 @@ def company(db):
 
     now = timezone.now()
     rita = Identity.objects.create(employee_id="E1", email="rita@example.com", display_name="Rita Reviewer")
-    bob = Identity.objects.create(employee_id="E2", email="bob@example.com", display_name="Bob Builder", manager=rita)
+    bob = Identity.objects.create(
+        employee_id="E2", email="bob@example.com", display_name="Bob Builder", manager=rita
+    )
     carol = Identity.objects.create(employee_id="E3", email="carol@example.com", display_name="Carol Other")
     bot = Identity.objects.create(
         employee_id="SVC1", display_name="ledger-sync", kind=Identity.Kind.SERVICE, owner=rita
     )
     erp = Application.objects.create(name="ERP", sox_in_scope=True, criticality="critical", owner=carol)
     crm = Application.objects.create(name="CRM", owner=rita)
-    post = Entitlement.objects.create(application=erp, entitlement_id="GL_POST", name="Post journal", privileged=True)
+    post = Entitlement.objects.create(
+        application=erp, entitlement_id="GL_POST", name="Post journal", privileged=True
+    )
     view = Entitlement.objects.create(application=crm, entitlement_id="CRM_VIEW", name="View customers")
     accounts = {
-        "bob_erp": Account.objects.create(application=erp, account_id="bob", identity=bob, first_seen=now, last_seen=now),
+        "bob_erp": Account.objects.create(
+            application=erp, account_id="bob", identity=bob, first_seen=now, last_seen=now
+        ),
         "carol_erp": Account.objects.create(
             application=erp, account_id="carol", identity=carol, first_seen=now, last_seen=now
         ),
-        "bot_erp": Account.objects.create(application=erp, account_id="svc-ledger", identity=bot, first_seen=now, last_seen=now),
-        "orphan_crm": Account.objects.create(application=crm, account_id="ghost", first_seen=now, last_seen=now),
+        "bot_erp": Account.objects.create(
+            application=erp, account_id="svc-ledger", identity=bot, first_seen=now, last_seen=now
+        ),
+        "orphan_crm": Account.objects.create(
+            application=crm, account_id="ghost", first_seen=now, last_seen=now
+        ),
     }
     for account, entitlement in [
         (accounts["bob_erp"], post),
@@ -102,3 +115,20 @@ def committed_db(transactional_db):
             cursor.execute(f"DELETE FROM {triggers.TABLE}")
             for statement in triggers.SQLITE_INSTALL:
                 cursor.execute(statement)
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_unless_worker_test(request, settings):
+    """Run Celery tasks in-process, as the embedded default does, even when REDIS_URL is set for the suite.
+
+    Only tests marked ``worker`` talk to the real broker and worker.
+    """
+    from soxgov.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -28,7 +28,8 @@ from soxgov.celery import app as celery_app
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.skipif(
-        not settings.REDIS_URL, reason="REDIS_URL is not set: the end-to-end test needs Redis and a real worker"
+        not settings.REDIS_URL,
+        reason="REDIS_URL is not set: the end-to-end test needs Redis and a real worker",
     ),
 ]
 
@@ -59,10 +60,12 @@ def worker_queue():
     concurrent runs on a developer machine that share one Redis database.
     """
     queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.e2e.{uuid.uuid4().hex[:12]}"
-    previous = celery_app.conf.task_default_queue
+    previous = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
     celery_app.conf.task_default_queue = queue
+    # REDIS_URL already turns eager mode off; say so explicitly in case a suite-wide fixture turns it on.
+    celery_app.conf.task_always_eager = False
     yield queue
-    celery_app.conf.task_default_queue = previous
+    celery_app.conf.task_default_queue, celery_app.conf.task_always_eager = previous
     try:
         # Drops the queue's list and its binding so repeated runs leave nothing behind in Redis.
         # A fresh connection knows no bindings, so declare the queue on it before deleting it.
@@ -78,7 +81,9 @@ def worker_queue():
 def celery_worker_process(committed_db, worker_queue, tmp_path):
     """A real `celery worker` subprocess consuming worker_queue against the test database."""
     log_path = tmp_path / "worker.log"
-    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SOXGOV_SQLITE_PATH"}}
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SOXGOV_SQLITE_PATH"}
+    }
     env.update(_database_env())
     env.update(
         DJANGO_SETTINGS_MODULE="soxgov.settings",
@@ -137,9 +142,8 @@ def _wait_for_verification(pk: int, process) -> ChainVerification:
         if process.poll() is not None:
             pytest.fail(f"the Celery worker exited with {process.returncode}:\n{_worker_log(process)}")
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"verification {pk} still {verification.status!r} after {WORKER_TIMEOUT}s:\n{_worker_log(process)}"
-            )
+            log = _worker_log(process)
+            pytest.fail(f"verification {pk} still {verification.status!r} after {WORKER_TIMEOUT}s:\n{log}")
         time.sleep(0.25)
 
 

@@ -206,7 +206,14 @@ class CompanyBuilder:
             p.department: p.identity for p in people if p.is_manager and p.title.startswith(("Head", "Chief"))
         }
         rita = next(p.identity for p in people if (p.first, p.last) == ("Rita", "Okafor"))
-        processes = {p.code: p for p in FinancialProcess.objects.all()}
+        # Normally installed by migration 0003; recreated here for databases emptied since (transactional tests).
+        codes = {code for app in catalogue.APPLICATIONS for code in app[4]}
+        processes = {
+            code: FinancialProcess.objects.get_or_create(
+                code=code, defaults={"name": code.replace("_", " ").capitalize()}
+            )[0]
+            for code in codes
+        }
         applications, entitlements = {}, {}
         for name, description, sox, criticality, codes, owner_department in catalogue.APPLICATIONS:
             owner = rita if name == "Accounts Payable" else heads.get(owner_department, heads["Finance"])
