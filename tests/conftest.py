@@ -118,7 +118,7 @@ def committed_db(transactional_db):
 
 
 @pytest.fixture(autouse=True)
-def _celery_eager_unless_worker_test(request, settings):
+def _celery_eager_unless_worker_test(request):
     """Run Celery tasks in-process, as the embedded default does, even when REDIS_URL is set for the suite.
 
     Only tests marked ``worker`` talk to the real broker and worker.
