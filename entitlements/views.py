@@ -68,6 +68,10 @@ class OnDateForm(forms.Form):
         label="On date", widget=forms.DateInput(attrs={"type": "date"}), help_text="End of that day."
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["date"].widget.attrs["max"] = timezone.localdate().isoformat()
+
     def clean_date(self):
         day = self.cleaned_data["date"]
         if day > timezone.localdate():
