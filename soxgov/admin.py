@@ -55,6 +55,13 @@ class SoxgovUserAdmin(UserAdmin):
     list_display = ("username", "email", "identity", "is_active", "is_staff")
     raw_id_fields = ("identity",)
 
+    def get_readonly_fields(self, request, obj=None):
+        # Only a superuser may mint superusers or hand out permissions outside the role groups; otherwise the
+        # admin role could escalate itself past every restriction in soxgov/access.py.
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ("is_superuser", "user_permissions", "last_login", "date_joined")
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         obj = form.instance

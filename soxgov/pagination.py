@@ -11,6 +11,7 @@ import base64
 import json
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 
@@ -61,6 +62,15 @@ def _after(ordering: tuple[str, ...], values: list, *, reverse: bool) -> Q:
     return condition
 
 
+def _seek(queryset: QuerySet, ordering: tuple[str, ...], values: list, *, reverse: bool) -> QuerySet:
+    try:
+        return queryset.filter(_after(ordering, values, reverse=reverse))
+    except (ValueError, TypeError, ValidationError) as exc:
+        # A value of the wrong type for its column (say text for the id) fails here, when Django prepares the
+        # lookup; it is a bad cursor like any other, not a server error.
+        raise InvalidCursor("the page cursor is not valid") from exc
+
+
 def _flip(term: str) -> str:
     return term[1:] if term.startswith("-") else f"-{term}"
 
@@ -73,12 +83,12 @@ def keyset_paginate(
     if direction == "n":
         qs = queryset.order_by(*ordering)
         if values is not None:
-            qs = qs.filter(_after(ordering, values, reverse=False))
+            qs = _seek(qs, ordering, values, reverse=False)
         rows = list(qs[: page_size + 1])
         has_more, items = len(rows) > page_size, rows[:page_size]
         has_next, has_prev = has_more, values is not None
     else:
-        qs = queryset.order_by(*[_flip(t) for t in ordering]).filter(_after(ordering, values, reverse=True))
+        qs = _seek(queryset.order_by(*[_flip(t) for t in ordering]), ordering, values, reverse=True)
         rows = list(qs[: page_size + 1])
         has_more, items = len(rows) > page_size, list(reversed(rows[:page_size]))
         has_next, has_prev = True, has_more

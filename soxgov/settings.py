@@ -194,6 +194,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Identities, access, evidence. Read with a session or a token: `Authorization: Token <key>`.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes every endpoint; only signed-in users (session or token) get it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -5,6 +5,7 @@ through ``restrict`` (so list endpoints never show rows a user may not see).
 """
 
 from rest_framework import permissions
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 from soxgov import access
@@ -44,3 +45,14 @@ class IdCursorPagination(CursorPagination):
     ordering = "pk"
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        # DRF passes the cursor's position straight into ``pk__gt``; a tampered, non-integer one would raise
+        # ValueError there (a 500). Every primary key here is an integer, so refuse it like any bad cursor.
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor

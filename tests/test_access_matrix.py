@@ -1,0 +1,627 @@
+"""Who may do what, as one table: every page, htmx fragment, API endpoint and admin screen, for every role.
+
+Read a row of MATRIX as a sentence: "GET identity carol answers alice 200, rita 404 (Carol is outside her
+scope), oscar 200, audrey 200 ...". The personas come from tests/conftest.py; ``audrey_token`` is the auditor
+with no session, only ``Authorization: Token <key>`` (tokens open the API and nothing else).
+
+One generic test walks each row, makes the request as every persona, and compares the whole row at once, so a
+failure shows exactly which cells differ. Every refused request must also leave the database untouched.
+VISIBLE then says which rows each persona sees in each list, through the page, the htmx fragment and the API.
+"""
+
+import functools
+import json
+from urllib.parse import urlparse
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
+from evidence.models import ChainVerification, EvidenceEvent
+from evidence.services import Actor, event_record
+from soxgov.roles import Role
+
+PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
+
+# Outcomes, as the matrix spells them.
+OK = 200
+DENIED = 403  # signed in, but the role may not attempt this action on this model
+HIDDEN = 404  # outside the reviewer's scope: answered as if it did not exist
+READ_ONLY = 405  # the role may attempt the action, but the read-only API does not offer the method
+INVALID = 400  # allowed to try, but the request (no file) is refused by validation
+POST_ONLY = 405  # the endpoint changes state, so it answers POST only (no GET ever changes state)
+LOGIN = "-> login"  # redirected to a login page (the site's, or the admin's)
+
+
+def to(path: str) -> str:
+    return f"-> {path}"
+
+
+QUEUED = to("/evidence/integrity/")  # the verification was queued; back to the integrity page
+SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
+
+PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
+
+# route: (surface, URL name, the kind of object whose pk the URL takes)
+ROUTES = {
+    "home": (PAGE, "home", None),
+    "identities": (PAGE, "entitlements:identity_list", None),
+    "identity": (PAGE, "entitlements:identity_detail", Identity),
+    "identity access-on": (PAGE, "entitlements:identity_access_on", Identity),
+    "applications": (PAGE, "entitlements:application_list", None),
+    "application": (PAGE, "entitlements:application_detail", Application),
+    "accounts": (PAGE, "entitlements:account_list", None),
+    "account": (PAGE, "entitlements:account_detail", Account),
+    "entitlements": (PAGE, "entitlements:entitlement_list", None),
+    "entitlement": (PAGE, "entitlements:entitlement_detail", Entitlement),
+    "entitlement holders-on": (PAGE, "entitlements:entitlement_holders_on", Entitlement),
+    "evidence": (PAGE, "evidence:event_list", None),
+    "evidence event": (PAGE, "evidence:event_detail", EvidenceEvent),
+    "integrity": (PAGE, "evidence:integrity", None),
+    "integrity verify": (PAGE, "evidence:verification_create", None),
+    "imports": (PAGE, "entitlements:run_list", None),
+    "import": (PAGE, "entitlements:run_detail", ConnectorRun),
+    "import upload": (PAGE, "entitlements:run_upload", None),
+    "import approve": (PAGE, "entitlements:run_approve", ConnectorRun),
+    "import reject": (PAGE, "entitlements:run_reject", ConnectorRun),
+    "htmx identities": (FRAGMENT, "entitlements:identity_list", None),
+    "htmx applications": (FRAGMENT, "entitlements:application_list", None),
+    "htmx accounts": (FRAGMENT, "entitlements:account_list", None),
+    "htmx entitlements": (FRAGMENT, "entitlements:entitlement_list", None),
+    "htmx evidence": (FRAGMENT, "evidence:event_list", None),
+    "htmx imports": (FRAGMENT, "entitlements:run_list", None),
+    "api identities": (API, "identity-list", None),
+    "api identity": (API, "identity-detail", Identity),
+    "api applications": (API, "application-list", None),
+    "api application": (API, "application-detail", Application),
+    "api accounts": (API, "account-list", None),
+    "api account": (API, "account-detail", Account),
+    "api entitlements": (API, "entitlement-list", None),
+    "api entitlement": (API, "entitlement-detail", Entitlement),
+    "api grants": (API, "grant-list", None),
+    "api grant": (API, "grant-detail", Grant),
+    "api events": (API, "evidenceevent-list", None),
+    "api event": (API, "evidenceevent-detail", EvidenceEvent),
+    "api verifications": (API, "chainverification-list", None),
+    "api verification": (API, "chainverification-detail", ChainVerification),
+    "api connectors": (API, "connector-list", None),
+    "api connector": (API, "connector-detail", Connector),
+    "api runs": (API, "connectorrun-list", None),
+    "api run": (API, "connectorrun-detail", ConnectorRun),
+    "api run approve": (API, "connectorrun-approve", ConnectorRun),
+    "api run reject": (API, "connectorrun-reject", ConnectorRun),
+    "admin": (ADMIN, "admin:index", None),
+    "admin identities": (ADMIN, "admin:entitlements_identity_changelist", None),
+    "admin applications": (ADMIN, "admin:entitlements_application_changelist", None),
+    "admin add application": (ADMIN, "admin:entitlements_application_add", None),
+    "admin accounts": (ADMIN, "admin:entitlements_account_changelist", None),
+    "admin entitlements": (ADMIN, "admin:entitlements_entitlement_changelist", None),
+    "admin grants": (ADMIN, "admin:entitlements_grant_changelist", None),
+    "admin evidence events": (ADMIN, "admin:evidence_evidenceevent_changelist", None),
+    "admin verifications": (ADMIN, "admin:evidence_chainverification_changelist", None),
+    "admin connectors": (ADMIN, "admin:entitlements_connector_changelist", None),
+    "admin runs": (ADMIN, "admin:entitlements_connectorrun_changelist", None),
+    "admin users": (ADMIN, "admin:soxgov_user_changelist", None),
+    "admin groups": (ADMIN, "admin:auth_group_changelist", None),
+}
+
+# fmt: off
+# Rita reviews: she manages Bob, owns the service account "bot" and the application CRM (with its entitlement
+# "view" and the orphan account "ghost@CRM"). Carol, ERP and its entitlement "post" are outside her scope.
+MATRIX = [
+    # method   route                      object             alice      rita       oscar      audrey     audrey_token   mallory    anonymous
+    # --- pages -------------------------------------------------------------------------------------------
+    ("GET",    "home",                    None,              OK,        OK,        OK,        OK,        LOGIN,         OK,        LOGIN),
+    ("GET",    "identities",              None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity",                "rita",            OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity",                "bob",             OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity",                "bot",             OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity",                "carol",           OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity access-on",      "bob",             OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "identity access-on",      "carol",           OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "applications",            None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "application",             "CRM",             OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "application",             "ERP",             OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "accounts",                None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "account",                 "bob@ERP",         OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "account",                 "ghost@CRM",       OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "account",                 "carol@ERP",       OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "entitlements",            None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "entitlement",             "view",            OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "entitlement",             "post",            OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "entitlement holders-on",  "view",            OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "entitlement holders-on",  "post",            OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence",                None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence event",          "event 1",         OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "integrity",               None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "integrity verify",        None,              POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("POST",   "integrity verify",        None,              QUEUED,    DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    # Imports: a run is approved or rejected by an admin other than the one who started it (alice, here).
+    ("GET",    "imports",                 None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "import",                  "held run",        OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "import upload",           None,              OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "import upload",           None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "import approve",          "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "import reject",           "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    # --- htmx fragments (the same list views, answering only the results table) ---------------------
+    ("GET",    "htmx identities",         None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx applications",       None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx accounts",           None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx entitlements",       None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx evidence",           None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx imports",            None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    # --- REST API: reads ------------------------------------------------------------------------------
+    ("GET",    "api identities",          None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api identity",            "bob",             OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api identity",            "carol",           OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api applications",        None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api application",         "CRM",             OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api application",         "ERP",             OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api accounts",            None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api account",             "ghost@CRM",       OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api account",             "carol@ERP",       OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api entitlements",        None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api entitlement",         "view",            OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api entitlement",         "post",            OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api grants",              None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api grant",               "bob@ERP/post",    OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api grant",               "carol@ERP/post",  OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api events",              None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api event",               "event 1",         OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api verifications",       None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api verification",        "verification",    OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api connectors",          None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api connector",           "ERP nightly",     OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api runs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api run",                 "held run",        OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    # --- REST API: writes. The API is read-only; the admin's own writes go through Django admin. --------
+    ("POST",   "api identities",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api identity",            "bob",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api identity",            "bob",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api identity",            "bob",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api applications",        None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api application",         "CRM",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api application",         "CRM",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api application",         "CRM",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api accounts",            None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api account",             "ghost@CRM",       READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api account",             "ghost@CRM",       READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api account",             "ghost@CRM",       READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api entitlements",        None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api entitlement",         "view",            READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api entitlement",         "view",            READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api entitlement",         "view",            READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api grants",              None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api grant",               "bob@ERP/post",    READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api grant",               "bob@ERP/post",    READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api grant",               "bob@ERP/post",    READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Evidence is append-only for everyone: not even the admin may attempt to write an event.
+    ("POST",   "api events",              None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api event",               "event 1",         DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api event",               "event 1",         DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api event",               "event 1",         DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Only the admin may request a verification (through the integrity page, not the API).
+    ("POST",   "api verifications",       None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Connectors are configured in Django admin; runs are started by upload, then decided by another admin.
+    ("POST",   "api connectors",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api connector",           "ERP nightly",     READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api connector",           "ERP nightly",     READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api connector",           "ERP nightly",     READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api runs",                None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api run",                 "held run",        READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api run",                 "held run",        READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api run",                 "held run",        READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api run approve",         "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api run reject",          "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # --- Django admin: the admin role only (staff + model permissions). ----------------------------------
+    ("GET",    "admin",                   None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin identities",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin applications",      None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin add application",   None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("POST",   "admin add application",   None,              SAVED,     LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin accounts",          None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin entitlements",      None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin grants",            None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin evidence events",   None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin verifications",     None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin connectors",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin runs",              None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin users",             None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    # Role permissions are defined in code (soxgov/roles.py), so nobody edits groups in admin.
+    ("GET",    "admin groups",            None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+]
+
+# Which rows each persona sees in each list (page, htmx fragment and API alike). mallory and anonymous are
+# refused (see MATRIX); the token sees what audrey sees.
+FULL_SCOPE = ("alice", "oscar", "audrey")
+VISIBLE = {
+    # list          the full-scope roles see                                        rita sees
+    "identities":   {**dict.fromkeys(FULL_SCOPE, frozenset({"rita", "bob", "carol", "bot"})),      "rita": {"rita", "bob", "bot"}},
+    "applications": {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP", "CRM"})),                       "rita": {"CRM"}},
+    "accounts":     {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP", "carol@ERP", "bot@ERP", "ghost@CRM"})),
+                     "rita": {"bob@ERP", "bot@ERP", "ghost@CRM"}},
+    "entitlements": {**dict.fromkeys(FULL_SCOPE, frozenset({"post", "view"})),                     "rita": {"view"}},
+    "grants":       {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP/post", "carol@ERP/post", "bot@ERP/post", "ghost@CRM/view"})),
+                     "rita": {"bob@ERP/post", "bot@ERP/post", "ghost@CRM/view"}},
+    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2"})),
+    # Reviewers hold the view permission on connectors and runs but have no row scope there: deny by default.
+    "connectors":   {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP nightly"})),                       "rita": set()},
+    "runs":         {**dict.fromkeys(FULL_SCOPE, frozenset({"held run"})),                          "rita": set()},
+}
+# fmt: on
+
+# Request bodies for writes. Refusals must come from the access rules, before any body is looked at.
+BODIES = {
+    "admin add application": {"name": "Matrix App", "criticality": "low", "description": "", "_save": "Save"},
+    "api identities": {"kind": "human", "employee_id": "E99", "display_name": "Eve Intruder"},
+    "api identity": {"kind": "human", "employee_id": "E2", "display_name": "Bob Renamed"},
+    "api applications": {"name": "Shadow IT"},
+    "api application": {"name": "CRM Renamed"},
+    "api accounts": {"account_id": "eve"},
+    "api account": {"account_id": "ghost-renamed"},
+    "api entitlements": {"entitlement_id": "X", "name": "Everything"},
+    "api entitlement": {"name": "View renamed"},
+    "api events": {"action": "forged.event", "payload": {}},
+    "api event": {"action": "forged.event"},
+    "api verifications": {"status": "intact"},
+    "api verification": {"status": "broken"},
+    "api connectors": {"name": "Rogue feed", "kind": "access_file"},
+    "api connector": {"enabled": False},
+    "api run": {"status": "applied"},
+    "api run approve": {"reason": "looks fine"},
+    "api run reject": {"reason": "looks wrong"},
+    "import upload": {"kind": "access"},
+    "api runs": {"kind": "access"},
+    "import approve": {"reason": "looks fine"},
+    "import reject": {"reason": "looks wrong"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="module")
+def web():
+    """One test client for the module: building a client's handler (the middleware chain) is the slow part.
+    Each request signs in afresh through ``sign_in``."""
+    return Client()
+
+
+@pytest.fixture
+def client(db, web):
+    web.logout()
+    return web
+
+
+@pytest.fixture
+def world(company, personas):
+    """The conftest company and personas, two evidence events, one verification, and the auditor's token."""
+    rita = company["identities"]["rita"]
+    events = [
+        event_record(
+            actor=Actor.system("tests"), action="test.fixture.loaded", subject=rita, payload={"n": n}
+        )
+        for n in (1, 2)
+    ]
+    accounts = {
+        name: company["accounts"][key]
+        for name, key in [
+            ("bob@ERP", "bob_erp"),
+            ("carol@ERP", "carol_erp"),
+            ("bot@ERP", "bot_erp"),
+            ("ghost@CRM", "orphan_crm"),
+        ]
+    }
+    post, view = company["entitlements"]["post"], company["entitlements"]["view"]
+    erp = company["applications"]["erp"]
+    objects = {
+        **company["identities"],
+        **{app.name: app for app in company["applications"].values()},
+        **company["entitlements"],
+        **accounts,
+        **{
+            f"{name}/{label}": Grant.objects.get(account=accounts[name], entitlement=entitlement)
+            for name, label, entitlement in [
+                ("bob@ERP", "post", post),
+                ("carol@ERP", "post", post),
+                ("bot@ERP", "post", post),
+                ("ghost@CRM", "view", view),
+            ]
+        },
+        "event 1": events[0],
+        "event 2": events[1],
+        "verification": ChainVerification.objects.create(requested_by_name="system:tests"),
+        "ERP nightly": Connector.objects.create(
+            name="ERP nightly",
+            kind=Connector.Kind.ACCESS_FILE,
+            application=erp,
+            configuration={"path": "/x.csv"},
+        ),
+        "held run": ConnectorRun.objects.create(
+            kind=ConnectorRun.Kind.ACCESS,
+            application=erp,
+            status=ConnectorRun.Status.HELD,
+            source_name="erp.csv",
+            source_path="/nonexistent/erp.csv",
+            input_sha256="0" * 64,
+            started_by=personas["alice"],
+            started_by_name="alice",
+            held_reason="would remove 40% of the grants",
+        ),
+    }
+    return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
+
+
+def sign_in(client, persona: str, world) -> dict:
+    """Make ``client`` act as ``persona``; returns the headers its requests must carry."""
+    client.logout()
+    if persona == "audrey_token":
+        return {"Authorization": f"Token {world['token']}"}
+    if persona != "anonymous":
+        client.force_login(world["users"][persona])
+    return {}
+
+
+def url_of(route: str, target, world) -> str:
+    _, url_name, model = ROUTES[route]
+    if model is None:
+        return reverse(url_name)
+    obj = world["objects"][target]
+    assert isinstance(obj, model), f"{target!r} is not a {model.__name__}"
+    return reverse(url_name, args=[obj.pk])
+
+
+def send(client, method: str, route: str, url: str, headers: dict):
+    surface = ROUTES[route][0]
+    if surface == FRAGMENT:
+        headers = {**headers, "HX-Request": "true"}
+    body = BODIES.get(route, {})
+    if method == "GET":
+        return client.get(url, headers=headers)
+    if surface == API:
+        return client.generic(
+            method, url, data=json.dumps(body), content_type="application/json", headers=headers
+        )
+    return client.post(url, body, headers=headers)
+
+
+def outcome(response):
+    if response.status_code in (301, 302):
+        path = urlparse(response["Location"]).path
+        return LOGIN if path.endswith("/login/") else to(path)
+    return response.status_code
+
+
+@functools.cache
+def _fingerprint_sql() -> str:
+    tracked = (Identity, Application, Account, Entitlement, Grant)
+    tables = [m._meta.db_table for m in tracked] + [m.history.model._meta.db_table for m in tracked]
+    tables += [Connector._meta.db_table, EvidenceEvent._meta.db_table, ConnectorRun._meta.db_table]
+    tables += [ChainVerification._meta.db_table]
+    counts = ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
+    queued = f"(SELECT COUNT(*) FROM {ChainVerification._meta.db_table} WHERE status = 'queued')"
+    held = f"(SELECT COUNT(*) FROM {ConnectorRun._meta.db_table} WHERE status = 'held')"
+    return f"SELECT {counts}, {queued}, {held}"
+
+
+def fingerprint() -> tuple:
+    """Anything a write could change, in one query: row counts, history rows (every save adds one), evidence
+    events, verification and run states."""
+    with connection.cursor() as cursor:
+        cursor.execute(_fingerprint_sql())
+        return cursor.fetchone()
+
+
+def check_body(route: str, response) -> None:
+    """A 200 answers in the surface's own shape: full pages have <html>, fragments never do, the API is JSON."""
+    surface = ROUTES[route][0]
+    content = response.content.decode()
+    if surface in (PAGE, ADMIN):
+        assert "<html" in content, f"{route} should render a full page"
+    elif surface == FRAGMENT:
+        assert "<html" not in content, f"{route} should render only the results fragment"
+        assert "<table" in content and 'class="filters"' not in content
+    else:
+        assert response["Content-Type"].startswith("application/json")
+        data = response.json()
+        assert "results" in data or "id" in data or "sequence" in data
+
+
+def _matrix_params():
+    for method, route, target, *cells in MATRIX:
+        assert len(cells) == len(PERSONAS), f"row {method} {route} {target} has {len(cells)} cells"
+        expected = dict(zip(PERSONAS, cells, strict=True))
+        yield pytest.param(
+            method, route, target, expected, id=f"{method} {route}" + (f" {target}" if target else "")
+        )
+
+
+@pytest.mark.parametrize(("method", "route", "target", "expected"), list(_matrix_params()))
+def test_access_matrix(world, client, method, route, target, expected):
+    url = url_of(route, target, world)
+    actual = {}
+    for persona in PERSONAS:
+        headers = sign_in(client, persona, world)
+        before = fingerprint()
+        response = send(client, method, route, url, headers)
+        actual[persona] = outcome(response)
+        if response.status_code == 200:
+            check_body(route, response)
+        if method == "GET" or actual[persona] in (DENIED, HIDDEN, READ_ONLY, INVALID, LOGIN):
+            assert fingerprint() == before, f"{persona}'s {method} {route} changed the database"
+    assert actual == expected
+
+
+# Named URLs that are deliberately not in the matrix: sign-in and -out, the API root and token endpoint (which
+# hold no data), and the schema and docs (tests/test_api.py).
+OUTSIDE_THE_MATRIX = {"login", "logout", "api-root", "api_token", "api_schema", "api_docs"}
+
+
+def _project_url_names(patterns=None, namespace=""):
+    from django.urls import URLResolver, get_resolver
+
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name != "admin":
+                prefix = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                yield from _project_url_names(pattern.url_patterns, prefix)
+        elif pattern.name:
+            yield namespace + pattern.name
+
+
+def test_every_route_has_a_row_and_every_page_and_api_endpoint_is_a_route():
+    """A new view must join the matrix: that is what keeps access control from drifting view by view."""
+    assert {route for _, route, *_ in MATRIX} == set(ROUTES)
+    covered = {url_name for surface, url_name, _ in ROUTES.values() if surface != ADMIN}
+    assert set(_project_url_names()) - OUTSIDE_THE_MATRIX == covered
+
+
+def _names(world, model) -> dict:
+    return {obj.pk: name for name, obj in world["objects"].items() if isinstance(obj, model)}
+
+
+LISTS = {
+    # list: (page route, API route, model)
+    "identities": ("identities", "api identities", Identity),
+    "applications": ("applications", "api applications", Application),
+    "accounts": ("accounts", "api accounts", Account),
+    "entitlements": ("entitlements", "api entitlements", Entitlement),
+    "grants": (None, "api grants", Grant),
+    "evidence": ("evidence", "api events", EvidenceEvent),
+    "connectors": (None, "api connectors", Connector),
+    "runs": ("imports", "api runs", ConnectorRun),
+}
+
+
+@pytest.mark.parametrize(
+    ("listing", "persona", "expected"),
+    [
+        pytest.param(listing, persona, rows, id=f"{persona} lists {listing}")
+        for listing, by_persona in VISIBLE.items()
+        for persona, rows in by_persona.items()
+    ],
+)
+def test_each_list_shows_exactly_the_rows_in_the_personas_scope(world, client, listing, persona, expected):
+    page_route, api_route, model = LISTS[listing]
+    names = _names(world, model)
+    headers = sign_in(client, persona, world)
+    seen = {}
+    if page_route is not None:
+        url = url_of(page_route, None, world)
+        for surface, extra in (("page", {}), ("htmx fragment", {"HX-Request": "true"})):
+            page = client.get(url, headers={**headers, **extra}).context["page"]
+            seen[surface] = {names[o.pk] for o in page.items}
+    key = "sequence" if model is EvidenceEvent else "id"
+    results = client.get(url_of(api_route, None, world), headers=headers).json()["results"]
+    seen["api"] = {names[row[key]] for row in results}
+    assert seen == dict.fromkeys(seen, expected)
+
+
+def test_reviewer_home_counts_only_her_scope(world, client):
+    client.force_login(world["users"]["rita"])
+    response = client.get(reverse("home"))
+    assert response.context["counts"] == {
+        "Identities": 3,
+        "Applications": 1,
+        "Accounts": 3,
+        "Entitlements": 1,
+        "Grants": 3,
+    }
+    assert response.context["orphans"] == 1
+
+
+def test_user_without_role_sees_no_counts_on_home(world, client):
+    client.force_login(world["users"]["mallory"])
+    response = client.get(reverse("home"))
+    assert response.context["counts"] == {}
+    assert response.context["orphans"] is None
+    assert "no SOXGov role" in response.content.decode()
+
+
+def test_admin_verify_request_queues_a_verification_evidences_it_and_the_worker_runs_it(
+    world, client, django_capture_on_commit_callbacks
+):
+    alice = world["users"]["alice"]
+    client.force_login(alice)
+    before = set(ChainVerification.objects.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(reverse("evidence:verification_create"))
+    assert response.status_code == 302 and response["Location"] == reverse("evidence:integrity")
+    [verification] = ChainVerification.objects.exclude(pk__in=before)
+    assert verification.requested_by == alice
+    requested = EvidenceEvent.objects.get(action="evidence.verification.requested")
+    assert (requested.subject_type, requested.subject_id, requested.actor_user) == (
+        "evidence.chainverification",
+        str(verification.pk),
+        alice,
+    )
+    # The task was enqueued after commit (run eagerly here) and recorded its result.
+    assert len(callbacks) == 1
+    verification.refresh_from_db()
+    assert verification.status == ChainVerification.Status.INTACT
+    assert verification.event_count == requested.sequence
+    assert EvidenceEvent.objects.filter(
+        action="evidence.chain.verified", subject_id=str(verification.pk)
+    ).exists()
+
+
+def test_another_admin_approves_a_held_run_and_the_decision_is_evidenced(world, client, make_user):
+    run = world["objects"]["held run"]
+    ada = make_user("ada", Role.ADMIN)
+    client.force_login(ada)
+    response = client.post(
+        reverse("entitlements:run_approve", args=[run.pk]), {"reason": "expected clean-up"}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.decided_by, run.decision_reason) == (
+        ConnectorRun.Status.APPROVED,
+        ada,
+        "expected clean-up",
+    )
+    event = EvidenceEvent.objects.get(action="import.run.approved")
+    assert (event.subject_id, event.actor_user) == (str(run.pk), ada)
+
+
+def test_admin_saves_in_django_admin_are_evidenced(world, client):
+    client.force_login(world["users"]["alice"])
+    client.post(reverse("admin:entitlements_application_add"), BODIES["admin add application"])
+    app = Application.objects.get(name="Matrix App")
+    event = EvidenceEvent.objects.get(action="config.application.created")
+    assert event.subject_id == str(app.pk) and event.actor_user == world["users"]["alice"]
+
+
+def test_admin_role_cannot_make_a_user_superuser_or_hand_out_permissions(world, client):
+    """Otherwise the admin role could escalate past every rule in soxgov/access.py."""
+    from django.contrib.auth.models import Permission
+
+    mallory = world["users"]["mallory"]
+    client.force_login(world["users"]["alice"])
+    delete_evidence = Permission.objects.get(codename="delete_evidenceevent")
+    response = client.post(
+        reverse("admin:soxgov_user_change", args=[mallory.pk]),
+        {
+            "username": "mallory",
+            "email": "mallory@example.com",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "user_permissions": [delete_evidence.pk],
+            "date_joined_0": "2024-01-01",
+            "date_joined_1": "00:00:00",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302  # the rest of the change is saved
+    mallory.refresh_from_db()
+    assert mallory.is_staff
+    assert not mallory.is_superuser
+    assert not mallory.user_permissions.exists()

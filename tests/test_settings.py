@@ -1,0 +1,220 @@
+"""Configuration from the environment: typed helpers that fail loudly, and a production configuration that
+passes ``manage.py check --deploy`` with no warning at all.
+
+The settings tests run ``manage.py`` in a subprocess, because settings are read once per process.
+"""
+
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from soxgov.env import envbool, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR = "SOXGOV_TEST_SETTING"
+
+
+# --- soxgov.env -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_envbool_reads_the_usual_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv(VAR, raw)
+    assert envbool(VAR, not expected) is expected
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_envbool_falls_back_to_the_default_when_unset(monkeypatch, default):
+    monkeypatch.delenv(VAR, raising=False)
+    assert envbool(VAR, default) is default
+
+
+@pytest.mark.parametrize("raw", ["ture", "2", "enabled", "y", "t rue"])
+def test_envbool_refuses_a_value_that_is_not_a_boolean_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"^{VAR}={raw!r} is not a boolean"):
+        envbool(VAR, True)
+
+
+def test_envint_reads_an_integer_and_falls_back_when_unset_or_blank(monkeypatch):
+    monkeypatch.setenv(VAR, " 42 ")
+    assert envint(VAR, 7) == 42
+    monkeypatch.setenv(VAR, "  ")
+    assert envint(VAR, 7) == 7
+    monkeypatch.delenv(VAR)
+    assert envint(VAR, 7) == 7
+
+
+@pytest.mark.parametrize("raw", ["12x", "1.5", "ten", "0x10"])
+def test_envint_refuses_a_value_that_is_not_an_integer_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(VAR, raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"^{VAR}={raw!r} is not an integer"):
+        envint(VAR, 7)
+
+
+def test_envint_refuses_a_value_below_the_minimum_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(VAR, "-1")
+    with pytest.raises(ImproperlyConfigured, match=rf"^{VAR}=-1 is below the minimum of 0"):
+        envint(VAR, 7, minimum=0)
+    monkeypatch.setenv(VAR, "0")
+    assert envint(VAR, 7, minimum=0) == 0
+
+
+def test_envint_does_not_check_the_minimum_against_the_default(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    assert envint(VAR, 0, minimum=1) == 0
+
+
+def test_envlist_splits_on_commas_trims_and_drops_empty_items(monkeypatch):
+    monkeypatch.setenv(VAR, " soxgov.example.com, ,www.example.com,, ")
+    assert envlist(VAR) == ["soxgov.example.com", "www.example.com"]
+
+
+def test_envlist_set_but_empty_is_an_empty_list_not_the_default(monkeypatch):
+    # So SOXGOV_ALLOWED_HOSTS="" is "no hosts", which settings refuse when DEBUG is off (tested below).
+    monkeypatch.setenv(VAR, "")
+    assert envlist(VAR, ["default"]) == []
+
+
+def test_envlist_falls_back_to_a_copy_of_the_default_when_unset(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    default = ["localhost"]
+    value = envlist(VAR, default)
+    assert value == ["localhost"] and value is not default
+    assert envlist(VAR) == []
+
+
+def test_envstr_returns_the_raw_value_or_the_default(monkeypatch):
+    monkeypatch.setenv(VAR, " raw ")
+    assert envstr(VAR, "default") == " raw "
+    monkeypatch.delenv(VAR)
+    assert envstr(VAR, "default") == "default"
+    assert envstr(VAR) is None
+
+
+# --- The settings module, in a fresh process --------------------------------------------------------------
+
+
+def random_secret_key() -> str:
+    alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
+    return "".join(secrets.choice(alphabet) for _ in range(64))
+
+
+def production_env(**overrides: str | None) -> dict[str, str]:
+    """The test process's environment without any SOXGOV_/database/broker setting, plus production values."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SOXGOV_")
+        and key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        SOXGOV_DEBUG="0",
+        SOXGOV_SECRET_KEY=random_secret_key(),
+        SOXGOV_ALLOWED_HOSTS="soxgov.example.com",
+    )
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_pass_the_deploy_check_with_nothing_to_report():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert result.stderr == ""
+
+
+def test_production_settings_with_a_sqlite_database_url_pass_the_deploy_check(tmp_path):
+    env = production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_the_deploy_check_fails_on_a_weak_secret_key():
+    # Proves the check above can fail: Django's own security warning, raised to an error by --fail-level.
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(SOXGOV_SECRET_KEY="short")
+    )
+    assert result.returncode == 1
+    assert "security.W009" in result.stderr
+
+
+def test_the_deploy_check_fails_when_https_is_switched_off():
+    env = production_env(SOXGOV_SECURE_SSL_REDIRECT="0", SOXGOV_SECURE_COOKIES="0", SOXGOV_HSTS_SECONDS="0")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 1
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in result.stderr
+
+
+def test_debug_off_without_a_secret_key_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_SECRET_KEY=None))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_SECRET_KEY must be set when SOXGOV_DEBUG is off" in result.stderr
+
+
+def test_debug_off_with_an_empty_secret_key_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_SECRET_KEY=""))
+    assert result.returncode != 0
+    assert "SOXGOV_SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_off_without_allowed_hosts_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_ALLOWED_HOSTS=None))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_ALLOWED_HOSTS must be set when SOXGOV_DEBUG is off" in result.stderr
+
+
+def test_a_mistyped_debug_flag_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_DEBUG="ture"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_DEBUG='ture' is not a boolean" in result.stderr
+
+
+def test_a_mistyped_integer_setting_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_HSTS_SECONDS="1y"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_HSTS_SECONDS='1y' is not an integer" in result.stderr
+
+
+def test_the_embedded_default_needs_no_variables_at_all():
+    env = production_env(SOXGOV_DEBUG=None, SOXGOV_SECRET_KEY=None, SOXGOV_ALLOWED_HOSTS=None)
+    result = manage("check", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
