@@ -63,6 +63,8 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
 
 class AccountSerializer(serializers.ModelSerializer):
+    last_seen = serializers.DateTimeField(read_only=True)
+
     class Meta:
         model = Account
         fields = [
@@ -98,6 +100,8 @@ class EntitlementSerializer(serializers.ModelSerializer):
 
 
 class GrantSerializer(serializers.ModelSerializer):
+    last_seen = serializers.DateTimeField(read_only=True)
+
     class Meta:
         model = Grant
         fields = ["id", "account", "entitlement", "first_seen", "last_seen"]
@@ -116,7 +120,7 @@ class ApplicationViewSet(RestrictedReadOnlyViewSet):
 
 
 class AccountViewSet(RestrictedReadOnlyViewSet):
-    queryset = Account.objects.all()
+    queryset = Account.objects.select_related("application")
     serializer_class = AccountSerializer
     filterset_class = AccountFilter
 
@@ -128,7 +132,7 @@ class EntitlementViewSet(RestrictedReadOnlyViewSet):
 
 
 class GrantViewSet(RestrictedReadOnlyViewSet):
-    queryset = Grant.objects.all()
+    queryset = Grant.objects.select_related("account__application")
     serializer_class = GrantSerializer
     filterset_class = GrantFilter
 

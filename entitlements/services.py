@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from entitlements import progress
@@ -164,12 +165,19 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
     when = timezone.now()
     reason = _change_reason(run)
     with transaction.atomic():
-        connector = AccessFileConnector(
-            Path(run.source_path), log=log, application_names=names, default_application=run.application_id
+        path = Path(run.source_path)
+        rows = access.stage_fast(
+            path, log=log, application_names=names, default_application=run.application_id
         )
-        rows = access.stage(connector.records(), log=log)
-        log.raise_if_any()
-        scope = connector.applications()
+        if rows is None:
+            connector = AccessFileConnector(
+                path, log=log, application_names=names, default_application=run.application_id
+            )
+            rows = access.stage(connector.records(), log=log)
+            log.raise_if_any()
+            scope = connector.applications()
+        else:
+            scope = access.staged_applications() | ({run.application_id} if run.application_id else set())
         # Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway).
         list(Application.objects.select_for_update().filter(pk__in=scope).order_by("pk").values_list("pk"))
         progress.report(run.pk, phase="checking", percent=60, rows=rows)
@@ -184,10 +192,11 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
         detailed = diff.total_changes <= limit
         removals = access.removals_for_evidence(limit=limit) if detailed else []
         affected = set(access.identities_losing_access())
+        marks = _history_marks((Entitlement, Account, Grant))
         access.apply(when=when, reason=reason, user_id=run.started_by_id)
         additions = access.additions_for_evidence(limit=limit, when=when) if detailed else []
         affected |= set(access.changed_identities())
-        digest = _changes_digest(reason, (Entitlement, Account, Grant))
+        digest = _changes_digest(reason, marks)
         _finish_applied(
             run,
             actor=actor,
@@ -235,10 +244,11 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
         identities.check(log=log)
         log.raise_if_any()
         progress.report(run.pk, phase="applying", percent=75, rows=rows)
+        marks = _history_marks((Identity,))
         try:
             with transaction.atomic():
                 diff = identities.diff_and_apply(
-                    when=when, today=timezone.localdate(), reason=reason, user_id=run.started_by_id
+                    when=when, today=timezone.localdate(), reason=reason, user_id=run.started_by_id, log=log
                 )
                 if not approved:
                     _gate_identities(run, diff, rows)
@@ -257,7 +267,7 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
         limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
         detailed = diff.total_changes <= limit
         details = identities.changes_for_evidence(limit=limit) if detailed else []
-        digest = _changes_digest(reason, (Identity,))
+        digest = _changes_digest(reason, marks)
         _finish_applied(
             run,
             actor=actor,
@@ -285,23 +295,30 @@ def _gate_identities(run: ConnectorRun, diff, rows: int) -> None:
         )
 
 
-def _changes_digest(reason: str, models) -> str:
-    """SHA-256 over this run's history rows (model, type, id, tracked fields), in a fixed order.
+def _history_marks(models) -> dict:
+    """The highest history id of each model before a run applies: its own history rows come after."""
+    return {model: model.history.aggregate(m=Max("history_id"))["m"] or 0 for model in models}
+
+
+def _changes_digest(reason: str, marks: dict) -> str:
+    """SHA-256 over this run's history rows (model, type, id, tracked fields), in history order.
 
     Sealed into the run's evidence event, it lets anyone prove that the history tagged with this run is the
-    change set the run applied, and that nothing was added to or removed from it since.
+    change set the run applied, and that nothing was added to or removed from it since. Rows are found by
+    primary-key range (cheap at any history size) and checked by their change reason.
     """
     hasher = hashlib.sha256()
-    for model in models:
+    for model, mark in marks.items():
         historical = model.history.model
         fields = ["history_type", *[f.attname for f in historical.tracked_fields]]
         rows = (
-            historical.objects.filter(history_change_reason=reason)
+            historical.objects.filter(history_id__gt=mark, history_change_reason=reason)
             .order_by("history_id")
             .values_list(*fields)
         )
+        label = model._meta.label_lower
         for values in rows.iterator(chunk_size=20000):
-            hasher.update(f"{model._meta.label_lower}|{'|'.join(map(_text, values))}\n".encode())
+            hasher.update(f"{label}|{'|'.join(map(_text, values))}\n".encode())
     return hasher.hexdigest()
 
 

@@ -54,18 +54,14 @@ def company(db):
     )
     view = Entitlement.objects.create(application=crm, entitlement_id="CRM_VIEW", name="View customers")
     accounts = {
-        "bob_erp": Account.objects.create(
-            application=erp, account_id="bob", identity=bob, first_seen=now, last_seen=now
-        ),
+        "bob_erp": Account.objects.create(application=erp, account_id="bob", identity=bob, first_seen=now),
         "carol_erp": Account.objects.create(
-            application=erp, account_id="carol", identity=carol, first_seen=now, last_seen=now
+            application=erp, account_id="carol", identity=carol, first_seen=now
         ),
         "bot_erp": Account.objects.create(
-            application=erp, account_id="svc-ledger", identity=bot, first_seen=now, last_seen=now
+            application=erp, account_id="svc-ledger", identity=bot, first_seen=now
         ),
-        "orphan_crm": Account.objects.create(
-            application=crm, account_id="ghost", first_seen=now, last_seen=now
-        ),
+        "orphan_crm": Account.objects.create(application=crm, account_id="ghost", first_seen=now),
     }
     for account, entitlement in [
         (accounts["bob_erp"], post),
@@ -73,7 +69,7 @@ def company(db):
         (accounts["bot_erp"], post),
         (accounts["orphan_crm"], view),
     ]:
-        Grant.objects.create(account=account, entitlement=entitlement, first_seen=now, last_seen=now)
+        Grant.objects.create(account=account, entitlement=entitlement, first_seen=now)
     return {
         "identities": {"rita": rita, "bob": bob, "carol": carol, "bot": bot},
         "applications": {"erp": erp, "crm": crm},

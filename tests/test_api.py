@@ -98,12 +98,10 @@ def add_rows(company, n: int) -> None:
         Identity(employee_id=f"X{i}", display_name=f"Extra {i:02}", department="Extra") for i in range(n)
     )
     accounts = Account.objects.bulk_create(
-        Account(application=erp, account_id=f"extra{i}", identity=p, first_seen=now, last_seen=now)
+        Account(application=erp, account_id=f"extra{i}", identity=p, first_seen=now)
         for i, p in enumerate(people)
     )
-    Grant.objects.bulk_create(
-        Grant(account=a, entitlement=post, first_seen=now, last_seen=now) for a in accounts
-    )
+    Grant.objects.bulk_create(Grant(account=a, entitlement=post, first_seen=now) for a in accounts)
     subject = Subject("tests.thing", "1", "thing")
     events_record(
         actor=Actor.system("tests"), events=[Event("test.row.added", subject, {"i": i}) for i in range(n)]

@@ -47,7 +47,7 @@ def delete_at(obj, when: dt.datetime) -> None:
 
 
 def grant_at(account, entitlement, when):
-    return save_at(Grant(account=account, entitlement=entitlement, first_seen=when, last_seen=when), when)
+    return save_at(Grant(account=account, entitlement=entitlement, first_seen=when), when)
 
 
 @pytest.fixture
@@ -59,9 +59,7 @@ def history(db):
     ann = save_at(Identity(employee_id="A1", display_name="Ann"), d10)
     ben = save_at(Identity(employee_id="B1", display_name="Ben"), d10)
     accounts = {
-        name: save_at(
-            Account(application=erp, account_id=name, identity=owner, first_seen=d10, last_seen=d10), d10
-        )
+        name: save_at(Account(application=erp, account_id=name, identity=owner, first_seen=d10), d10)
         for name, owner in [("ann", ann), ("ben", ben), ("shared", ann), ("gone", ann)]
     }
     grant_at(accounts["gone"], approve, noon(9))
@@ -162,9 +160,7 @@ def test_held_access_reports_the_identity_and_grant_date_as_they_stood(history):
 def test_a_change_at_midnight_belongs_to_the_next_day(db):
     erp = save_at(Application(name="ERP"), noon(10))
     entitlement = save_at(Entitlement(application=erp, entitlement_id="X", name="X"), noon(10))
-    account = save_at(
-        Account(application=erp, account_id="a", first_seen=noon(10), last_seen=noon(10)), noon(10)
-    )
+    account = save_at(Account(application=erp, account_id="a", first_seen=noon(10)), noon(10))
     last_second_of_d5 = timezone.make_aware(dt.datetime.combine(day(5), dt.time(23, 59, 59, 999999)))
     grant = grant_at(account, entitlement, last_second_of_d5)
     midnight_after_d3 = timezone.make_aware(dt.datetime.combine(day(2), dt.time.min))
@@ -177,7 +173,7 @@ def test_the_day_ends_at_midnight_in_the_configured_time_zone(db):
     erp = save_at(Application(name="ERP"), when(2024, 1, 1))
     entitlement = save_at(Entitlement(application=erp, entitlement_id="X", name="X"), when(2024, 1, 1))
     account = save_at(
-        Account(application=erp, account_id="a", first_seen=when(2024, 1, 1), last_seen=when(2024, 1, 1)),
+        Account(application=erp, account_id="a", first_seen=when(2024, 1, 1)),
         when(2024, 1, 1),
     )
     grant = grant_at(account, entitlement, when(2024, 1, 2))

@@ -128,6 +128,13 @@ class _FileConnector(BaseConnector):
             return None
         if timezone.is_naive(parsed):
             parsed = timezone.make_aware(parsed, dt.UTC)
+        try:
+            parsed.astimezone(dt.UTC)  # stored in UTC: 9999-12-31T23:00-05:00 does not fit
+        except OverflowError:
+            self.log.add(
+                row, column, value, "is out of range (in UTC it must fall within the years 1 to 9999)"
+            )
+            return None
         return parsed
 
     def _email(self, row, column, value):

@@ -62,6 +62,8 @@ def _open_csv(path: Path, *, log: ProblemLog) -> Table:
     for index, name in enumerate(header):
         if _SURROGATE.search(name):
             log.refuse(1, f"#{index + 1}", None, "the header is not valid UTF-8")
+        if "\x00" in name:
+            log.refuse(1, f"#{index + 1}", None, "the header contains a NUL character")
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:
@@ -85,6 +87,11 @@ def _open_csv(path: Path, *, log: ProblemLog) -> Table:
                             cell.encode("utf-8", "surrogateescape").hex(" ")[:60],
                             "the bytes are not valid UTF-8 (shown in hex)",
                         )
+                        cells[index] = ""
+                    elif "\x00" in cell:
+                        # PostgreSQL text cannot hold NUL; report it here rather than fail in the database.
+                        name = header[index] if index < len(header) else f"#{index + 1}"
+                        log.add(row_number, name, None, "contains a NUL character, which is not allowed")
                         cells[index] = ""
                 yield row_number, cells
         finally:
@@ -121,17 +128,29 @@ def _check_zip(path: Path, *, log: ProblemLog) -> None:
                     f"XLSX part {info.filename} has a compression ratio of {ratio:.0f}:1; refused as a zip bomb",
                 )
         for info in archive.infolist():
-            if info.filename.endswith((".xml", ".rels")):
-                with archive.open(info) as part:
-                    head = part.read(64 * 1024)
-                    # A DTD must come before the root element, so the start of each part is enough.
-                    if _DTD.search(head):
-                        log.refuse(
-                            None,
-                            None,
-                            info.filename,
-                            f"XLSX part {info.filename} declares a DTD or entities; refused",
-                        )
+            if info.filename.endswith((".xml", ".rels")) and _declares_dtd(archive, info, log=log):
+                log.refuse(
+                    None,
+                    None,
+                    info.filename,
+                    f"XLSX part {info.filename} declares a DTD or entities; refused",
+                )
+
+
+def _declares_dtd(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, log: ProblemLog) -> bool:
+    """Scan the whole part, streaming: comments or whitespace before the root element can push a DTD past any
+    fixed-size head. Sizes were checked already, so this reads at most the declared (limited) bytes."""
+    overlap = b""
+    try:
+        with archive.open(info) as part:
+            while chunk := part.read(1 << 20):
+                if _DTD.search(overlap + chunk):
+                    return True
+                overlap = chunk[-16:]
+    except Exception as exc:  # a corrupt part: zipfile and zlib raise many types (bad CRC, bad data ...)
+        reason = f"XLSX part {info.filename} cannot be read: {type(exc).__name__}: {exc}"
+        log.refuse(None, None, info.filename, reason[:300])
+    return False
 
 
 def _cell_text(value) -> str:

@@ -333,7 +333,6 @@ class CompanyBuilder:
                     privileged=privileged,
                     last_used_at=last_used,
                     first_seen=since,
-                    last_seen=self.now,
                 )
                 account._history_date = since
                 accounts[(app_name, key)] = account
@@ -389,7 +388,7 @@ class CompanyBuilder:
             )
         grant_rows = []
         for account, entitlement, since in planned_grants:
-            grant = Grant(account=account, entitlement=entitlement, first_seen=since, last_seen=self.now)
+            grant = Grant(account=account, entitlement=entitlement, first_seen=since)
             grant._history_date = since
             grant_rows.append(grant)
         bulk_create_with_history(grant_rows, Grant, batch_size=2000, default_change_reason=REASON)
@@ -411,6 +410,10 @@ class CompanyBuilder:
             subject = grant_subject(grant)
             grant.delete()
             self._event("access.grant.removed", subject, {"reason": "termination", "effective": removed_at})
+        # The seeded access stands for a pull of every application today.
+        Application.objects.filter(pk__in=[a.pk for a in applications.values()]).update(
+            last_pulled_at=self.now
+        )
         self.counts["accounts"] = len(account_rows)
         self.counts["grants"] = len(grant_rows) - len(removals)
         self.counts["grants_removed_at_termination"] = len(removals)

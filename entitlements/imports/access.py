@@ -55,7 +55,7 @@ class AccessDiff:
         return sum(v for c in self.counts.values() for k, v in c.items() if k != "unchanged")
 
 
-def stage(records, *, log: ProblemLog) -> int:
+def create_stage() -> None:
     ts = sql.ts_type()
     sql.create_temp(
         STAGE,
@@ -64,6 +64,27 @@ def stage(records, *, log: ProblemLog) -> int:
         last_used_at {ts}, entitlement_key VARCHAR(255), entitlement_name VARCHAR(255), entitlement_type VARCHAR(16),
         privileged BOOLEAN NOT NULL""",
     )
+
+
+def stage_fast(
+    path, *, log: ProblemLog, application_names: dict[str, int], default_application
+) -> int | None:
+    """PostgreSQL and CSV: stage through COPY (see fastpath.py). None: use stage() instead."""
+    from entitlements.imports import fastpath
+
+    create_stage()
+    return fastpath.stage_access(
+        path,
+        log=log,
+        stage_table=STAGE,
+        stage_columns=STAGE_COLUMNS,
+        application_names=application_names,
+        default_application=default_application,
+    )
+
+
+def stage(records, *, log: ProblemLog) -> int:
+    create_stage()
     adapt = sql.adapt_ts
     rows = (
         (
@@ -127,9 +148,18 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
         )
 
 
+def _analyze(*tables: str) -> None:
+    # PostgreSQL never auto-analyzes temporary tables; without statistics it plans nested loops over millions
+    # of staged rows. SQLite plans well enough without.
+    if sql.vendor() == "postgresql":
+        for table in tables:
+            sql.execute(f"ANALYZE {table}")
+
+
 def diff(*, scope: set[int]) -> AccessDiff:
-    """Build per-object stage tables, resolve them against current data and count what would change."""
+    """Build per-object stage tables resolved against current data (one pass each) and count the changes."""
     t = sql.true()
+    _analyze(STAGE, S_SCOPE)
     sql.create_temp(
         S_ACCOUNT,
         f"""application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, row_no INTEGER, name VARCHAR(255),
@@ -137,31 +167,24 @@ def diff(*, scope: set[int]) -> AccessDiff:
         privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
         PRIMARY KEY (application_id, account_key)""",
     )
-    # Any row saying "disabled" wins: the conservative reading of an account listed twice.
+    # One row per account. Any row saying "disabled" wins: the conservative reading of an account listed
+    # twice. The identity is matched by employee id first, then by e-mail.
     sql.execute(
         f"""INSERT INTO {S_ACCOUNT} (application_id, account_key, row_no, name, employee_id, email, status,
-                                     last_used_at, privileged)
-        SELECT application_id, account_key, MIN(row_no), MAX(account_name), MAX(employee_id), MAX(email),
-               MIN(account_status), MAX(last_used_at), MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1
-        FROM {STAGE} GROUP BY application_id, account_key"""
+                                     last_used_at, privileged, identity_id, pk, is_new, is_changed)
+        SELECT g.application_id, g.account_key, g.row_no, g.name, g.employee_id, g.email, g.status, g.last_used_at,
+               g.privileged, COALESCE(ie.id, im.id), a.id, a.id IS NULL,
+               a.id IS NOT NULL AND (a.name <> COALESCE(g.name, '')
+                   OR COALESCE(a.identity_id, 0) <> COALESCE(ie.id, im.id, 0)
+                   OR a.status <> g.status OR a.privileged <> g.privileged)
+        FROM (SELECT application_id, account_key, MIN(row_no) AS row_no, MAX(account_name) AS name,
+                     MAX(employee_id) AS employee_id, MAX(email) AS email, MIN(account_status) AS status,
+                     MAX(last_used_at) AS last_used_at, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
+              FROM {STAGE} GROUP BY application_id, account_key) g
+        LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
+        LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
+        LEFT JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key"""
     )
-    sql.execute(
-        f"""UPDATE {S_ACCOUNT} SET identity_id = i.id FROM {T_IDENTITY} i
-        WHERE {S_ACCOUNT}.employee_id IS NOT NULL AND i.employee_id = {S_ACCOUNT}.employee_id"""
-    )
-    sql.execute(
-        f"""UPDATE {S_ACCOUNT} SET identity_id = i.id FROM {T_IDENTITY} i
-        WHERE {S_ACCOUNT}.identity_id IS NULL AND {S_ACCOUNT}.email IS NOT NULL
-          AND LOWER(i.email) = {S_ACCOUNT}.email"""
-    )
-    sql.execute(
-        f"""UPDATE {S_ACCOUNT} SET pk = a.id,
-            is_changed = (a.name <> COALESCE({S_ACCOUNT}.name, '') OR COALESCE(a.identity_id, 0) <> COALESCE({S_ACCOUNT}.identity_id, 0)
-                          OR a.status <> {S_ACCOUNT}.status OR a.privileged <> {S_ACCOUNT}.privileged)
-        FROM {T_ACCOUNT} a
-        WHERE a.application_id = {S_ACCOUNT}.application_id AND a.account_id = {S_ACCOUNT}.account_key"""
-    )
-    sql.execute(f"UPDATE {S_ACCOUNT} SET is_new = (pk IS NULL)")
 
     sql.create_temp(
         S_ENTITLEMENT,
@@ -169,33 +192,36 @@ def diff(*, scope: set[int]) -> AccessDiff:
         kind VARCHAR(16), privileged BOOLEAN, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
         PRIMARY KEY (application_id, entitlement_key)""",
     )
-    sql.execute(
-        f"""INSERT INTO {S_ENTITLEMENT} (application_id, entitlement_key, name, kind, privileged)
-        SELECT application_id, entitlement_key, MAX(entitlement_name), MAX(entitlement_type),
-               MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1
-        FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key"""
-    )
     # A pull only ever raises the privileged flag; lowering it is a decision for the entitlement's owner.
     sql.execute(
-        f"""UPDATE {S_ENTITLEMENT} SET pk = e.id,
-            is_changed = (e.name <> COALESCE({S_ENTITLEMENT}.name, e.name) OR e.kind <> {S_ENTITLEMENT}.kind
-                          OR ({S_ENTITLEMENT}.privileged = {t} AND e.privileged <> {t}))
-        FROM {T_ENTITLEMENT} e
-        WHERE e.application_id = {S_ENTITLEMENT}.application_id AND e.entitlement_id = {S_ENTITLEMENT}.entitlement_key"""
+        f"""INSERT INTO {S_ENTITLEMENT} (application_id, entitlement_key, name, kind, privileged, pk, is_new, is_changed)
+        SELECT g.application_id, g.entitlement_key, g.name, g.kind, g.privileged, e.id, e.id IS NULL,
+               e.id IS NOT NULL AND (e.name <> COALESCE(g.name, e.name) OR e.kind <> g.kind
+                                     OR (g.privileged = {t} AND e.privileged <> {t}))
+        FROM (SELECT application_id, entitlement_key, MAX(entitlement_name) AS name, MAX(entitlement_type) AS kind,
+                     MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
+              FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key) g
+        LEFT JOIN {T_ENTITLEMENT} e ON e.application_id = g.application_id AND e.entitlement_id = g.entitlement_key"""
     )
-    sql.execute(f"UPDATE {S_ENTITLEMENT} SET is_new = (pk IS NULL)")
+    _analyze(S_ACCOUNT, S_ENTITLEMENT)
 
     sql.create_temp(
         S_GRANT,
         """application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, entitlement_key VARCHAR(255) NOT NULL,
-        account_pk BIGINT, entitlement_pk BIGINT, pk BIGINT,
-        PRIMARY KEY (application_id, account_key, entitlement_key)""",
+        account_pk BIGINT, entitlement_pk BIGINT, pk BIGINT""",
     )
+    # No key on this table: the DISTINCT makes rows unique, and maintaining a three-column text index over
+    # millions of rows cost more than the whole diff.
     sql.execute(
-        f"""INSERT INTO {S_GRANT} (application_id, account_key, entitlement_key)
-        SELECT DISTINCT application_id, account_key, entitlement_key FROM {STAGE} WHERE entitlement_key IS NOT NULL"""
+        f"""INSERT INTO {S_GRANT} (application_id, account_key, entitlement_key, account_pk, entitlement_pk, pk)
+        SELECT d.application_id, d.account_key, d.entitlement_key, sa.pk, se.pk, g.id
+        FROM (SELECT DISTINCT application_id, account_key, entitlement_key FROM {STAGE}
+              WHERE entitlement_key IS NOT NULL) d
+        JOIN {S_ACCOUNT} sa ON sa.application_id = d.application_id AND sa.account_key = d.account_key
+        JOIN {S_ENTITLEMENT} se ON se.application_id = d.application_id AND se.entitlement_key = d.entitlement_key
+        LEFT JOIN {T_GRANT} g ON g.account_id = sa.pk AND g.entitlement_id = se.pk"""
     )
-    _resolve_grants()
+    _analyze(S_GRANT)
     sql.create_temp(R_GRANT, "id BIGINT PRIMARY KEY, application_id BIGINT")
     sql.execute(
         f"""INSERT INTO {R_GRANT} (id, application_id)
@@ -209,20 +235,26 @@ def diff(*, scope: set[int]) -> AccessDiff:
         SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
         WHERE NOT EXISTS (SELECT 1 FROM {S_ACCOUNT} sa WHERE sa.pk = a.id)"""
     )
+    _analyze(R_GRANT, R_ACCOUNT)
 
     result = AccessDiff(scope=dict(sql.fetchall(f"SELECT application_id, name FROM {S_SCOPE}")))
-    accounts = sql.fetchall(
-        f"SELECT SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_changed THEN 1 ELSE 0 END), COUNT(*) FROM {S_ACCOUNT}"
-    )[0]
-    entitlements = sql.fetchall(
-        f"SELECT SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_changed THEN 1 ELSE 0 END), COUNT(*) FROM {S_ENTITLEMENT}"
-    )[0]
-    grants = sql.fetchall(f"SELECT SUM(CASE WHEN pk IS NULL THEN 1 ELSE 0 END), COUNT(*) FROM {S_GRANT}")[0]
+    count_flags = (
+        "SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_changed THEN 1 ELSE 0 END), COUNT(*)"
+    )
+    a_new, a_changed, a_total = (
+        int(v or 0) for v in sql.fetchall(f"SELECT {count_flags} FROM {S_ACCOUNT}")[0]
+    )
+    e_new, e_changed, e_total = (
+        int(v or 0) for v in sql.fetchall(f"SELECT {count_flags} FROM {S_ENTITLEMENT}")[0]
+    )
+    g_new, g_total = (
+        int(v or 0)
+        for v in sql.fetchall(f"SELECT SUM(CASE WHEN pk IS NULL THEN 1 ELSE 0 END), COUNT(*) FROM {S_GRANT}")[
+            0
+        ]
+    )
     removed_accounts = sql.scalar(f"SELECT COUNT(*) FROM {R_ACCOUNT}")
     removed_grants = sql.scalar(f"SELECT COUNT(*) FROM {R_GRANT}")
-    a_new, a_changed, a_total = (int(v or 0) for v in accounts)
-    e_new, e_changed, e_total = (int(v or 0) for v in entitlements)
-    g_new, g_total = (int(v or 0) for v in grants)
     result.counts = {
         "accounts": {
             "added": a_new,
@@ -251,21 +283,6 @@ def diff(*, scope: set[int]) -> AccessDiff:
         sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id")
     )
     return result
-
-
-def _resolve_grants() -> None:
-    sql.execute(
-        f"""UPDATE {S_GRANT} SET account_pk = sa.pk FROM {S_ACCOUNT} sa
-        WHERE sa.application_id = {S_GRANT}.application_id AND sa.account_key = {S_GRANT}.account_key"""
-    )
-    sql.execute(
-        f"""UPDATE {S_GRANT} SET entitlement_pk = se.pk FROM {S_ENTITLEMENT} se
-        WHERE se.application_id = {S_GRANT}.application_id AND se.entitlement_key = {S_GRANT}.entitlement_key"""
-    )
-    sql.execute(
-        f"""UPDATE {S_GRANT} SET pk = g.id FROM {T_GRANT} g
-        WHERE g.account_id = {S_GRANT}.account_pk AND g.entitlement_id = {S_GRANT}.entitlement_pk"""
-    )
 
 
 def apply(*, when, reason: str, user_id) -> None:
@@ -307,22 +324,22 @@ def apply(*, when, reason: str, user_id) -> None:
         **h,
     )
 
-    # Grants and accounts that are gone: history first, then delete.
+    # Grants and accounts that are gone: history first, then delete. Grants of removed accounts are in
+    # R_GRANT already (the account is not in the file, so neither are they).
     sql.history_insert(Grant, history_type="-", where=f"m.id IN (SELECT id FROM {R_GRANT})", params=[], **h)
     sql.execute(f"DELETE FROM {T_GRANT} WHERE id IN (SELECT id FROM {R_GRANT})")
-    # Grants of removed accounts are in R_GRANT already (the account is not in the file, so neither are they).
     sql.history_insert(
         Account, history_type="-", where=f"m.id IN (SELECT id FROM {R_ACCOUNT})", params=[], **h
     )
     sql.execute(f"DELETE FROM {T_ACCOUNT} WHERE id IN (SELECT id FROM {R_ACCOUNT})")
 
-    # Accounts: insert new, update changed, refresh last_seen / last_used_at (kept out of history).
+    # Accounts: insert new, update changed; last_used_at only where it moved (it is kept out of history).
     sql.execute(
         f"""INSERT INTO {T_ACCOUNT} (application_id, account_id, name, identity_id, status, privileged, last_used_at,
-                                     first_seen, last_seen)
-        SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s, %s
+                                     first_seen)
+        SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s
         FROM {S_ACCOUNT} WHERE is_new = {t}""",
-        [ts, ts],
+        [ts],
     )
     sql.execute(
         f"""UPDATE {S_ACCOUNT} SET pk = a.id FROM {T_ACCOUNT} a
@@ -349,26 +366,37 @@ def apply(*, when, reason: str, user_id) -> None:
         **h,
     )
     sql.execute(
-        f"""UPDATE {T_ACCOUNT} SET last_seen = %s, last_used_at = COALESCE(sa.last_used_at, {T_ACCOUNT}.last_used_at)
-        FROM {S_ACCOUNT} sa WHERE sa.pk = {T_ACCOUNT}.id""",
-        [ts],
+        f"""UPDATE {T_ACCOUNT} SET last_used_at = sa.last_used_at
+        FROM {S_ACCOUNT} sa WHERE sa.pk = {T_ACCOUNT}.id AND sa.is_new <> {t} AND sa.last_used_at IS NOT NULL
+          AND ({T_ACCOUNT}.last_used_at IS NULL OR {T_ACCOUNT}.last_used_at <> sa.last_used_at)"""
     )
 
-    # Grants: insert new (first_seen = this run marks them), refresh last_seen of the rest.
-    _resolve_grants()
+    # Grants: resolve the keys of new accounts and entitlements, then insert (first_seen = this run marks them).
     sql.execute(
-        f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen, last_seen)
-        SELECT account_pk, entitlement_pk, %s, %s FROM {S_GRANT} WHERE pk IS NULL""",
-        [ts, ts],
+        f"""UPDATE {S_GRANT} SET account_pk = sa.pk FROM {S_ACCOUNT} sa
+        WHERE {S_GRANT}.account_pk IS NULL AND sa.application_id = {S_GRANT}.application_id
+          AND sa.account_key = {S_GRANT}.account_key"""
     )
+    sql.execute(
+        f"""UPDATE {S_GRANT} SET entitlement_pk = se.pk FROM {S_ENTITLEMENT} se
+        WHERE {S_GRANT}.entitlement_pk IS NULL AND se.application_id = {S_GRANT}.application_id
+          AND se.entitlement_key = {S_GRANT}.entitlement_key"""
+    )
+    before = sql.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {T_GRANT}")
+    sql.execute(
+        f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen)
+        SELECT account_pk, entitlement_pk, %s FROM {S_GRANT} WHERE pk IS NULL""",
+        [ts],
+    )
+    # Pulls of the same applications are serialised (row locks on them), and only pulls insert grants here,
+    # so the new rows are exactly those past the previous maximum id with this run's first_seen.
     sql.history_insert(
-        Grant,
-        history_type="+",
-        where=f"m.first_seen = %s AND m.account_id IN (SELECT pk FROM {S_ACCOUNT})",
-        params=[ts],
-        **h,
+        Grant, history_type="+", where="m.id > %s AND m.first_seen = %s", params=[before, ts], **h
     )
-    sql.execute(f"UPDATE {T_GRANT} SET last_seen = %s WHERE account_id IN (SELECT pk FROM {S_ACCOUNT})", [ts])
+    sql.execute(
+        f"UPDATE {Application._meta.db_table} SET last_pulled_at = %s WHERE id IN (SELECT application_id FROM {S_SCOPE})",
+        [ts],
+    )
 
 
 def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:
@@ -481,3 +509,7 @@ def identities_losing_access() -> list[int]:
             WHERE sa.is_changed = {sql.true()} AND a.identity_id IS NOT NULL"""
     )
     return sorted(r[0] for r in rows)
+
+
+def staged_applications() -> set[int]:
+    return {row[0] for row in sql.fetchall(f"SELECT DISTINCT application_id FROM {STAGE}")}

@@ -107,7 +107,7 @@ def check(*, log: ProblemLog) -> None:
         log.add(row, "manager_employee_id", value, "an identity cannot be its own manager")
 
 
-def diff_and_apply(*, when, today, reason: str, user_id) -> IdentityDiff:
+def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> IdentityDiff:
     """Apply inside the caller's transaction (the caller rolls back to a savepoint when the gate holds)."""
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
@@ -122,6 +122,15 @@ def diff_and_apply(*, when, today, reason: str, user_id) -> IdentityDiff:
         WHERE {STAGE}.pk IS NULL AND {STAGE}.employee_id IS NULL AND LOWER(i.email) = {STAGE}.email"""
     )
     sql.execute(f"UPDATE {STAGE} SET is_new = (pk IS NULL)")
+    # One row by employee id and another (without one) by e-mail can name the same identity: refuse.
+    for row, employee_id, email, first in sql.fetchall(
+        f"""SELECT s.row_no, s.employee_id, s.email, d.first_row FROM {STAGE} s JOIN (
+            SELECT pk, MIN(row_no) AS first_row FROM {STAGE} WHERE pk IS NOT NULL GROUP BY pk HAVING COUNT(*) > 1
+        ) d ON d.pk = s.pk WHERE s.row_no > d.first_row ORDER BY s.row_no LIMIT 100"""
+    ):
+        column = "employee_id" if employee_id is not None else "email"
+        log.add(row, column, employee_id or email, f"is the same identity as row {first}; each identity once")
+    log.raise_if_any()
     sql.create_temp(ABSENT, "id BIGINT PRIMARY KEY")
     sql.execute(
         f"""INSERT INTO {ABSENT} (id) SELECT i.id FROM {T_IDENTITY} i WHERE i.status <> 'terminated'

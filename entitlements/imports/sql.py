@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 from collections.abc import Iterable, Iterator
@@ -64,30 +63,41 @@ class _CopySource(io.TextIOBase):
     def __init__(self, rows: Iterator[tuple]):
         self._rows = rows
         self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
         self._pending = ""
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> str:
         want = size if size and size > 0 else 1 << 16
-        while len(self._pending) < want:
-            self._writer.writerows(itertools.islice(self._rows, 2000))
-            chunk = self._buffer.getvalue()
-            self._buffer.seek(0)
-            self._buffer.truncate()
-            if not chunk:
-                break
-            self._pending += chunk
+        try:
+            while len(self._pending) < want:
+                self._buffer.writelines(_copy_line(row) for row in itertools.islice(self._rows, 2000))
+                chunk = self._buffer.getvalue()
+                self._buffer.seek(0)
+                self._buffer.truncate()
+                if not chunk:
+                    break
+                self._pending += chunk
+        except Exception as exc:
+            # psycopg2 reports an error raised here as QueryCanceled; load() raises the original instead.
+            self.error = exc
+            raise
         out, self._pending = self._pending[:want], self._pending[want:]
         return out
 
     readline = read
 
 
+def _copy_line(row: tuple) -> str:
+    """One line of COPY csv. COPY reads an unquoted empty field as NULL and a quoted one as the empty string;
+    csv.writer writes both None and "" unquoted, so every value is quoted here and only None is left empty."""
+    return ",".join("" if v is None else '"' + str(v).replace('"', '""') + '"' for v in row) + "\n"
+
+
 def _copy_value(value):
-    # COPY csv: an unquoted empty field is NULL. Booleans as t/f.
+    # COPY csv: None becomes an unquoted empty field, which is NULL (see _copy_line). Booleans as t/f.
     if value is None:
         return None
     if value is True:
@@ -110,9 +120,14 @@ def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_s
     if vendor() == "postgresql":
         source = _CopySource(tuple(_copy_value(v) for v in row) for row in counted())
         with connection.cursor() as cursor:
-            cursor.cursor.copy_expert(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", source
-            )
+            try:
+                cursor.cursor.copy_expert(
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", source
+                )
+            except Exception:
+                if source.error is not None:  # the rows failed (e.g. ImportRefused), not the database
+                    raise source.error from None
+                raise
         return count
     placeholders = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"

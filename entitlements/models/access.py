@@ -9,8 +9,9 @@ from simple_history.models import HistoricalRecords
 from entitlements.models.identities import Identity
 from soxgov.access import RestrictedQuerySet
 
-# Fields that change on every pull; history of them would add a row per grant per pull and tell nobody anything.
-NOISY_FIELDS = ["last_seen", "last_used_at"]
+# Fields that change on every pull stay out of history: a history row per account per pull would drown the
+# real changes.
+# (Neither tells an auditor who had access to what; the run that moved them is evidenced anyway.)
 
 
 class FinancialProcess(models.Model):
@@ -47,7 +48,14 @@ class Application(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(m2m_fields=[financial_processes])
+    last_pulled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When an applied connector run last confirmed its access.",
+    )
+
+    history = HistoricalRecords(m2m_fields=[financial_processes], excluded_fields=["last_pulled_at"])
     objects = RestrictedQuerySet.as_manager()
 
     class Meta:
@@ -84,9 +92,8 @@ class Account(models.Model):
     privileged = models.BooleanField(default=False)
     last_used_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
 
-    history = HistoricalRecords(excluded_fields=NOISY_FIELDS)
+    history = HistoricalRecords(excluded_fields=["last_used_at"])
     objects = RestrictedQuerySet.as_manager()
 
     class Meta:
@@ -113,6 +120,11 @@ class Account(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("entitlements:account_detail", args=[self.pk])
+
+    @property
+    def last_seen(self):
+        """A pull is the full truth for its application, so every account still here was in the last pull."""
+        return self.application.last_pulled_at or self.first_seen
 
     @property
     def is_orphan(self) -> bool:
@@ -175,9 +187,8 @@ class Grant(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="grants")
     entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="grants")
     first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
 
-    history = HistoricalRecords(excluded_fields=["last_seen"])
+    history = HistoricalRecords()
     objects = RestrictedQuerySet.as_manager()
 
     class Meta:
@@ -193,6 +204,15 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} holds {self.entitlement_id}"
+
+    @property
+    def last_seen(self):
+        """Every grant still here was in its application's last pull (which is the full truth for it).
+
+        Derived rather than stored: writing a timestamp to every grant on every pull would rewrite millions of
+        rows to say nothing new.
+        """
+        return self.account.application.last_pulled_at or self.first_seen
 
     def clean(self):
         from django.core.exceptions import ValidationError
