@@ -232,6 +232,8 @@ SOXGOV_XLSX_MAX_RATIO = envint("SOXGOV_XLSX_MAX_RATIO", 200, minimum=1)
 SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
 # Runs with at most this many changes also write one evidence event per change (all runs write a sealed summary).
+# PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).
+SOXGOV_IMPORT_WORK_MEM = envstr("SOXGOV_IMPORT_WORK_MEM", "256MB")
 SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
 
 LOGGING = {

@@ -115,53 +115,58 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
         sql.execute(f"INSERT INTO {APP_NAMES} (name, id) VALUES (%s, %s)", [name, pk])
     sql.execute(f"ANALYZE {RAW}")
 
-    def col(name: str) -> str:
-        return f"btrim(COALESCE(r.c{index[name]}, ''), {WS})" if name in index else "''"
-
-    app = col("application")
+    # Trim every cell once (OFFSET 0 keeps PostgreSQL from inlining the subquery and trimming again per use).
+    trimmed = ", ".join(
+        f"btrim(COALESCE(c{index[name]}, ''), {WS}) AS {name}" if name in index else f"''::text AS {name}"
+        for name in ACCESS_COLUMNS
+    )
     application_id = f"COALESCE(n.id, {int(default)})" if default is not None else "n.id"
     invalid = [
-        f"{app} <> '' AND n.id IS NULL",
+        "r.application <> '' AND n.id IS NULL",
         f"{application_id} IS NULL",
-        f"{col('account_id')} = ''",
+        "r.account_id = ''",
         *(
-            f"length({col(c)}) > 255"
+            f"length(r.{c}) > 255"
             for c in ("account_id", "account_name", "entitlement_id", "entitlement_name")
         ),
-        f"length({col('employee_id')}) > 64",
-        f"{col('email')} <> '' AND ({col('email')} NOT LIKE '%%@%%' OR {col('email')} LIKE '%% %%' "
-        f"OR length({col('email')}) > 254)",
-        f"lower({col('account_status')}) NOT IN ('', 'enabled', 'disabled')",
-        f"lower({col('entitlement_type')}) NOT IN ('', 'role', 'group', 'permission')",
-        f"lower({col('privileged')}) NOT IN ('', 'true', 'yes', '1', 'false', 'no', '0')",
-        f"{col('last_used_at')} <> '' AND {col('last_used_at')} !~ {TIMESTAMP}",
+        "length(r.employee_id) > 64",
+        "r.email <> '' AND (r.email NOT LIKE '%%@%%' OR r.email LIKE '%% %%' OR length(r.email) > 254)",
+        "lower(r.account_status) NOT IN ('', 'enabled', 'disabled')",
+        "lower(r.entitlement_type) NOT IN ('', 'role', 'group', 'permission')",
+        "lower(r.privileged) NOT IN ('', 'true', 'yes', '1', 'false', 'no', '0')",
+        f"r.last_used_at <> '' AND r.last_used_at !~ {TIMESTAMP}",
         # The first and last years may fall outside 1..9999 once moved to UTC; Python decides those.
-        f"left({col('last_used_at')}, 4) IN ('0000', '0001', '9999')",
+        "left(r.last_used_at, 4) IN ('0000', '0001', '9999')",
     ]
     # A value starting or ending in a non-ASCII character might carry a space only Python strips.
-    for i in index.values():
-        invalid.append(f"ascii(left(r.c{i}, 1)) > 127 OR ascii(right(r.c{i}, 1)) > 127")
-    join = f"FROM {RAW} r LEFT JOIN {APP_NAMES} n ON n.name = lower({app})"
-    if sql.scalar(f"SELECT EXISTS (SELECT 1 {join} WHERE {' OR '.join(f'({c})' for c in invalid)})"):
-        raise _StepAside
-    used = col("last_used_at")
+    invalid += [
+        f"ascii(r.{name}) > 127 OR ascii(right(r.{name}, 1)) > 127"
+        for name in ACCESS_COLUMNS
+        if name in index
+    ]
     has_zone = r"'(Z|[+-]\d{2}(:?\d{2})?)$'"
     values = [
         "r.row_no + 1",
         application_id,
-        col("account_id"),
-        f"NULLIF({col('account_name')}, '')",
-        f"NULLIF({col('employee_id')}, '')",
-        f"NULLIF(lower({col('email')}), '')",
-        f"COALESCE(NULLIF(lower({col('account_status')}), ''), 'enabled')",
-        f"CASE WHEN {used} = '' THEN NULL WHEN {used} ~ {has_zone} THEN {used}::timestamptz "
-        f"ELSE ({used}::timestamp AT TIME ZONE 'UTC') END",
-        f"NULLIF({col('entitlement_id')}, '')",
-        f"NULLIF({col('entitlement_name')}, '')",
-        f"COALESCE(NULLIF(lower({col('entitlement_type')}), ''), 'role')",
-        f"lower({col('privileged')}) IN ('true', 'yes', '1')",
+        "r.account_id",
+        "NULLIF(r.account_name, '')",
+        "NULLIF(r.employee_id, '')",
+        "NULLIF(lower(r.email), '')",
+        "COALESCE(NULLIF(lower(r.account_status), ''), 'enabled')",
+        f"CASE WHEN r.last_used_at = '' THEN NULL WHEN r.last_used_at ~ {has_zone} THEN r.last_used_at::timestamptz "
+        "ELSE (r.last_used_at::timestamp AT TIME ZONE 'UTC') END",
+        "NULLIF(r.entitlement_id, '')",
+        "NULLIF(r.entitlement_name, '')",
+        "COALESCE(NULLIF(lower(r.entitlement_type), ''), 'role')",
+        "lower(r.privileged) IN ('true', 'yes', '1')",
     ]
-    # Casting an impossible date (2026-02-30) raises here; the caller's savepoint rolls back and steps aside.
-    return sql.execute(
-        f"INSERT INTO {stage_table} ({', '.join(stage_columns)}) SELECT {', '.join(values)} {join}"
+    # One pass: only valid rows go in, so a short count means some row needs the row-by-row path to explain it.
+    # Casting an impossible date (2026-02-30) raises instead; the caller's savepoint rolls back and steps aside.
+    inserted = sql.execute(
+        f"""INSERT INTO {stage_table} ({", ".join(stage_columns)}) SELECT {", ".join(values)}
+        FROM (SELECT row_no, {trimmed} FROM {RAW} OFFSET 0) r LEFT JOIN {APP_NAMES} n ON n.name = lower(r.application)
+        WHERE NOT ({" OR ".join(f"({c})" for c in invalid)})"""
     )
+    if inserted != sql.scalar(f"SELECT COUNT(*) FROM {RAW}"):
+        raise _StepAside
+    return inserted
