@@ -1,0 +1,116 @@
+"""The PostgreSQL COPY fast path must stage exactly what the row-by-row path stages, or step aside."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from entitlements.connectors.files import AccessFileConnector
+from entitlements.connectors.problems import ProblemLog
+from entitlements.imports import access, sql
+from entitlements.models import Application
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the COPY fast path exists on PostgreSQL only"
+)
+
+HEADER = (
+    "application,account_id,account_name,employee_id,email,account_status,last_used_at,"
+    "entitlement_id,entitlement_name,entitlement_type,privileged"
+)
+
+
+def _staged() -> list[tuple]:
+    return sql.fetchall(f"SELECT {', '.join(access.STAGE_COLUMNS)} FROM {access.STAGE} ORDER BY row_no")
+
+
+def _both_paths(path, names, default=None):
+    """(fast rows or None, slow rows or None when the row-by-row path refuses), each in a rolled-back savepoint."""
+    with transaction.atomic():
+        fast_count = access.stage_fast(
+            path, log=ProblemLog("f"), application_names=names, default_application=default
+        )
+        fast = _staged() if fast_count is not None else None
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        log = ProblemLog("f")
+        try:
+            connector = AccessFileConnector(
+                path, log=log, application_names=names, default_application=default
+            )
+            access.stage(connector.records(), log=log)
+            slow = None if log.total else _staged()
+        except Exception:
+            slow = None
+        transaction.set_rollback(True)
+    return fast, slow
+
+
+@pytest.fixture
+def ledger(db):
+    app = Application.objects.create(name="Ledger")
+    return {"ledger": app.pk}
+
+
+def test_fast_path_stages_the_same_rows_as_the_row_by_row_path(tmp_path, ledger):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "\ufeff" + HEADER.upper() + ",extra\r\n"
+        'Ledger, bob ,Bob B,E1,,ENABLED,2026-11-20T08:15:00Z,GL_POST,"Post, journals",Role,YES,x\r\n'
+        "ledger,ann,,,Ann@Example.com,disabled,2026-10-30,,,,0,\r\n"
+        'Ledger,svc,"multi\nline",S1,,,2026-10-30 10:00:00+02:00,GL_VIEW,View,group,,\r\n',
+        encoding="utf-8",
+    )
+    fast, slow = _both_paths(path, ledger)
+    assert slow is not None and len(slow) == 3
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "Ledger,bob,,,,enabled,2026-02-30,,,,",  # an impossible date: the cast fails
+        "Ledger,bob,,,,enabled,yesterday,,,,",  # PostgreSQL would read it; SOXGov does not
+        "Nowhere,bob,,,,,,,,,",
+        "Ledger,,,,,,,,,,",
+        "Ledger,bob,,,not-an-email,,,,,,",
+        "Ledger,bob,,,,maybe,,,,,",
+        "Ledger,bob,,,,,,,,,perhaps",
+        "Ledger,bob\u00a0,,,,,,,,,",  # a trailing space only Python strips
+    ],
+)
+def test_fast_path_steps_aside_whenever_a_value_needs_the_row_by_row_path(tmp_path, ledger, row):
+    path = tmp_path / "b.csv"
+    path.write_text(f"{HEADER}\n{row}\n", encoding="utf-8")
+    fast, slow = _both_paths(path, ledger)
+    assert fast is None or fast == slow
+
+
+def test_fast_path_steps_aside_for_bytes_that_are_not_utf8(tmp_path, ledger):
+    path = tmp_path / "c.csv"
+    path.write_bytes(HEADER.encode() + b"\nLedger,b\xe9b,,,,,,,,,\n")
+    fast, slow = _both_paths(path, ledger)
+    assert fast is None and slow is None
+
+
+cell = st.text(alphabet=st.sampled_from(list('aB1 -_@.:TZ+",\n\u00e9\u00a0')), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(cell, min_size=11, max_size=11), min_size=1, max_size=6))
+def test_fast_path_never_disagrees_with_the_row_by_row_path(tmp_path, ledger, rows):
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER.split(","))
+    for values in rows:
+        values[0] = values[0] if values[0].strip() else "Ledger"
+        writer.writerow(values)
+    path = tmp_path / "p.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    fast, slow = _both_paths(path, ledger)
+    assert fast is None or fast == slow
