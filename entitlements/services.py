@@ -7,7 +7,6 @@ transaction together with its status and its evidence; a refused or held run cha
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from django.utils import timezone
 from entitlements import progress
 from entitlements.connectors.files import AccessFileConnector, IdentityFileConnector
 from entitlements.connectors.problems import ImportRefused, Problem, ProblemLog
-from entitlements.imports import access, identities, sql
+from entitlements.imports import access, digest, identities, sql
 from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
 from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
@@ -315,31 +314,12 @@ def _history_marks(models) -> dict:
 
 
 def _changes_digest(reason: str, marks: dict) -> str:
-    """SHA-256 over this run's history rows (model, type, id, tracked fields), in history order.
+    """SHA-256 over this run's history rows, sealed into its evidence (entitlements/imports/digest.py).
 
-    Sealed into the run's evidence event, it lets anyone prove that the history tagged with this run is the
-    change set the run applied, and that nothing was added to or removed from it since. Rows are found by
-    primary-key range (cheap at any history size) and checked by their change reason.
+    It lets anyone prove that the history tagged with this run is the change set the run applied, and that
+    nothing was added to or removed from it since.
     """
-    hasher = hashlib.sha256()
-    for model, mark in marks.items():
-        historical = model.history.model
-        fields = ["history_type", *[f.attname for f in historical.tracked_fields]]
-        rows = (
-            historical.objects.filter(history_id__gt=mark, history_change_reason=reason)
-            .order_by("history_id")
-            .values_list(*fields)
-        )
-        label = model._meta.label_lower
-        for values in rows.iterator(chunk_size=20000):
-            hasher.update(f"{label}|{'|'.join(map(_text, values))}\n".encode())
-    return hasher.hexdigest()
-
-
-def _text(value) -> str:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    return "" if value is None else str(value)
+    return digest.changes_digest(reason, marks)
 
 
 # --- Finishing runs ---------------------------------------------------------------------------------------

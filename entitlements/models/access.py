@@ -82,7 +82,10 @@ class Account(models.Model):
         ENABLED = "enabled", "Enabled"
         DISABLED = "disabled", "Disabled"
 
-    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="accounts")
+    # No index of its own: the unique (application, account_id) index serves lookups by application.
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="accounts", db_index=False
+    )
     account_id = models.CharField("account id", max_length=255, help_text="The application's own key.")
     name = models.CharField(max_length=255, blank=True)
     identity = models.ForeignKey(
@@ -139,7 +142,10 @@ class Entitlement(models.Model):
         GROUP = "group", "Group"
         PERMISSION = "permission", "Permission"
 
-    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="entitlements")
+    # No index of its own: the unique (application, entitlement_id) index serves lookups by application.
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="entitlements", db_index=False
+    )
     entitlement_id = models.CharField(
         "entitlement id", max_length=255, help_text="The application's own key."
     )
@@ -184,8 +190,12 @@ class Grant(models.Model):
     cross-table check is not expressible as a portable database constraint.
     """
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="grants")
-    entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="grants")
+    # No single-column indexes: (account, entitlement) and (entitlement, account) serve both lookups, and each
+    # extra index is paid on every one of millions of inserted grants.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="grants", db_index=False)
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, related_name="grants", db_index=False
+    )
     first_seen = models.DateTimeField()
 
     history = HistoricalRecords()
