@@ -119,11 +119,22 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
     )
     for first, last, n in duplicates:
         log.warn(f"row {last} repeats row {first} exactly ({n} copies); merged")
+    # An account named with different keys on different rows: resolve each row's claim to an identity (by
+    # employee id, else e-mail) and refuse the account if two rows claim different people. Only accounts with
+    # more than one distinct key pair are resolved, so the common case costs one GROUP BY.
     conflicts = sql.fetchall(
-        f"""SELECT account_key, MIN(row_no), MAX(row_no), MIN(COALESCE(employee_id, email)),
-                   MAX(COALESCE(employee_id, email))
-        FROM {STAGE} GROUP BY application_id, account_key
-        HAVING COUNT(DISTINCT employee_id) > 1 OR COUNT(DISTINCT email) > 1
+        f"""WITH multi AS (
+            SELECT application_id, account_key FROM {STAGE} GROUP BY application_id, account_key
+            HAVING COUNT(DISTINCT COALESCE(employee_id, '') || '|' || COALESCE(email, '')) > 1)
+        SELECT c.account_key, MIN(c.row_no), MAX(c.row_no), MIN(c.shown), MAX(c.shown)
+        FROM (SELECT s.application_id, s.account_key, s.row_no, COALESCE(s.employee_id, s.email) AS shown,
+                     CASE WHEN COALESCE(ie.id, im.id) IS NOT NULL THEN 'i' || CAST(COALESCE(ie.id, im.id) AS TEXT)
+                          WHEN s.employee_id IS NOT NULL THEN 'e' || s.employee_id
+                          WHEN s.email IS NOT NULL THEN 'm' || s.email END AS claim
+              FROM {STAGE} s JOIN multi m ON m.application_id = s.application_id AND m.account_key = s.account_key
+              LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = s.employee_id
+              LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND s.email IS NOT NULL AND LOWER(im.email) = s.email) c
+        GROUP BY c.application_id, c.account_key HAVING COUNT(DISTINCT c.claim) > 1
         ORDER BY 2 LIMIT 200"""
     )
     for account_key, first, last, one, other in conflicts:

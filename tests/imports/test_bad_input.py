@@ -290,11 +290,6 @@ def test_one_account_claimed_by_two_emails_is_refused(write_csv, refuse):
     one(refuse(write_csv("erp.csv", rows)), row=ACCESS_BAD_ROW + 1, reason="claimed by two different people")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: access.check() compares employee_id and email separately, so an account claimed by E2 on one row "
-    "and by carol's e-mail on another is silently given to E2 (import applied)",
-)
 def test_one_account_claimed_by_one_persons_employee_id_and_another_persons_email_is_refused(
     write_csv, refuse
 ):
@@ -624,3 +619,15 @@ def test_blank_lines_and_short_rows_are_tolerated(write_csv, accept):
     accept(write_csv("erp.csv", text))
     short = Account.objects.get(account_id="short")
     assert (short.identity, short.status, short.grants.count()) == (None, "enabled", 0)
+
+
+def test_one_account_named_by_employee_id_on_one_row_and_the_same_persons_email_on_another_is_accepted(
+    write_csv, accept
+):
+    """Different keys for the same person are one claim, not two."""
+    rows = access_rows(
+        access(account_id="bob2", employee_id="E2", email="", entitlement_id="GL_POST"),
+        access(account_id="bob2", employee_id="", email="bob@example.com", entitlement_id=""),
+    )
+    accept(write_csv("erp.csv", rows))
+    assert Account.objects.get(account_id="bob2").identity.employee_id == "E2"
