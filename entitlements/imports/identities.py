@@ -162,6 +162,13 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
             OR COALESCE(i.owner_id, 0) <> COALESCE({STAGE}.owner_pk, 0))
         FROM {T_IDENTITY} i WHERE i.id = {STAGE}.pk AND {STAGE}.is_new <> {t}"""
     )
+    # Unique e-mail is checked row by row within one UPDATE, so two people swapping addresses would collide
+    # half-way. Clear the addresses that move first (people with an employee id can be without one briefly).
+    sql.execute(
+        f"""UPDATE {T_IDENTITY} SET email = NULL FROM {STAGE} s
+        WHERE s.pk = {T_IDENTITY}.id AND s.is_changed = {t} AND {T_IDENTITY}.employee_id IS NOT NULL
+          AND COALESCE({T_IDENTITY}.email, '') <> COALESCE(s.email, '')"""
+    )
     sql.execute(
         f"""UPDATE {T_IDENTITY} SET email = s.email, display_name = s.display_name, department = s.department,
             title = s.title, status = s.status, termination_date = s.termination_date, kind = s.kind,

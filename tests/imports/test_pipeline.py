@@ -297,11 +297,6 @@ def test_clearing_a_department_applies(company, write_csv):
     assert (carol.department, carol.title) == ("", "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the set-based UPDATE of identities hits the unique e-mail index mid-statement, so two people "
-    "swapping addresses in one file is refused ('conflicts with existing identities')",
-)
 def test_two_people_swapping_email_addresses_in_one_file_applies(company, write_csv):
     rows = [IDENTITY_HEADER, *(list(r) for r in COMPANY_IDENTITIES)]
     rows[1][1], rows[2][1] = rows[2][1], rows[1][1]
