@@ -105,6 +105,18 @@ def check(*, log: ProblemLog) -> None:
         ORDER BY 1 LIMIT 20"""
     ):
         log.add(row, "manager_employee_id", value, "an identity cannot be its own manager")
+    # An e-mail address still held by another identity after this file applies: that identity is absent
+    # (terminated, but it keeps its address) or keeps the address in the file. A swap within the file is fine.
+    for row, value, holder in sql.fetchall(
+        f"""SELECT s.row_no, s.email, i.display_name FROM {STAGE} s JOIN {T_IDENTITY} i ON LOWER(i.email) = s.email
+        LEFT JOIN {STAGE} h ON h.employee_id IS NOT NULL AND h.employee_id = i.employee_id
+        WHERE s.email IS NOT NULL
+          AND NOT (s.employee_id IS NOT NULL AND s.employee_id = i.employee_id)
+          AND NOT (s.employee_id IS NULL AND i.employee_id IS NULL)
+          AND (h.row_no IS NULL OR COALESCE(h.email, '') = s.email)
+        ORDER BY 1 LIMIT 100"""
+    ):
+        log.add(row, "email", value, f"is still the e-mail address of another identity ({holder})")
 
 
 def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> IdentityDiff:

@@ -423,11 +423,6 @@ def test_two_rows_resolving_to_the_same_existing_identity_are_refused(write_csv,
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: the unique e-mail violation surfaces as an IntegrityError turned into one problem without row, "
-    "column or value ('conflicts with existing identities: ...unique_email')",
-)
 def test_a_new_identity_taking_the_email_of_an_existing_one_is_refused_naming_the_row(write_csv, refuse):
     # carol (E3) is absent, so she would be terminated, but she keeps her e-mail address.
     rows = [
