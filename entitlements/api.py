@@ -21,6 +21,7 @@ from entitlements.filters import (
 )
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.services import Actor
+from soxgov import access as acl
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
 
 
@@ -138,6 +139,14 @@ class GrantViewSet(RestrictedReadOnlyViewSet):
 
 
 class ConnectorSerializer(serializers.ModelSerializer):
+    def to_representation(self, instance):
+        # Configuration will hold credentials once SCIM/LDAP/cloud connectors arrive: admins only.
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not acl.can_attempt(request.user, Connector, acl.CHANGE):
+            data.pop("configuration", None)
+        return data
+
     class Meta:
         model = Connector
         fields = [

@@ -227,18 +227,27 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
 
 
 def _gate_access(run: ConnectorRun, diff, rows: int) -> None:
+    """Hold a pull that looks partial or destructive: per application, for grants and for accounts alike
+    (accounts without grants would otherwise vanish unnoticed)."""
     percent, minimum = _thresholds(run)
     reasons = []
     for application_id, name in sorted(diff.scope.items(), key=lambda kv: kv[1]):
-        current = diff.current_by_application.get(application_id, 0)
-        removed = diff.removed_by_application.get(application_id, 0)
-        if current and not diff.staged_by_application.get(application_id):
-            reasons.append(f"{name}: the file has no rows for it, but it has {current} grants")
-        elif removed > minimum and removed * 100 > percent * current:
+        grants = diff.current_by_application.get(application_id, 0)
+        accounts = diff.current_accounts_by_application.get(application_id, 0)
+        if (grants or accounts) and not diff.staged_by_application.get(application_id):
             reasons.append(
-                f"{name}: would remove {removed} of {current} grants ({100 * removed / current:.1f}%), "
-                f"over the threshold of {percent}% and {minimum} grants"
+                f"{name}: the file has no rows for it, but it has {accounts} accounts and {grants} grants"
             )
+            continue
+        for what, current, removed in (
+            ("grants", grants, diff.removed_by_application.get(application_id, 0)),
+            ("accounts", accounts, diff.removed_accounts_by_application.get(application_id, 0)),
+        ):
+            if removed > minimum and removed * 100 > percent * current:
+                reasons.append(
+                    f"{name}: would remove {removed} of {current} {what} ({100 * removed / current:.1f}%), "
+                    f"over the threshold of {percent}% and {minimum} {what}"
+                )
     if reasons:
         raise Held("; ".join(reasons), diff.counts, rows)
 
@@ -294,7 +303,7 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
         )
         from soxgov.services import users_link_identities
 
-        users_link_identities()
+        users_link_identities(actor=actor)
 
 
 def _gate_identities(run: ConnectorRun, diff, rows: int) -> None:

@@ -8,14 +8,25 @@ from soxgov.models import User, identity_for_email
 from soxgov.roles import Role
 
 
-def users_link_identities() -> int:
-    """Link every unlinked user whose e-mail matches an identity (after identities arrive). Returns count."""
+def users_link_identities(*, actor: Actor | None = None) -> int:
+    """Link every unlinked user whose e-mail matches an identity (after identities arrive). Returns count.
+
+    The link decides what a reviewer sees and lets later work refuse self-review, so each one is evidenced.
+    """
+    actor = actor or Actor.system("users_link_identities")
     linked = 0
-    for user in User.objects.filter(identity__isnull=True).exclude(email=""):
-        identity = identity_for_email(user.email)
-        if identity is not None:
-            User.objects.filter(pk=user.pk).update(identity=identity)
-            linked += 1
+    with transaction.atomic():
+        for user in User.objects.filter(identity__isnull=True).exclude(email=""):
+            identity = identity_for_email(user.email)
+            if identity is not None:
+                User.objects.filter(pk=user.pk).update(identity=identity)
+                event_record(
+                    actor=actor,
+                    action="access.user.linked",
+                    subject=user,
+                    payload={"identity_id": identity.pk, "identity": str(identity), "email": user.email},
+                )
+                linked += 1
     return linked
 
 

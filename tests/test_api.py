@@ -364,3 +364,13 @@ def test_a_forged_payload_would_not_match_the_published_hash(client, events, tok
         "occurred_at": format_time(dt.datetime.fromisoformat(data["occurred_at"])),
     }
     assert event_hash(row) != data["hash"]
+
+
+def test_connector_configuration_is_shown_to_admins_only(client, personas):
+    from entitlements.models import Connector
+
+    Connector.objects.create(name="erp file", kind="access_file", configuration={"path": "/data/erp.csv"})
+    client.force_login(personas["audrey"])
+    assert "configuration" not in client.get("/api/connectors/").json()["results"][0]
+    client.force_login(personas["alice"])
+    assert client.get("/api/connectors/").json()["results"][0]["configuration"] == {"path": "/data/erp.csv"}

@@ -51,6 +51,8 @@ class AccessDiff:
     removed_by_application: dict[int, int] = field(default_factory=dict)
     current_by_application: dict[int, int] = field(default_factory=dict)
     staged_by_application: dict[int, int] = field(default_factory=dict)
+    removed_accounts_by_application: dict[int, int] = field(default_factory=dict)
+    current_accounts_by_application: dict[int, int] = field(default_factory=dict)
 
     @property
     def total_changes(self) -> int:
@@ -294,6 +296,18 @@ def diff(*, scope: set[int]) -> AccessDiff:
     result.current_by_application = dict(
         sql.fetchall(
             f"""SELECT a.application_id, COUNT(*) FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
+        )
+    )
+    result.removed_accounts_by_application = dict(
+        sql.fetchall(
+            f"""SELECT a.application_id, COUNT(*) FROM {R_ACCOUNT} r JOIN {T_ACCOUNT} a ON a.id = r.id
+            GROUP BY a.application_id"""
+        )
+    )
+    result.current_accounts_by_application = dict(
+        sql.fetchall(
+            f"""SELECT a.application_id, COUNT(*) FROM {T_ACCOUNT} a
             JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
         )
     )

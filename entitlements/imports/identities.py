@@ -124,14 +124,15 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
     result = IdentityDiff(current=Identity.objects.exclude(status=Identity.Status.TERMINATED).count())
-    # Match existing identities: by employee id, else by e-mail for rows without one.
+    # Match existing identities: by employee id, else by e-mail between a row and an identity that both lack one.
     sql.execute(
         f"""UPDATE {STAGE} SET pk = i.id FROM {T_IDENTITY} i
         WHERE {STAGE}.employee_id IS NOT NULL AND i.employee_id = {STAGE}.employee_id"""
     )
     sql.execute(
         f"""UPDATE {STAGE} SET pk = i.id FROM {T_IDENTITY} i
-        WHERE {STAGE}.pk IS NULL AND {STAGE}.employee_id IS NULL AND LOWER(i.email) = {STAGE}.email"""
+        WHERE {STAGE}.pk IS NULL AND {STAGE}.employee_id IS NULL AND i.employee_id IS NULL
+          AND LOWER(i.email) = {STAGE}.email"""
     )
     sql.execute(f"UPDATE {STAGE} SET is_new = (pk IS NULL)")
     # One row by employee id and another (without one) by e-mail can name the same identity: refuse.
@@ -149,6 +150,14 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
         AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.pk = i.id)"""
     )
     result.absent = sql.scalar(f"SELECT COUNT(*) FROM {ABSENT}")
+    # Unique e-mail is checked row by row, so two people swapping addresses, or a new hire taking the address
+    # someone gives up, would collide half-way. Clear the addresses that move first (people with an employee
+    # id can be without one briefly; their new address is set below, in the same transaction).
+    sql.execute(
+        f"""UPDATE {T_IDENTITY} SET email = NULL FROM {STAGE} s
+        WHERE s.pk = {T_IDENTITY}.id AND s.is_new <> {t} AND {T_IDENTITY}.employee_id IS NOT NULL
+          AND COALESCE({T_IDENTITY}.email, '') <> COALESCE(s.email, '')"""
+    )
     sql.execute(
         f"""INSERT INTO {T_IDENTITY} (kind, employee_id, email, display_name, department, title, status,
                                       termination_date, created_at, updated_at)
@@ -173,13 +182,6 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
             OR i.kind <> {STAGE}.kind OR COALESCE(i.manager_id, 0) <> COALESCE({STAGE}.manager_pk, 0)
             OR COALESCE(i.owner_id, 0) <> COALESCE({STAGE}.owner_pk, 0))
         FROM {T_IDENTITY} i WHERE i.id = {STAGE}.pk AND {STAGE}.is_new <> {t}"""
-    )
-    # Unique e-mail is checked row by row within one UPDATE, so two people swapping addresses would collide
-    # half-way. Clear the addresses that move first (people with an employee id can be without one briefly).
-    sql.execute(
-        f"""UPDATE {T_IDENTITY} SET email = NULL FROM {STAGE} s
-        WHERE s.pk = {T_IDENTITY}.id AND s.is_changed = {t} AND {T_IDENTITY}.employee_id IS NOT NULL
-          AND COALESCE({T_IDENTITY}.email, '') <> COALESCE(s.email, '')"""
     )
     sql.execute(
         f"""UPDATE {T_IDENTITY} SET email = s.email, display_name = s.display_name, department = s.department,

@@ -409,18 +409,18 @@ def test_same_employee_id_twice_with_different_details_is_refused(write_csv, ref
     )
 
 
-def test_two_rows_resolving_to_the_same_existing_identity_are_refused(write_csv, refuse):
-    """Row 7 names rita by e-mail (no employee id) while row 2 names her by employee id: which one is she?
-    (Found by the property test: applying this was not idempotent, each run rewrote her e-mail.)"""
+def test_an_address_given_up_by_one_identity_can_go_to_a_new_one_without_employee_id(write_csv, accept):
+    """Row 2 (E1) drops rita@example.com and row 7, with no employee id, takes it: that is a new identity (an
+    e-mail-only row matches only an identity that has no employee id either), and importing again changes
+    nothing. (Found by the property test: an earlier matching rewrote her e-mail on every run.)"""
     rows = identity_rows(person(employee_id="", email="rita@example.com", display_name="Rita R."))
     rows[1] = ("E1", "", *rows[1][2:])  # row 2: E1 with no e-mail
-    one(
-        refuse(write_csv("hr.csv", rows), "identities"),
-        row=IDENTITY_BAD_ROW,
-        column="email",
-        value="rita@example.com",
-        reason="is the same identity as row 2",
-    )
+    path = write_csv("hr.csv", rows)
+    accept(path, "identities")
+    assert Identity.objects.get(employee_id="E1").email is None
+    assert Identity.objects.get(email="rita@example.com").employee_id is None
+    again = accept(write_csv("hr2.csv", rows), "identities")
+    assert again.counts["identities"]["added"] == 0 and again.counts["identities"]["changed"] == 0
 
 
 def test_a_new_identity_taking_the_email_of_an_existing_one_is_refused_naming_the_row(write_csv, refuse):
@@ -626,3 +626,23 @@ def test_one_account_named_by_employee_id_on_one_row_and_the_same_persons_email_
     )
     accept(write_csv("erp.csv", rows))
     assert Account.objects.get(account_id="bob2").identity.employee_id == "E2"
+
+
+def test_a_new_hire_can_take_the_address_an_existing_person_gives_up_in_the_same_file(write_csv, accept):
+    rows = identity_rows(person(employee_id="E9", email="rita@example.com", display_name="New Rita"))
+    rows[1] = ("E1", "rita.old@example.com", *rows[1][2:])  # row 2: E1 moves to another address
+    accept(write_csv("hr.csv", rows), "identities")
+    assert Identity.objects.get(employee_id="E9").email == "rita@example.com"
+    assert Identity.objects.get(employee_id="E1").email == "rita.old@example.com"
+
+
+def test_linking_a_user_to_an_imported_identity_is_evidenced(write_csv, accept, django_user_model):
+    from evidence.models import EvidenceEvent
+
+    user = django_user_model.objects.create_user(username="eve", email="eve@example.com", password="x" * 12)
+    assert user.identity is None
+    accept(write_csv("hr.csv", identity_rows(person(email="eve@example.com"))), "identities")
+    user.refresh_from_db()
+    assert user.identity.employee_id == "E5"
+    event = EvidenceEvent.objects.get(action="access.user.linked", subject_id=str(user.pk))
+    assert event.payload_data["identity_id"] == user.identity_id

@@ -159,7 +159,7 @@ def test_import_access_held_exits_3_saying_why_and_how_to_approve(company, write
     assert outcome.code == 3, outcome
     run = last_run()
     assert (
-        f"run {run.pk} held for approval, nothing applied: ERP: the file has no rows for it, but it has 3 grants"
+        f"run {run.pk} held for approval, nothing applied: ERP: the file has no rows for it, but it has 3 accounts and 3 grants"
         in outcome.err
     )
     assert f"approve with: python manage.py approve_run {run.pk} --user <another admin>" in outcome.err

@@ -368,7 +368,8 @@ def test_removing_over_10_percent_and_over_20_grants_holds_the_run_with_nothing_
 
     assert run.status == ConnectorRun.Status.HELD
     assert run.held_reason == (
-        "Ledger: would remove 21 of 100 grants (21.0%), over the threshold of 10% and 20 grants"
+        "Ledger: would remove 21 of 100 grants (21.0%), over the threshold of 10% and 20 grants; "
+        "Ledger: would remove 21 of 100 accounts (21.0%), over the threshold of 10% and 20 accounts"
     )
     assert run.counts["grants"]["removed"] == 21
     assert run.rows_total == 79
@@ -447,7 +448,7 @@ def test_an_empty_access_file_for_an_application_with_grants_is_held(company, wr
     before = snapshot()
     run = run_file(write_csv("erp.csv", [ACCESS_HEADER]), application=company["applications"]["erp"])
     assert run.status == "held"
-    assert run.held_reason == "ERP: the file has no rows for it, but it has 3 grants"
+    assert run.held_reason == "ERP: the file has no rows for it, but it has 3 accounts and 3 grants"
     after = snapshot()
     assert after.pop("evidence") == before.pop("evidence") + 1
     assert after == before
@@ -664,3 +665,15 @@ def test_access_changed_is_not_sent_for_held_or_refused_runs(
         )
     assert (held.status, refused.status) == ("held", "failed")
     assert callbacks == [] and announcements == []
+
+
+def test_removing_many_accounts_without_grants_is_held_too(ledger, write_csv):
+    """Accounts holding nothing would slip past a gate that only counts grants."""
+    now = timezone.now()
+    Account.objects.bulk_create(
+        Account(application=ledger, account_id=f"idle{n:03}", first_seen=now) for n in range(30)
+    )
+    run = run_file(write_csv("ledger.csv", keep_rows(ledger, 100)))
+    assert run.status == ConnectorRun.Status.HELD
+    assert "would remove 30 of 130 accounts" in run.held_reason
+    assert Account.objects.filter(account_id__startswith="idle").count() == 30
