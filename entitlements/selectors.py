@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
 
+ACCOUNT_FIELDS = ("id", "account_id", "application_id", "identity_id", "privileged")
+
 
 def end_of_day(day: dt.date) -> dt.datetime:
     next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)
@@ -54,7 +56,8 @@ def entitlement_holders_on(*, entitlement: Entitlement, day: dt.date) -> list[He
             "id", "account_id", "entitlement_id", "first_seen"
         )
     )
-    accounts = _accounts_as_of(moment, account_ids={g["account_id"] for g in grants})
+    account_ids = list({g["account_id"] for g in grants})
+    accounts = {row["id"]: row for row in _as_of(Account, moment, id__in=account_ids).values(*ACCOUNT_FIELDS)}
     return _held(moment, grants, accounts)
 
 
@@ -64,9 +67,7 @@ def identity_access_on(*, identity: Identity, day: dt.date) -> list[HeldAccess]:
     # An account's identity link can change, so pick each account's latest state first and filter after.
     accounts = {
         row["id"]: row
-        for row in _as_of(Account, moment)
-        .filter(identity_id=identity.pk)
-        .values("id", "account_id", "application_id", "identity_id", "privileged")
+        for row in _as_of(Account, moment).filter(identity_id=identity.pk).values(*ACCOUNT_FIELDS)
     }
     grants = list(
         _as_of(Grant, moment)
@@ -74,16 +75,6 @@ def identity_access_on(*, identity: Identity, day: dt.date) -> list[HeldAccess]:
         .values("id", "account_id", "entitlement_id", "first_seen")
     )
     return _held(moment, grants, accounts)
-
-
-def _accounts_as_of(moment, *, account_ids) -> dict[int, dict]:
-    rows = (
-        Account.history.filter(history_date__lt=moment, id__in=list(account_ids))
-        .latest_of_each()
-        .exclude(history_type="-")
-        .values("id", "account_id", "application_id", "identity_id", "privileged")
-    )
-    return {row["id"]: row for row in rows}
 
 
 def _held(moment, grants: list[dict], accounts: dict[int, dict]) -> list[HeldAccess]:

@@ -12,9 +12,7 @@ from soxgov.models import User
 def _plain(value):
     if hasattr(value, "pk"):
         return value.pk
-    if isinstance(value, list | tuple | set) or (
-        hasattr(value, "__iter__") and not isinstance(value, str | bytes)
-    ):
+    if hasattr(value, "__iter__") and not isinstance(value, str | bytes):
         return sorted(_plain(v) for v in value)
     return value
 

@@ -47,6 +47,21 @@ BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "
 MAX_TEXT = 255
 
 
+def map_header(header: list[str], columns: tuple[str, ...]) -> tuple[dict[str, int], list[str], list[str]]:
+    """Column name -> position (case-insensitive, spaces ignored); also the repeated and the unknown names."""
+    index: dict[str, int] = {}
+    duplicates, unknown = [], []
+    for position, raw in enumerate(header):
+        name = raw.strip().lower()
+        if name in columns:
+            if name in index:
+                duplicates.append(raw)
+            index[name] = position
+        elif name:
+            unknown.append(raw)
+    return index, duplicates, unknown
+
+
 class _FileConnector(BaseConnector):
     columns: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
@@ -58,15 +73,11 @@ class _FileConnector(BaseConnector):
         self.index = self._map_header(self.table.header)
 
     def _map_header(self, header: list[str]) -> dict[str, int]:
-        index: dict[str, int] = {}
-        for position, raw in enumerate(header):
-            name = raw.strip().lower()
-            if name in self.columns:
-                if name in index:
-                    self.log.add(1, raw, None, "this column appears twice")
-                index[name] = position
-            elif name:
-                self.log.warn(f"column {raw!r} is not used and was ignored")
+        index, duplicates, unknown = map_header(header, self.columns)
+        for raw in duplicates:
+            self.log.add(1, raw, None, "this column appears twice")
+        for raw in unknown:
+            self.log.warn(f"column {raw!r} is not used and was ignored")
         for name in self.required:
             if name not in index:
                 self.log.add(1, name, None, "required column is missing")

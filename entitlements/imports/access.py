@@ -21,7 +21,6 @@ S_GRANT = "soxgov_stage_grant"
 S_SCOPE = "soxgov_stage_scope"
 R_GRANT = "soxgov_removed_grant"
 R_ACCOUNT = "soxgov_removed_account"
-TEMP_TABLES = (STAGE, S_ACCOUNT, S_ENTITLEMENT, S_GRANT, S_SCOPE, R_GRANT, R_ACCOUNT)
 
 T_ACCOUNT = Account._meta.db_table
 T_ENTITLEMENT = Entitlement._meta.db_table

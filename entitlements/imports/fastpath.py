@@ -18,7 +18,7 @@ import psycopg2
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from entitlements.connectors.files import ACCESS_COLUMNS
+from entitlements.connectors.files import ACCESS_COLUMNS, map_header
 from entitlements.connectors.problems import ProblemLog
 from entitlements.connectors.tables import ZIP_MAGIC
 from entitlements.imports import sql
@@ -66,16 +66,9 @@ def stage_access(
     if found is None:
         return None
     header, offset = found
-    index: dict[str, int] = {}
-    warnings = []
-    for position, raw in enumerate(header):
-        name = raw.strip().lower()
-        if name in ACCESS_COLUMNS:
-            if name in index:
-                return None
-            index[name] = position
-        elif name:
-            warnings.append(f"column {raw!r} is not used and was ignored")
+    index, duplicates, unknown = map_header(header, ACCESS_COLUMNS)
+    if duplicates:
+        return None
     if "account_id" not in index or ("application" not in index and default_application is None):
         return None
     try:
@@ -93,8 +86,8 @@ def stage_access(
     except (DatabaseError, psycopg2.Error, _StepAside):
         # COPY goes through the raw psycopg2 cursor, whose errors Django does not wrap.
         return None
-    for warning in warnings:
-        log.warn(warning)
+    for raw in unknown:
+        log.warn(f"column {raw!r} is not used and was ignored")
     return rows
 
 

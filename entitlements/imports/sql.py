@@ -52,11 +52,6 @@ def create_temp(name: str, columns_sql: str) -> None:
     execute(f"CREATE TEMP TABLE {name} ({columns_sql}){suffix}")
 
 
-def drop_temp(*names: str) -> None:
-    for name in names:
-        execute(f"DROP TABLE IF EXISTS {name}")
-
-
 class _CopySource(io.TextIOBase):
     """A file-like object that renders rows as CSV on demand, so COPY streams without holding the file."""
 
@@ -93,18 +88,15 @@ class _CopySource(io.TextIOBase):
 def _copy_line(row: tuple) -> str:
     """One line of COPY csv. COPY reads an unquoted empty field as NULL and a quoted one as the empty string;
     csv.writer writes both None and "" unquoted, so every value is quoted here and only None is left empty."""
-    return ",".join("" if v is None else '"' + str(v).replace('"', '""') + '"' for v in row) + "\n"
+    return ",".join(map(_copy_field, row)) + "\n"
 
 
-def _copy_value(value):
-    # COPY csv: None becomes an unquoted empty field, which is NULL (see _copy_line). Booleans as t/f.
+def _copy_field(value) -> str:
     if value is None:
-        return None
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    return value
+        return ""
+    if value is True or value is False:
+        return "t" if value else "f"
+    return '"' + str(value).replace('"', '""') + '"'
 
 
 def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_size: int = 5000) -> int:
@@ -118,7 +110,7 @@ def load(table: str, columns: tuple[str, ...], rows: Iterable[tuple], *, batch_s
             yield row
 
     if vendor() == "postgresql":
-        source = _CopySource(tuple(_copy_value(v) for v in row) for row in counted())
+        source = _CopySource(counted())
         with connection.cursor() as cursor:
             try:
                 cursor.cursor.copy_expert(
