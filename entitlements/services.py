@@ -220,9 +220,11 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
             detailed=detailed,
             extra={"applications": sorted(diff.scope.values()), "approved": approved},
         )
-        identity_ids = sorted(affected)
+        identity_ids, application_ids = sorted(affected), sorted(scope)
         transaction.on_commit(
-            lambda: access_changed.send(sender=ConnectorRun, run=run, identity_ids=identity_ids)
+            lambda: access_changed.send(
+                sender=ConnectorRun, run=run, identity_ids=identity_ids, application_ids=application_ids
+            )
         )
 
 

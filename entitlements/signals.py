@@ -2,6 +2,7 @@
 
 from django.dispatch import Signal
 
-# Sent after a connector run's transaction commits: ``run`` (ConnectorRun) and ``identity_ids`` (sorted list of
-# identities whose grants changed). The SoD engine re-checks just these identities.
+# Sent after a connector run's transaction commits: ``run`` (ConnectorRun), ``identity_ids`` (sorted list of
+# identities whose grants changed) and ``application_ids`` (the applications the run was the full truth for,
+# whose orphan accounts may have changed too). The SoD engine re-checks just these.
 access_changed = Signal()

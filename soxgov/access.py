@@ -44,6 +44,13 @@ _REVIEWER_SCOPES: dict[str, Callable[[int], Q]] = {
         | Q(entitlement__owner_id=me)
         | Q(account__application__owner_id=me)
     ),
+    # The SoD conflicts of the people and accounts a reviewer already sees.
+    "sod.violation": lambda me: (
+        Q(identity_id=me)
+        | Q(identity__manager_id=me)
+        | Q(identity__owner_id=me)
+        | Q(account__application__owner_id=me)
+    ),
 }
 
 

@@ -28,10 +28,23 @@ def _role_permissions(role: Role, Permission):
             | Permission.objects.filter(content_type__app_label="evidence", codename="add_chainverification")
             | Permission.objects.filter(content_type__app_label="authtoken")
         )
-    if role in (Role.AUDITOR, Role.CONTROL_OWNER):
+    if role == Role.AUDITOR:
         return view_domain
+    if role == Role.CONTROL_OWNER:
+        # Control owners answer SoD violations: compensating controls and four-eyes risk acceptance.
+        return view_domain | Permission.objects.filter(
+            content_type__app_label="sod",
+            codename__in=(
+                "change_violation",
+                "add_mitigation",
+                "add_riskacceptance",
+                "change_riskacceptance",
+            ),
+        )
     if role == Role.REVIEWER:
-        return Permission.objects.filter(content_type__app_label="entitlements", codename__startswith="view_")
+        return Permission.objects.filter(
+            content_type__app_label="entitlements", codename__startswith="view_"
+        ) | Permission.objects.filter(content_type__app_label="sod", codename="view_violation")
     raise ValueError(role)
 
 

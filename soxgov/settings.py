@@ -8,6 +8,7 @@ web process. Production: set ``SOXGOV_DEBUG=0`` plus the variables listed in REA
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from soxgov.env import envbool, envint, envlist, envstr
@@ -167,6 +168,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = envstr("SOXGOV_CELERY_QUEUE", "soxgov")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Fixed schedules (the database scheduler copies them into django-celery-beat's tables at start).
+CELERY_BEAT_SCHEDULE = {
+    "sod-daily": {"task": "sod.daily", "schedule": crontab(minute=30, hour=3)},
+}
 
 # --- E-mail ---------------------------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("SOXGOV_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -235,6 +240,8 @@ SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, 
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).
 SOXGOV_IMPORT_WORK_MEM = envstr("SOXGOV_IMPORT_WORK_MEM", "256MB")
 SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
+# SoD: an import that changed more identities than this is followed by a full scan instead of an id list.
+SOXGOV_SOD_FULL_CHECK_OVER = envint("SOXGOV_SOD_FULL_CHECK_OVER", 50_000, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,229 @@
+"""A violation's lifecycle: open -> mitigated | risk accepted | resolved; expiry reopens.
+
+Resolution is the engine's business (sod/checks.py): only the data can prove a conflict gone. People answer a
+live violation with a compensating control, or with a risk acceptance that a second person approves. Every
+transition writes its evidence event in the same transaction. Callers pass the acting user; these functions
+check what the user may do through soxgov.access, so pages, API and commands share one rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from evidence.services import Actor, Event, Subject, event_record, events_record
+from sod.models import Mitigation, RiskAcceptance, Violation
+from soxgov import access
+
+
+def _locked_violation(user, violation_id: int) -> Violation:
+    """The live violation, locked, if the user may see it (callers check what they may do to it)."""
+    violation = (
+        access.restrict(Violation.objects.select_for_update(), user, access.VIEW)
+        .select_related("rule")
+        .filter(pk=violation_id)
+        .first()
+    )
+    if violation is None:
+        raise Violation.DoesNotExist(f"no violation #{violation_id}")
+    if not violation.is_active:
+        raise ValidationError(
+            "This violation is resolved: the conflict is gone, so there is nothing to answer."
+        )
+    return violation
+
+
+def _future(expires_on: dt.date, what: str) -> None:
+    if expires_on <= timezone.localdate():
+        raise ValidationError({"expires_on": f"A {what} must expire after today."})
+
+
+def _set_status(violation: Violation, status: str, reason: str, now) -> str:
+    previous = violation.status
+    violation.status = status
+    violation.status_changed_at = now
+    violation._change_reason = reason
+    violation.save(update_fields=["status", "status_changed_at"])
+    return previous
+
+
+def _end_answers(violation: Violation, now, *, reason: str, keep: object = None) -> None:
+    """A violation is answered by one thing at a time: a new answer ends the previous one."""
+    violation.mitigations.filter(ended_at__isnull=True).exclude(pk=getattr(keep, "pk", None)).update(
+        ended_at=now, end_reason=reason
+    )
+    violation.acceptances.filter(status=RiskAcceptance.Status.APPROVED).exclude(
+        pk=getattr(keep, "pk", None)
+    ).update(status=RiskAcceptance.Status.ENDED, ended_at=now)
+
+
+def violation_mitigate(
+    *, violation_id: int, user, control: str, description: str, owner, frequency: str, expires_on: dt.date
+) -> Mitigation:
+    """Record a compensating control; the violation is mitigated until the control expires."""
+    access.require(user, Mitigation, access.ADD)
+    _future(expires_on, "mitigation")
+    now = timezone.now()
+    with transaction.atomic():
+        violation = _locked_violation(user, violation_id)
+        mitigation = Mitigation.objects.create(
+            violation=violation,
+            control=control,
+            description=description,
+            owner=owner,
+            frequency=frequency,
+            expires_on=expires_on,
+            recorded_by=user,
+            recorded_at=now,
+        )
+        _end_answers(violation, now, reason="superseded by a new mitigation", keep=mitigation)
+        previous = _set_status(violation, Violation.Status.MITIGATED, "mitigated", now)
+        event_record(
+            actor=Actor.for_user(user),
+            action="sod.violation.mitigated",
+            subject=violation,
+            payload={
+                "rule": violation.rule.code,
+                "holder": violation.holder,
+                "previous_status": previous,
+                "mitigation": mitigation.pk,
+                "control": control,
+                "description": description,
+                "owner": str(owner),
+                "owner_id": owner.pk,
+                "frequency": frequency,
+                "expires_on": expires_on,
+            },
+        )
+    return mitigation
+
+
+def acceptance_request(*, violation_id: int, user, justification: str, expires_on: dt.date) -> RiskAcceptance:
+    """Ask to accept the risk until a date. Nothing changes for the violation until someone else approves."""
+    access.require(user, RiskAcceptance, access.ADD)
+    _future(expires_on, "risk acceptance")
+    if not justification.strip():
+        raise ValidationError({"justification": "A risk acceptance needs a justification."})
+    now = timezone.now()
+    with transaction.atomic():
+        violation = _locked_violation(user, violation_id)
+        if violation.acceptances.filter(status=RiskAcceptance.Status.REQUESTED).exists():
+            raise ValidationError("This violation already has a pending risk acceptance.")
+        acceptance = RiskAcceptance.objects.create(
+            violation=violation,
+            justification=justification,
+            expires_on=expires_on,
+            requested_by=user,
+            requested_at=now,
+        )
+        event_record(
+            actor=Actor.for_user(user),
+            action="sod.acceptance.requested",
+            subject=violation,
+            payload={
+                "rule": violation.rule.code,
+                "holder": violation.holder,
+                "acceptance": acceptance.pk,
+                "justification": justification,
+                "expires_on": expires_on,
+            },
+        )
+    return acceptance
+
+
+def acceptance_decide(*, acceptance_id: int, user, approve: bool, note: str = "") -> RiskAcceptance:
+    """Approve or reject a pending risk acceptance. The approver must not be the requester (four eyes)."""
+    access.require(user, RiskAcceptance, access.CHANGE)
+    now = timezone.now()
+    with transaction.atomic():
+        acceptance = (
+            access.restrict(RiskAcceptance.objects.select_for_update(), user, access.CHANGE)
+            .filter(pk=acceptance_id)
+            .first()
+        )
+        if acceptance is None:
+            raise RiskAcceptance.DoesNotExist(f"no risk acceptance #{acceptance_id}")
+        if acceptance.status != RiskAcceptance.Status.REQUESTED:
+            raise ValidationError(
+                f"This risk acceptance is already {acceptance.get_status_display().lower()}."
+            )
+        if acceptance.requested_by_id == user.pk:
+            raise ValidationError("You requested this risk acceptance; someone else must decide it.")
+        violation = _locked_violation(user, acceptance.violation_id)
+        if approve and acceptance.expires_on <= timezone.localdate():
+            raise ValidationError("This request has already expired; ask for a new one.")
+        acceptance.status = RiskAcceptance.Status.APPROVED if approve else RiskAcceptance.Status.REJECTED
+        acceptance.decided_by = user
+        acceptance.decided_at = now
+        acceptance.decision_note = note
+        acceptance.save()
+        payload = {
+            "rule": violation.rule.code,
+            "holder": violation.holder,
+            "acceptance": acceptance.pk,
+            "requested_by": str(acceptance.requested_by),
+            "justification": acceptance.justification,
+            "expires_on": acceptance.expires_on,
+            "note": note,
+        }
+        events = [
+            Event(f"sod.acceptance.{'approved' if approve else 'rejected'}", Subject.of(violation), payload)
+        ]
+        if approve:
+            _end_answers(violation, now, reason="superseded by a risk acceptance", keep=acceptance)
+            payload = {
+                **payload,
+                "previous_status": _set_status(violation, Violation.Status.ACCEPTED, "risk accepted", now),
+            }
+            events.append(Event("sod.violation.accepted", Subject.of(violation), payload))
+        events_record(actor=Actor.for_user(user), events=events)
+    return acceptance
+
+
+def expire_due(*, today: dt.date | None = None, actor: Actor | None = None) -> int:
+    """Reopen violations whose mitigation or risk acceptance has expired (a daily task and ``sod_check``)."""
+    today = today or timezone.localdate()
+    actor = actor or Actor.system("sod.expire")
+    now = timezone.now()
+    reopened = 0
+    with transaction.atomic():
+        expired_mitigations = Mitigation.objects.select_for_update().filter(
+            ended_at__isnull=True, expires_on__lt=today, violation__status=Violation.Status.MITIGATED
+        )
+        expired_acceptances = RiskAcceptance.objects.select_for_update().filter(
+            status=RiskAcceptance.Status.APPROVED,
+            expires_on__lt=today,
+            violation__status=Violation.Status.ACCEPTED,
+        )
+        events = []
+        for answer in [
+            *expired_mitigations.select_related("violation__rule"),
+            *expired_acceptances.select_related("violation__rule"),
+        ]:
+            violation = answer.violation
+            what = "mitigation" if isinstance(answer, Mitigation) else "risk acceptance"
+            if isinstance(answer, Mitigation):
+                answer.ended_at, answer.end_reason = now, "expired"
+            else:
+                answer.status, answer.ended_at = RiskAcceptance.Status.EXPIRED, now
+            answer.save()
+            previous = _set_status(violation, Violation.Status.OPEN, f"{what} expired", now)
+            events.append(
+                Event(
+                    "sod.violation.reopened",
+                    Subject.of(violation),
+                    {
+                        "rule": violation.rule.code,
+                        "holder": violation.holder,
+                        "previous_status": previous,
+                        "reason": f"{what} expired on {answer.expires_on.isoformat()}",
+                    },
+                )
+            )
+            reopened += 1
+        if events:
+            events_record(actor=actor, events=events)
+    return reopened
