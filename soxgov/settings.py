@@ -214,6 +214,11 @@ SPECTACULAR_SETTINGS = {
         "RunKindEnum": "entitlements.models.connectors.ConnectorRun.Kind",
         "RunStatusEnum": "entitlements.models.connectors.ConnectorRun.Status",
         "VerificationStatusEnum": "evidence.models.ChainVerification.Status",
+        "SodRiskEnum": "sod.models.Risk",
+        "ViolationStatusEnum": "sod.models.Violation.Status",
+        "AcceptanceStatusEnum": "sod.models.RiskAcceptance.Status",
+        "ControlFrequencyEnum": "sod.models.Frequency",
+        "CheckTriggerEnum": "sod.models.Check.Trigger",
     },
 }
 

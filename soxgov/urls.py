@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from entitlements import api as entitlements_api
 from evidence import api as evidence_api
+from sod import api as sod_api
 from soxgov import views
 
 router = DefaultRouter()
@@ -19,6 +20,10 @@ router.register("connectors", entitlements_api.ConnectorViewSet)
 router.register("runs", entitlements_api.ConnectorRunViewSet)
 router.register("evidence/events", evidence_api.EvidenceEventViewSet)
 router.register("evidence/verifications", evidence_api.ChainVerificationViewSet)
+router.register("sod/rules", sod_api.RuleViewSet)
+router.register("sod/violations", sod_api.ViolationViewSet)
+router.register("sod/acceptances", sod_api.RiskAcceptanceViewSet)
+router.register("sod/checks", sod_api.CheckViewSet)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,8 +31,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("entitlements.urls")),
     path("", include("evidence.urls")),
+    path("", include("sod.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
+    path("api/sod/what-if/", sod_api.WhatIfView.as_view(), name="sod_what_if"),
     path("api/auth/token/", obtain_auth_token, name="api_token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),

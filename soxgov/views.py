@@ -30,6 +30,10 @@ class ObjectListView(View):
         queryset = self.model.objects.restrict(request.user, access.VIEW)
         return queryset.select_related(*self.select_related).prefetch_related(*self.prefetch_related)
 
+    def extra_context(self, request, filterset) -> dict:
+        """Anything else the page and its fragment show (counts, totals)."""
+        return {}
+
     def get(self, request):
         filterset = self.filterset_class(request.GET, queryset=self.get_queryset(request), request=request)
         if not filterset.is_valid():
@@ -46,6 +50,7 @@ class ObjectListView(View):
         query = request.GET.copy()
         query.pop("cursor", None)
         context = {"filterset": filterset, "page": page, "query": query.urlencode(), "title": self.title}
+        context.update(self.extra_context(request, filterset))
         template = self.template_name
         if request.htmx and not request.htmx.boosted:
             template = template.replace(".html", "_results.html")

@@ -11,6 +11,7 @@ VISIBLE then says which rows each persona sees in each list, through the page, t
 
 import functools
 import json
+import re
 from urllib.parse import urlparse
 
 import pytest
@@ -22,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import ChainVerification, EvidenceEvent
 from evidence.services import Actor, event_record
+from sod.models import Check, Mitigation, RiskAcceptance, Rule, RuleMember, RuleSide, Violation
 from soxgov.roles import Role
 
 PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
@@ -32,6 +34,8 @@ DENIED = 403  # signed in, but the role may not attempt this action on this mode
 HIDDEN = 404  # outside the reviewer's scope: answered as if it did not exist
 READ_ONLY = 405  # the role may attempt the action, but the read-only API does not offer the method
 INVALID = 400  # allowed to try, but the request (no file) is refused by validation
+CREATED = 201  # the API made what was asked
+CONFLICT = 409  # allowed to try, but the object's state refuses it (e.g. deciding your own risk acceptance)
 POST_ONLY = 405  # the endpoint changes state, so it answers POST only (no GET ever changes state)
 LOGIN = "-> login"  # redirected to a login page (the site's, or the admin's)
 
@@ -40,7 +44,10 @@ def to(path: str) -> str:
     return f"-> {path}"
 
 
-QUEUED = to("/evidence/integrity/")  # the verification was queued; back to the integrity page
+QUEUED = to("/evidence/integrity/")
+BACK_TO_VIOLATION = to(
+    "/sod/violations/<id>/"
+)  # the action was taken, or refused with a message saying why  # the verification was queued; back to the integrity page
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
@@ -93,6 +100,33 @@ ROUTES = {
     "api run": (API, "connectorrun-detail", ConnectorRun),
     "api run approve": (API, "connectorrun-approve", ConnectorRun),
     "api run reject": (API, "connectorrun-reject", ConnectorRun),
+    "sod rules": (PAGE, "sod:rule_list", None),
+    "sod rule": (PAGE, "sod:rule_detail", Rule),
+    "sod rule create": (PAGE, "sod:rule_create", None),
+    "sod rule edit": (PAGE, "sod:rule_edit", Rule),
+    "sod ruleset upload": (PAGE, "sod:ruleset_upload", None),
+    "sod violations": (PAGE, "sod:violation_list", None),
+    "sod violation": (PAGE, "sod:violation_detail", Violation),
+    "sod mitigate": (PAGE, "sod:violation_mitigate", Violation),
+    "sod accept": (PAGE, "sod:violation_accept", Violation),
+    "sod approve": (PAGE, "sod:acceptance_approve", RiskAcceptance),
+    "sod reject": (PAGE, "sod:acceptance_reject", RiskAcceptance),
+    "sod what-if": (PAGE, "sod:what_if", None),
+    "htmx sod rules": (FRAGMENT, "sod:rule_list", None),
+    "htmx sod violations": (FRAGMENT, "sod:violation_list", None),
+    "api sod rules": (API, "rule-list", None),
+    "api sod rule": (API, "rule-detail", Rule),
+    "api sod violations": (API, "violation-list", None),
+    "api sod violation": (API, "violation-detail", Violation),
+    "api sod mitigate": (API, "violation-mitigate", Violation),
+    "api sod request acceptance": (API, "violation-request-acceptance", Violation),
+    "api sod acceptances": (API, "riskacceptance-list", None),
+    "api sod acceptance": (API, "riskacceptance-detail", RiskAcceptance),
+    "api sod approve": (API, "riskacceptance-approve", RiskAcceptance),
+    "api sod reject": (API, "riskacceptance-reject", RiskAcceptance),
+    "api sod checks": (API, "check-list", None),
+    "api sod check": (API, "check-detail", Check),
+    "api sod what-if": (API, "sod_what_if", None),
     "admin": (ADMIN, "admin:index", None),
     "admin identities": (ADMIN, "admin:entitlements_identity_changelist", None),
     "admin applications": (ADMIN, "admin:entitlements_application_changelist", None),
@@ -146,7 +180,29 @@ MATRIX = [
     ("POST",   "import upload",           None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import approve",          "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import reject",           "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    # SoD. Reviewers see the violations of people in their scope, not the rules; admins write rules; control
+    # owners (and admins) answer violations. The four-eyes refusal itself is tested in tests/sod/.
+    ("GET",    "sod rules",               None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod rule",                "SOD-1",           OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod rule create",         None,              OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "sod rule create",         None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod rule edit",           "SOD-1",           OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "sod rule edit",           "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod ruleset upload",      None,              OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "sod ruleset upload",      None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod violations",          None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod violation",           "bob violation",   OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod violation",           "carol violation", OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sod mitigate",            "bob violation",   POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("POST",   "sod mitigate",            "bob violation",   BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
+    ("POST",   "sod mitigate",            "carol violation", BACK_TO_VIOLATION, HIDDEN, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
+    ("POST",   "sod accept",              "bob violation",   BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
+    ("POST",   "sod approve",             "pending acceptance", BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
+    ("POST",   "sod reject",              "pending acceptance", BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
+    ("GET",    "sod what-if",             None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     # --- htmx fragments (the same list views, answering only the results table) ---------------------
+    ("GET",    "htmx sod rules",          None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx sod violations",     None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx identities",         None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx applications",       None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx accounts",           None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -177,6 +233,35 @@ MATRIX = [
     ("GET",    "api connector",           "ERP nightly",     OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api runs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api run",                 "held run",        OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod rules",           None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod rule",            "SOD-1",           OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod violations",      None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod violation",       "bob violation",   OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod violation",       "carol violation", OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod acceptances",     None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod acceptance",      "pending acceptance", OK,     DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod checks",          None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sod check",           "check",           OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    # What-if asks a question with a body (POST) and changes nothing.
+    ("POST",   "api sod what-if",         None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    # --- REST API: SoD writes. Rules: admins. Violations are answered, never edited. -------------------------
+    ("POST",   "api sod rules",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api sod rule",            "SOD-1",           OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # A rule with violations on record is disabled, never deleted.
+    ("DELETE", "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api sod violations",      None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api sod violation",       "bob violation",   READ_ONLY, DENIED,    READ_ONLY, DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api sod violation",       "bob violation",   READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api sod mitigate",        "bob violation",   CREATED,   DENIED,    CREATED,   DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api sod mitigate",        "carol violation", CREATED,   DENIED,    CREATED,   DENIED,    DENIED,        DENIED,    DENIED),
+    # The second request finds the first one pending.
+    ("POST",   "api sod request acceptance", "bob violation", CREATED,  DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    # oscar requested it: alice decides; oscar may not (and by then it is decided anyway).
+    ("POST",   "api sod approve",         "pending acceptance", OK,     DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api sod reject",          "pending acceptance", OK,     DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api sod acceptance",      "pending acceptance", READ_ONLY, DENIED, READ_ONLY, DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api sod checks",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # --- REST API: writes. The API is read-only; the admin's own writes go through Django admin. --------
     ("POST",   "api identities",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api identity",            "bob",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -253,6 +338,8 @@ VISIBLE = {
     # Reviewers hold the view permission on connectors and runs but have no row scope there: deny by default.
     "connectors":   {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP nightly"})),                       "rita": set()},
     "runs":         {**dict.fromkeys(FULL_SCOPE, frozenset({"held run"})),                          "rita": set()},
+    "violations":   {**dict.fromkeys(FULL_SCOPE, frozenset({"bob violation", "carol violation"})), "rita": {"bob violation"}},
+    "rules":        dict.fromkeys(FULL_SCOPE, frozenset({"SOD-1"})),
 }
 # fmt: on
 
@@ -280,6 +367,38 @@ BODIES = {
     "api runs": {"kind": "access"},
     "import approve": {"reason": "looks fine"},
     "import reject": {"reason": "looks wrong"},
+    "sod rule create": {"code": ""},
+    "sod rule edit": {"code": "SOD-1"},
+    "sod mitigate": lambda world: {
+        "control": "Monthly review of vendor master changes",
+        "description": "AP manager reviews every vendor change report.",
+        "owner": world["objects"]["rita"].pk,
+        "frequency": "monthly",
+        "expires_on": "2999-12-31",
+    },
+    "sod accept": {"justification": "Small team; reviewed monthly.", "expires_on": "2999-12-31"},
+    "sod approve": {"note": "ok"},
+    "sod reject": {"note": "no"},
+    "api sod rules": {"code": "X"},
+    "api sod rule": {"name": "Renamed rule"},
+    "api sod violation": {"status": "resolved"},
+    "api sod violations": {"status": "open"},
+    "api sod mitigate": lambda world: {
+        "control": "Monthly review of vendor master changes",
+        "description": "AP manager reviews every vendor change report.",
+        "owner": world["objects"]["rita"].pk,
+        "frequency": "monthly",
+        "expires_on": "2999-12-31",
+    },
+    "api sod request acceptance": {"justification": "Small team.", "expires_on": "2999-12-31"},
+    "api sod approve": {"note": "ok"},
+    "api sod reject": {"note": "no"},
+    "api sod acceptance": {"status": "approved"},
+    "api sod checks": {"trigger": "manual"},
+    "api sod what-if": lambda world: {
+        "identity": world["objects"]["bob"].pk,
+        "entitlements": [world["objects"]["view"].pk],
+    },
 }
 
 
@@ -357,7 +476,43 @@ def world(company, personas):
             held_reason="would remove 40% of the grants",
         ),
     }
+    objects.update(_sod_world(company, personas))
     return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
+
+
+def _sod_world(company, personas) -> dict:
+    """Rule SOD-1 (post journal x view customers), a violation in Rita's scope (Bob) and one outside it (Carol),
+    and a risk acceptance for Carol's that Oscar requested."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    rule = Rule.objects.create(
+        code="SOD-1", name="Post journals and see customers", risk="high", side_count=2
+    )
+    for position, (name, entitlement) in enumerate(
+        [("post", company["entitlements"]["post"]), ("view", company["entitlements"]["view"])]
+    ):
+        side = RuleSide.objects.create(rule=rule, name=name, position=position)
+        RuleMember.objects.create(rule=rule, side=side, entitlement=entitlement)
+    violations = {
+        f"{name} violation": Violation.objects.create(
+            rule=rule,
+            identity=company["identities"][name],
+            holder=company["identities"][name].display_name,
+            opened_at=now,
+            status_changed_at=now,
+        )
+        for name in ("bob", "carol")
+    }
+    acceptance = RiskAcceptance.objects.create(
+        violation=violations["carol violation"],
+        justification="Temporary cover during month-end.",
+        expires_on=company["today"].replace(year=company["today"].year + 1),
+        requested_by=personas["oscar"],
+        requested_at=now,
+    )
+    check = Check.objects.create(trigger=Check.Trigger.MANUAL, actor_name="system:tests", started_at=now)
+    return {"SOD-1": rule, **violations, "pending acceptance": acceptance, "check": check}
 
 
 def sign_in(client, persona: str, world) -> dict:
@@ -379,11 +534,13 @@ def url_of(route: str, target, world) -> str:
     return reverse(url_name, args=[obj.pk])
 
 
-def send(client, method: str, route: str, url: str, headers: dict):
+def send(client, method: str, route: str, url: str, headers: dict, world):
     surface = ROUTES[route][0]
     if surface == FRAGMENT:
         headers = {**headers, "HX-Request": "true"}
     body = BODIES.get(route, {})
+    if callable(body):
+        body = body(world)
     if method == "GET":
         return client.get(url, headers=headers)
     if surface == API:
@@ -395,7 +552,8 @@ def send(client, method: str, route: str, url: str, headers: dict):
 
 def outcome(response):
     if response.status_code in (301, 302):
-        path = urlparse(response["Location"]).path
+        # Object ids differ between runs; the matrix names the page, not the row.
+        path = re.sub(r"/\d+/", "/<id>/", urlparse(response["Location"]).path)
         return LOGIN if path.endswith("/login/") else to(path)
     return response.status_code
 
@@ -405,7 +563,9 @@ def _fingerprint_sql() -> str:
     tracked = (Identity, Application, Account, Entitlement, Grant)
     tables = [m._meta.db_table for m in tracked] + [m.history.model._meta.db_table for m in tracked]
     tables += [Connector._meta.db_table, EvidenceEvent._meta.db_table, ConnectorRun._meta.db_table]
-    tables += [ChainVerification._meta.db_table]
+    tables += [ChainVerification._meta.db_table, Check._meta.db_table]
+    for model in (Rule, Violation, Mitigation, RiskAcceptance):
+        tables += [model._meta.db_table, model.history.model._meta.db_table]
     counts = ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
     queued = f"(SELECT COUNT(*) FROM {ChainVerification._meta.db_table} WHERE status = 'queued')"
     held = f"(SELECT COUNT(*) FROM {ConnectorRun._meta.db_table} WHERE status = 'held')"
@@ -432,7 +592,7 @@ def check_body(route: str, response) -> None:
     else:
         assert response["Content-Type"].startswith("application/json")
         data = response.json()
-        assert "results" in data or "id" in data or "sequence" in data
+        assert "results" in data or "id" in data or "sequence" in data or "rules_hit" in data
 
 
 def _matrix_params():
@@ -451,7 +611,7 @@ def test_access_matrix(world, client, method, route, target, expected):
     for persona in PERSONAS:
         headers = sign_in(client, persona, world)
         before = fingerprint()
-        response = send(client, method, route, url, headers)
+        response = send(client, method, route, url, headers, world)
         actual[persona] = outcome(response)
         if response.status_code == 200:
             check_body(route, response)
@@ -498,6 +658,8 @@ LISTS = {
     "evidence": ("evidence", "api events", EvidenceEvent),
     "connectors": (None, "api connectors", Connector),
     "runs": ("imports", "api runs", ConnectorRun),
+    "violations": ("sod violations", "api sod violations", Violation),
+    "rules": ("sod rules", "api sod rules", Rule),
 }
 
 
