@@ -50,14 +50,16 @@ def _set_status(violation: Violation, status: str, reason: str, now) -> str:
     return previous
 
 
-def _end_answers(violation: Violation, now, *, reason: str, keep: object = None) -> None:
+def _end_answers(violation: Violation, now, *, reason: str, keep: Mitigation | RiskAcceptance) -> None:
     """A violation is answered by one thing at a time: a new answer ends the previous one."""
-    violation.mitigations.filter(ended_at__isnull=True).exclude(pk=getattr(keep, "pk", None)).update(
-        ended_at=now, end_reason=reason
-    )
-    violation.acceptances.filter(status=RiskAcceptance.Status.APPROVED).exclude(
-        pk=getattr(keep, "pk", None)
-    ).update(status=RiskAcceptance.Status.ENDED, ended_at=now)
+    mitigations = violation.mitigations.filter(ended_at__isnull=True)
+    acceptances = violation.acceptances.filter(status=RiskAcceptance.Status.APPROVED)
+    if isinstance(keep, Mitigation):
+        mitigations = mitigations.exclude(pk=keep.pk)
+    else:
+        acceptances = acceptances.exclude(pk=keep.pk)
+    mitigations.update(ended_at=now, end_reason=reason)
+    acceptances.update(status=RiskAcceptance.Status.ENDED, ended_at=now)
 
 
 def violation_mitigate(

@@ -1,3 +1,6 @@
+from pathlib import Path
+
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -6,6 +9,8 @@ from evidence.services import Actor
 from soxgov.models import User
 from soxgov.roles import Role
 from soxgov.services import user_create
+
+RULESET = Path(settings.BASE_DIR) / "docs" / "examples" / "sod-rules.csv"
 
 # Demo credentials are printed on purpose: this is a demo database on 127.0.0.1, never production.
 DEMO_USERS = [
@@ -64,7 +69,17 @@ class Command(BaseCommand):
             self.stdout.write("Planted problems:")
             for problem in summary.planted:
                 self.stdout.write(f"  - {problem}")
+            self._seed_sod()
         self._ensure_users()
+
+    def _seed_sod(self):
+        """The example ruleset (docs/examples/sod-rules.csv), checked for everyone as its import commits."""
+        from sod.models import Violation
+        from sod.rules import ruleset_import
+
+        changed, _, _ = ruleset_import(RULESET, actor=Actor.system("seed_demo"))
+        live = Violation.objects.filter(status__in=Violation.ACTIVE).count()
+        self.stdout.write(f"  SoD rules: {len(changed)}; live violations: {live}")
 
     def _ensure_users(self):
         actor = Actor.system("seed_demo")
