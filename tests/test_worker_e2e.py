@@ -191,3 +191,61 @@ def test_verification_runs_on_a_real_worker(celery_worker_process):
     out = StringIO()
     call_command("verify_evidence", stdout=out)
     assert out.getvalue().startswith(f"intact: {events_before + 2} events"), out.getvalue()
+
+
+def _wait_for(query, what: str, process):
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while not query():
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited with {process.returncode}:\n{_worker_log(process)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {WORKER_TIMEOUT}s:\n{_worker_log(process)}")
+        time.sleep(0.25)
+
+
+def test_an_import_on_a_real_worker_is_followed_by_the_sod_check_of_the_identity_it_changed(
+    celery_worker_process, tmp_path, settings
+):
+    """Upload -> worker applies the run -> on commit, the SoD check is queued -> worker opens the violation."""
+    from django.utils import timezone
+
+    from entitlements import services
+    from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
+    from sod.models import Check, Violation
+    from sod.rules import RuleSpec, rules_save
+
+    settings.SOXGOV_IMPORT_DIR = tmp_path / "store"
+    now = timezone.now()
+    erp = Application.objects.create(name="ERP")
+    bank = Application.objects.create(name="Bank")
+    create = Entitlement.objects.create(application=erp, entitlement_id="VENDOR_CREATE", name="Create vendor")
+    approve = Entitlement.objects.create(
+        application=bank, entitlement_id="PAY_APPROVE", name="Approve payment"
+    )
+    vera = Identity.objects.create(employee_id="E1", email="vera@example.com", display_name="Vera")
+    account = Account.objects.create(application=erp, account_id="vera", identity=vera, first_seen=now)
+    Grant.objects.create(account=account, entitlement=create, first_seen=now)
+    spec = RuleSpec(code="P2P-01", name="Vendors and payments", risk="critical")
+    spec.sides = [("create", [create.pk]), ("approve", [approve.pk])]
+    rules_save([(spec, None)], actor=Actor.system("test"))
+    _wait_for(
+        lambda: Check.objects.filter(trigger="rule_change").exists(),
+        "the rule's first check",
+        celery_worker_process,
+    )
+    assert not Violation.objects.exists()
+
+    source = tmp_path / "bank.csv"
+    source.write_text("application,account_id,employee_id,entitlement_id\nBank,v.era,E1,PAY_APPROVE\n")
+    with transaction.atomic():
+        run = services.run_create(
+            kind="access", source=source, source_name=source.name, actor=Actor.system("test"), user=None
+        )
+        services.run_enqueue(run)
+
+    _wait_for(lambda: Violation.objects.exists(), "the violation", celery_worker_process)
+    assert ConnectorRun.objects.get(pk=run.pk).status == ConnectorRun.Status.APPLIED
+    violation = Violation.objects.get()
+    assert violation.identity == vera
+    check = violation.opened_by_check
+    assert (check.trigger, check.connector_run_id, check.identities_checked) == ("import", run.pk, 1)
