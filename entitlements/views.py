@@ -107,8 +107,18 @@ def identity_detail(request, pk):
         if access.can_attempt(user, EvidenceEvent, access.VIEW)
         else [],
         "date_form": OnDateForm(initial={"date": timezone.localdate()}),
+        "violations": _live_violations(user, identity),
     }
     return render(request, "entitlements/identity_detail.html", context)
+
+
+def _live_violations(user, identity):
+    from sod.models import Violation
+
+    if not access.can_attempt(user, Violation, access.VIEW):
+        return None
+    live = Violation.objects.restrict(user).filter(identity=identity, status__in=Violation.ACTIVE)
+    return live.select_related("rule")
 
 
 def identity_access_on(request, pk):

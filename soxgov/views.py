@@ -92,4 +92,12 @@ def home(request):
         if access.can_attempt(request.user, Identity, access.VIEW)
         else []
     )
-    return render(request, "home.html", {"counts": counts, "orphans": orphans, "by_kind": by_kind})
+    from sod.models import Violation
+
+    live_violations = (
+        Violation.objects.restrict(request.user).filter(status__in=Violation.ACTIVE).count()
+        if access.can_attempt(request.user, Violation, access.VIEW)
+        else None
+    )
+    context = {"counts": counts, "orphans": orphans, "by_kind": by_kind, "live_violations": live_violations}
+    return render(request, "home.html", context)

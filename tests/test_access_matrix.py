@@ -698,6 +698,7 @@ def test_reviewer_home_counts_only_her_scope(world, client):
         "Grants": 3,
     }
     assert response.context["orphans"] == 1
+    assert response.context["live_violations"] == 1  # Bob's; Carol's is outside her scope
 
 
 def test_user_without_role_sees_no_counts_on_home(world, client):
@@ -705,6 +706,7 @@ def test_user_without_role_sees_no_counts_on_home(world, client):
     response = client.get(reverse("home"))
     assert response.context["counts"] == {}
     assert response.context["orphans"] is None
+    assert response.context["live_violations"] is None
     assert "no SOXGov role" in response.content.decode()
 
 
