@@ -28,7 +28,9 @@ class ViolationFilter(SearchFilterSet):
         empty_label="Any",
         method="filter_status",
     )
-    risk = django_filters.ChoiceFilter(field_name="rule__risk", choices=Risk.choices, empty_label="Any")
+    risk = django_filters.ChoiceFilter(
+        field_name="rule__risk", choices=Risk.choices, empty_label="Any", label="Risk"
+    )
     rule = django_filters.ModelChoiceFilter(
         queryset=lambda request: Rule.objects.restrict(request.user), empty_label="Any"
     )

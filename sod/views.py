@@ -188,18 +188,21 @@ def violation_detail(request, pk):
         and access.can_attempt(user, RiskAcceptance, access.ADD)
         and not violation.acceptances.filter(status=RiskAcceptance.Status.REQUESTED).exists(),
         "may_decide": access.can_attempt(user, RiskAcceptance, access.CHANGE),
-        "mitigation_form": MitigationForm(),
-        "acceptance_form": AcceptanceRequestForm(),
+        # Distinct ids: both forms have an expires_on field, and each label must point at its own input.
+        "mitigation_form": MitigationForm(auto_id="mitigation_%s"),
+        "acceptance_form": AcceptanceRequestForm(auto_id="acceptance_%s"),
         "decision_form": AcceptanceDecisionForm(),
     }
     return render(request, "sod/violation_detail.html", context)
 
 
 def _form_errors(form) -> str:
-    return "; ".join(
-        f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
-        for name, errors in form.errors.items()
-    )
+    """Form errors as one sentence, naming each field by its label."""
+    parts = []
+    for name, errors in form.errors.items():
+        text = " ".join(errors)
+        parts.append(text if name == "__all__" else f"{form[name].label}: {text}")
+    return "; ".join(parts)
 
 
 @require_POST
