@@ -3,6 +3,7 @@
 Rows come from soxgov.access.restrict; writes go through sod.rules and sod.services, which ask it again.
 """
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
@@ -203,6 +204,8 @@ def _call(service, **kwargs):
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
     except DjangoPermissionDenied as exc:
         raise PermissionDenied(str(exc)) from None
+    except ObjectDoesNotExist as exc:
+        raise NotFound(str(exc)) from None
 
 
 class ViolationViewSet(RestrictedReadOnlyViewSet):
@@ -233,8 +236,11 @@ class ViolationViewSet(RestrictedReadOnlyViewSet):
             ]
             for side, grants in (violation_conflict(violation) if violation.is_active else {}).items()
         }
-        data["mitigations"] = MitigationSerializer(violation.mitigations.all(), many=True).data
-        data["acceptances"] = AcceptanceSerializer(violation.acceptances.all(), many=True).data
+        user = request.user
+        mitigations = Mitigation.objects.restrict(user).filter(violation=violation)
+        acceptances = RiskAcceptance.objects.restrict(user).filter(violation=violation)
+        data["mitigations"] = MitigationSerializer(mitigations, many=True).data
+        data["acceptances"] = AcceptanceSerializer(acceptances, many=True).data
         return Response(data)
 
     @extend_schema(request=MitigateSerializer, responses={201: MitigationSerializer})

@@ -9,7 +9,7 @@ so two checks finishing together cannot open the same violation twice.
 from __future__ import annotations
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -33,13 +33,21 @@ def _live_in_scope(scope: Scope) -> dict[Key, Violation]:
     if scope.rule_ids is not None:
         live = live.filter(rule_id__in=scope.rule_ids)
     if not scope.is_full:
-        holders = Q(identity__isnull=True, account__isnull=True)  # an orphan account a pull has deleted
+        holders = _account_gone()
         if scope.identity_ids:
             holders |= Q(identity_id__in=scope.identity_ids)
         if scope.account_ids:
             holders |= Q(account_id__in=scope.account_ids)
         live = live.filter(holders)
-    return {(v.rule_id, v.identity_id, v.account_id): v for v in live.only(*_LIVE_FIELDS)}
+    # Locked: a mitigation or expiry committing meanwhile must not be overwritten by a stale resolution.
+    live = live.select_for_update(of=("self",)).only(*_LIVE_FIELDS)
+    return {(v.rule_id, v.identity_id, v.account_id): v for v in live}
+
+
+def _account_gone() -> Q:
+    """An orphan account's violation whose account a pull has deleted."""
+    exists = Account.objects.filter(pk=OuterRef("account_id"))
+    return Q(identity__isnull=True) & (Q(account__isnull=True) | ~Q(Exists(exists)))
 
 
 _LIVE_FIELDS = ("id", "rule_id", "identity_id", "account_id", "status", "holder", "opened_at")
@@ -169,11 +177,15 @@ def _resolve(
     if not violations:
         return []
     previous = {v.pk: v.status for v in violations}
+    accounts = {v.account_id for v in violations if v.account_id is not None}
+    existing = (
+        set(Account.objects.filter(pk__in=accounts).values_list("pk", flat=True)) if accounts else set()
+    )
     for violation in violations:
         rule = rules[violation.rule_id]
         if not rule.enabled:
             violation.resolution = "rule disabled"
-        elif violation.identity_id is None and violation.account_id is None:
+        elif violation.identity_id is None and violation.account_id not in existing:
             violation.resolution = "orphan account removed"
         elif connector_run is not None:
             violation.resolution = f"conflict no longer held after import #{connector_run.pk}"

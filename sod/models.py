@@ -112,10 +112,16 @@ class Violation(models.Model):
     identity = models.ForeignKey(
         Identity, null=True, blank=True, on_delete=models.PROTECT, related_name="sod_violations"
     )
-    # Orphan accounts are checked on their own. SET_NULL: a pull may delete the account; the violation is
-    # then resolved by the next check, and ``holder`` keeps what it was.
+    # Orphan accounts are checked on their own. No database constraint: a pull deletes accounts set-based,
+    # and a violation (resolved or live) must neither block that nor lose which account it was about. The
+    # next check resolves a live violation whose account is gone; ``holder`` keeps what it was.
     account = models.ForeignKey(
-        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="sod_violations"
+        Account,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="sod_violations",
     )
     holder = models.CharField(max_length=300, help_text="Who holds the conflict, as shown when it was found.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)

@@ -267,6 +267,8 @@ def ruleset_read(path: Path, *, log: ProblemLog) -> list[tuple[RuleSpec, Rule | 
             )
     log.raise_if_any()
     existing = Rule.objects.in_bulk(list(specs), field_name="code")
+    for code, rule in existing.items():
+        specs[code].enabled = rule.enabled  # the file has no enabled column: a disabled rule stays disabled
     return [(spec, existing.get(code)) for code, spec in specs.items()]
 
 

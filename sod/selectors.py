@@ -10,15 +10,20 @@ from sod.engine import ConflictGrant, conflict_grants
 from sod.models import RISK_ORDER, Check, Rule, RuleMember, Violation
 
 
-def changed_since_last_check() -> tuple[list[int], list[int]]:
-    """Identities and orphan accounts whose grants or account links changed since the last check began
-    (from the history the import pipeline writes), and every orphan account with a grant or a live violation."""
-    last = Check.objects.order_by("-started_at").values_list("started_at", flat=True).first()
-    grant_history = Grant.history.model.objects.all()
-    account_history = Account.history.model.objects.all()
-    if last is not None:
-        grant_history = grant_history.filter(history_date__gte=last)
-        account_history = account_history.filter(history_date__gte=last)
+def changed_since_last_check() -> tuple[list[int], list[int]] | None:
+    """Identities and orphan accounts whose grants or account links changed since the last check of every
+    rule began (from the history the import pipeline writes), and every orphan account with a grant or a live
+    violation. None when no such check ever ran: then only a full scan will do."""
+    last = (
+        Check.objects.filter(rule__isnull=True)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return None
+    grant_history = Grant.history.model.objects.filter(history_date__gte=last)
+    account_history = Account.history.model.objects.filter(history_date__gte=last)
     touched_accounts = set(grant_history.values_list("account_id", flat=True))
     identities = set(account_history.exclude(identity_id=None).values_list("identity_id", flat=True))
     identities |= set(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,8 +22,8 @@ from soxgov import access
 def _locked_violation(user, violation_id: int) -> Violation:
     """The live violation, locked, if the user may see it (callers check what they may do to it)."""
     violation = (
-        access.restrict(Violation.objects.select_for_update(), user, access.VIEW)
-        .select_related("rule")
+        access.restrict(Violation.objects.select_for_update(of=("self",)), user, access.VIEW)
+        .select_related("rule", "identity")
         .filter(pk=violation_id)
         .first()
     )
@@ -33,7 +33,19 @@ def _locked_violation(user, violation_id: int) -> Violation:
         raise ValidationError(
             "This violation is resolved: the conflict is gone, so there is nothing to answer."
         )
+    _refuse_own(user, violation)
     return violation
+
+
+def _refuse_own(user, violation: Violation) -> None:
+    """Nobody answers a conflict in their own access (or in a non-human identity they own)."""
+    me = getattr(user, "identity_id", None)
+    if me is None or violation.identity_id is None:
+        return
+    if violation.identity_id == me or violation.identity.owner_id == me:
+        raise PermissionDenied(
+            "This conflict is in your own access (or one you own): someone else must answer it."
+        )
 
 
 def _future(expires_on: dt.date, what: str) -> None:
@@ -226,6 +238,20 @@ def expire_due(*, today: dt.date | None = None, actor: Actor | None = None) -> i
                 )
             )
             reopened += 1
+        # A request nobody decided before its date can never be approved: it expires, so a new one can be made.
+        stale = RiskAcceptance.objects.select_for_update().filter(
+            status=RiskAcceptance.Status.REQUESTED, expires_on__lte=today
+        )
+        for acceptance in stale.select_related("violation__rule"):
+            acceptance.status, acceptance.ended_at = RiskAcceptance.Status.EXPIRED, now
+            acceptance.save()
+            events.append(
+                Event(
+                    "sod.acceptance.expired",
+                    Subject.of(acceptance.violation),
+                    {"acceptance": acceptance.pk, "expires_on": acceptance.expires_on, "decided": False},
+                )
+            )
         if events:
             events_record(actor=actor, events=events)
     return reopened

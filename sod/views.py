@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from entitlements.connectors.problems import ImportRefused
 from entitlements.models import Identity
+from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
 from evidence.services import Actor
 from sod import rules as rule_services
@@ -60,10 +61,14 @@ def rule_detail(request, pk):
         .count(),
         "checks": rule.checks.order_by("-id")[:5],
         "history": rule.history.select_related("history_user")[:20],
-        "events": events_for_subject(rule, limit=20),
+        "events": _events(request.user, rule),
         "may_edit": access.can_attempt(request.user, Rule, access.CHANGE),
     }
     return render(request, "sod/rule_detail.html", context)
+
+
+def _events(user, obj):
+    return events_for_subject(obj, limit=50) if access.can_attempt(user, EvidenceEvent, access.VIEW) else []
 
 
 def _sides_initial(rule):
@@ -176,18 +181,30 @@ class ViolationListView(ObjectListView):
 def violation_detail(request, pk):
     violation = restricted_object(request, Violation, pk, select_related=("rule", "identity", "account"))
     user = request.user
+    me = user.identity_id
+    # Nobody answers a conflict in their own access (the services refuse it too).
+    own = (
+        me is not None
+        and violation.identity_id is not None
+        and me in (violation.identity_id, violation.identity.owner_id)
+    )
     context = {
         "violation": violation,
         "conflict": violation_conflict(violation) if violation.is_active else {},
-        "mitigations": violation.mitigations.select_related("owner", "recorded_by"),
-        "acceptances": violation.acceptances.select_related("requested_by", "decided_by"),
+        "mitigations": Mitigation.objects.restrict(user)
+        .filter(violation=violation)
+        .select_related("owner", "recorded_by"),
+        "acceptances": RiskAcceptance.objects.restrict(user)
+        .filter(violation=violation)
+        .select_related("requested_by", "decided_by"),
         "history": violation.history.select_related("history_user")[:30],
-        "events": events_for_subject(violation, limit=50),
-        "may_mitigate": violation.is_active and access.can_attempt(user, Mitigation, access.ADD),
+        "events": _events(user, violation),
+        "may_mitigate": violation.is_active and not own and access.can_attempt(user, Mitigation, access.ADD),
         "may_request": violation.is_active
+        and not own
         and access.can_attempt(user, RiskAcceptance, access.ADD)
         and not violation.acceptances.filter(status=RiskAcceptance.Status.REQUESTED).exists(),
-        "may_decide": access.can_attempt(user, RiskAcceptance, access.CHANGE),
+        "may_decide": not own and access.can_attempt(user, RiskAcceptance, access.CHANGE),
         # Distinct ids: both forms have an expires_on field, and each label must point at its own input.
         "mitigation_form": MitigationForm(auto_id="mitigation_%s"),
         "acceptance_form": AcceptanceRequestForm(auto_id="acceptance_%s"),

@@ -114,3 +114,23 @@ def test_orphan_accounts_of_the_imported_application_are_checked(
     import_bank(bank_file("empty-ghost.csv", [rows[0]]), django_capture_on_commit_callbacks, tmp_path)
     violation.refresh_from_db()
     assert violation.status == Violation.Status.RESOLVED
+
+
+def test_an_import_that_deletes_an_orphan_account_resolves_its_violation(
+    world, bank_file, django_capture_on_commit_callbacks, tmp_path, rule_of
+):
+    rule_of("TRE-01", {"approve": ["pay_approve"], "release": ["pay_release"]})
+    ghost = [
+        ["Bank", "ghost", "", "PAY_APPROVE", "Approve payment"],
+        ["Bank", "ghost", "", "PAY_RELEASE", "Release payment"],
+    ]
+    vera = [["Bank", "v.era", "E1", "PAY_APPROVE", "Approve payment"]]
+    import_bank(bank_file("bank.csv", ghost + vera), django_capture_on_commit_callbacks, tmp_path)
+    assert Violation.objects.filter(account__account_id="ghost", status="open").count() == 1
+
+    run = import_bank(bank_file("no-ghost.csv", vera), django_capture_on_commit_callbacks, tmp_path)
+
+    assert run.status == "applied", run.error
+    ghosts = Violation.objects.get(holder="orphan account ghost @ Bank", rule__code="TRE-01")
+    assert (ghosts.status, ghosts.resolution) == ("resolved", "orphan account removed")
+    assert Violation.objects.get(identity=world["people"]["vera"]).status == "open"  # P2P-01 untouched

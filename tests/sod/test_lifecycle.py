@@ -199,3 +199,47 @@ def test_a_new_mitigation_supersedes_an_approved_acceptance(violation, owners, p
 
     assert Violation.objects.get().status == Violation.Status.MITIGATED
     assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.ENDED
+
+
+def test_nobody_answers_a_conflict_in_their_own_access(violation, make_user, p2p):
+    vera_user = make_user("vera", Role.CONTROL_OWNER, email="vera@example.com")
+    assert vera_user.identity == p2p["people"]["vera"]
+    with pytest.raises(PermissionDenied, match="your own access"):
+        mitigate(violation, vera_user, p2p)
+    with pytest.raises(PermissionDenied, match="your own access"):
+        services.acceptance_request(
+            violation_id=violation.pk, user=vera_user, justification="x", expires_on=NEXT_YEAR
+        )
+    assert Violation.objects.get().status == Violation.Status.OPEN
+
+
+def test_the_owner_of_a_non_human_identity_may_not_approve_its_acceptance(p2p, rule_of, owners, make_user):
+    rule_of("P2P-01", {"create vendor": ["vendor_create"], "approve payment": ["pay_approve"]})
+    bot = p2p["people"]["bot"]  # owned by Walt
+    p2p["grant"](p2p["account"](p2p["erp"], "bot", bot), "vendor_create")
+    p2p["grant"](p2p["account"](p2p["bank"], "bot", bot), "pay_approve")
+    run_check(Scope.everything(), trigger=Check.Trigger.MANUAL, actor=Actor.system("tests"))
+    walt = make_user("walt", Role.CONTROL_OWNER, email="walt@example.com")
+    acceptance = services.acceptance_request(
+        violation_id=Violation.objects.get().pk, user=owners["oscar"], justification="x", expires_on=NEXT_YEAR
+    )
+    with pytest.raises(PermissionDenied):
+        services.acceptance_decide(acceptance_id=acceptance.pk, user=walt, approve=True)
+    assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.REQUESTED
+
+
+def test_an_undecided_request_expires_so_a_new_one_can_be_made(violation, owners):
+    services.acceptance_request(
+        violation_id=violation.pk,
+        user=owners["oscar"],
+        justification="x",
+        expires_on=TODAY + dt.timedelta(days=1),
+    )
+    services.expire_due(today=TODAY + dt.timedelta(days=1))
+
+    assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.EXPIRED
+    last_event("sod.acceptance.expired")
+    services.acceptance_request(
+        violation_id=violation.pk, user=owners["olga"], justification="y", expires_on=NEXT_YEAR
+    )
+    assert RiskAcceptance.objects.filter(status=RiskAcceptance.Status.REQUESTED).count() == 1

@@ -177,3 +177,13 @@ def test_invalid_rules_are_refused(p2p, sides, message):
     with pytest.raises(ValidationError, match=message):
         rules_save([(spec, None)], actor=Actor.system("tests"))
     assert not Rule.objects.exists()
+
+
+def test_importing_a_ruleset_again_keeps_a_disabled_rule_disabled(p2p, tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    run(path, capsys)
+    Rule.objects.filter(code="R2R-01").update(enabled=False)
+
+    run(path, capsys)
+
+    assert not Rule.objects.get(code="R2R-01").enabled

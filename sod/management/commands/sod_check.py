@@ -38,10 +38,20 @@ class Command(BaseCommand):
         if all or (rule_ids and not identity):
             scope = Scope.everything(rule_ids=rule_ids)
         elif identity:
+            from entitlements.models import Identity
+
+            unknown = sorted(
+                set(identity) - set(Identity.objects.filter(pk__in=identity).values_list("pk", flat=True))
+            )
+            if unknown:
+                raise CommandError(f"no identity with id {', '.join(map(str, unknown))}")
             scope = Scope(identity_ids=sorted(set(identity)), account_ids=(), rule_ids=rule_ids)
         else:
-            identity_ids, account_ids = changed_since_last_check()
-            scope = Scope(identity_ids=identity_ids, account_ids=account_ids, rule_ids=rule_ids)
+            changed = changed_since_last_check()
+            if changed is None:
+                scope = Scope.everything(rule_ids=rule_ids)  # never checked: scan everyone
+            else:
+                scope = Scope(identity_ids=changed[0], account_ids=changed[1], rule_ids=rule_ids)
         check = run_check(scope, trigger=Check.Trigger.MANUAL, actor=actor)
         checked = (
             "all identities and orphan accounts"
