@@ -1,1 +1,266 @@
-# Review campaigns, items, decisions and remediation arrive with the campaigns work (issue 5).
+"""Review campaigns: a scoped population of grants, snapshotted at launch into review items that reviewers
+certify, revoke or delegate, then sign off.
+
+A review item records what the reviewer saw at launch (names and flags are copied, so later changes to the
+identity or entitlement do not rewrite the question that was asked). Decisions are an append-only log beside
+the item; the item holds the current outcome for fast queues.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+from entitlements.models import Application, Identity
+from soxgov.access import RestrictedQuerySet
+
+
+class Campaign(models.Model):
+    class Kind(models.TextChoices):
+        PERIODIC = "periodic", "Periodic review"
+        MICRO = "micro", "Standing micro-review (event-driven)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        SIGNED_OFF = "signed_off", "Signed off"
+        CLOSED = "closed", "Closed"
+
+    class Routing(models.TextChoices):
+        MANAGER = "manager", "The identity's manager (a non-human identity's owner)"
+        APPLICATION_OWNER = "application_owner", "The application owner"
+        ENTITLEMENT_OWNER = "entitlement_owner", "The entitlement owner (else the application owner)"
+        IDENTITY_OWNER = "identity_owner", "The owner of a non-human identity (else the manager)"
+        NAMED = "named", "A named reviewer"
+
+    class Escalation(models.TextChoices):
+        MANAGER = "manager", "The reviewer's manager"
+        FALLBACK = "fallback", "The fallback reviewer"
+
+    class Recurrence(models.TextChoices):
+        NONE = "", "Once"
+        QUARTERLY = "quarterly", "Quarterly"
+        SEMIANNUAL = "semiannual", "Every six months"
+        ANNUAL = "annual", "Yearly"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERIODIC)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # Scope. No applications chosen means every SOX in-scope application.
+    applications = models.ManyToManyField(Application, blank=True, related_name="campaigns")
+    min_criticality = models.CharField(
+        max_length=16,
+        choices=Application.Criticality.choices,
+        blank=True,
+        help_text="Empty: any criticality.",
+    )
+    privileged_only = models.BooleanField("privileged or sensitive entitlements only", default=False)
+    identity_kinds = models.JSONField(
+        default=list, blank=True, help_text="Identity kinds to include; empty: all, non-human included."
+    )
+    departments = models.JSONField(default=list, blank=True, help_text="Departments to include; empty: all.")
+    # Routing.
+    routing = models.CharField(max_length=24, choices=Routing.choices, default=Routing.MANAGER)
+    named_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    fallback_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Reviews what the routing cannot: no reviewer, a terminated one, or the subject themself.",
+    )
+    # Dates, reminders, escalation, recurrence.
+    start_on = models.DateField()
+    due_on = models.DateField()
+    reminder_every_days = models.PositiveSmallIntegerField(default=7, help_text="0: no reminders.")
+    escalate_after_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days after the due date before pending items escalate."
+    )
+    escalate_to = models.CharField(max_length=16, choices=Escalation.choices, default=Escalation.MANAGER)
+    recurrence = models.CharField(max_length=16, choices=Recurrence.choices, blank=True, default="")
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    signed_off_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    item_count = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(due_on__gte=F("start_on")),
+                name="reviews_campaign_due_after_start",
+                violation_error_message="The due date must not be before the start date.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("reviews:campaign_detail", args=[self.pk])
+
+
+class ReviewItem(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CERTIFIED = "certified", "Certified"
+        REVOKED = "revoked", "Revoked"
+
+    # Flags, as the reviewer saw them at launch.
+    FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
+    # Certifying one of these needs a comment.
+    FLAGS_NEEDING_COMMENT = ("terminated", "orphan", "sod_conflict")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
+    # The grant reviewed. Plain ids (no foreign keys): the grant, account or entitlement may be gone by the
+    # time an auditor looks, and the snapshot below still says what was asked.
+    grant_id = models.BigIntegerField()
+    account_id = models.BigIntegerField()
+    entitlement_id = models.BigIntegerField()
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+", db_index=False)
+    identity = models.ForeignKey(Identity, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    identity_name = models.CharField(max_length=200)
+    department = models.CharField(max_length=120, blank=True)
+    account_key = models.CharField(max_length=255)
+    entitlement_key = models.CharField(max_length=255)
+    entitlement_name = models.CharField(max_length=255)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    terminated = models.BooleanField(default=False)
+    orphan = models.BooleanField(default=False)
+    dormant = models.BooleanField(default=False)
+    privileged = models.BooleanField(default=False)
+    sod_conflict = models.BooleanField(default=False)
+    new_access = models.BooleanField("new since the last certification", default=False)
+    non_human = models.BooleanField(default=False)
+    # Routing.
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The reviewer's identity when assigned, so the database itself can refuse self-review.
+    reviewer_identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    # Outcome.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    signed_off = models.BooleanField(default=False)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["identity_name", "id"]
+        constraints = [
+            # Nobody reviews their own access: NOT (reviewer identity = subject identity).
+            models.CheckConstraint(
+                condition=Q(reviewer_identity__isnull=True)
+                | Q(identity__isnull=True)
+                | ~Q(reviewer_identity=F("identity")),
+                name="reviews_item_not_self_review",
+                violation_error_message="Nobody may review their own access.",
+            ),
+            models.UniqueConstraint(fields=["campaign", "grant_id"], name="reviews_item_once_per_grant"),
+        ]
+        indexes = [
+            # The reviewer's queue, keyset-paginated by person at any depth.
+            models.Index(fields=["reviewer", "campaign", "identity_name", "id"], name="reviews_item_queue"),
+            models.Index(fields=["campaign", "status"], name="reviews_item_progress"),
+            # "New since the last certification" looks up earlier outcomes of the same account/entitlement.
+            models.Index(fields=["account_id", "entitlement_id", "status"], name="reviews_item_prior"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identity_name}: {self.entitlement_name} ({self.account_key})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("reviews:item_detail", args=[self.pk])
+
+    @property
+    def flags(self) -> list[str]:
+        return [flag for flag in self.FLAGS if getattr(self, flag)]
+
+    @property
+    def needs_comment(self) -> bool:
+        return any(getattr(self, flag) for flag in self.FLAGS_NEEDING_COMMENT)
+
+
+class Decision(models.Model):
+    """The append-only log of what reviewers did: certify, revoke, delegate."""
+
+    class Action(models.TextChoices):
+        CERTIFY = "certify", "Certified"
+        REVOKE = "revoke", "Revoked"
+        DELEGATE = "delegate", "Delegated"
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    comment = models.TextField(blank=True)
+    delegated_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class SignOff(models.Model):
+    """A reviewer's sign-off of their part of a campaign; it locks their decisions."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="sign_offs")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    items = models.PositiveIntegerField()
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "reviewer"], name="reviews_signoff_once")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} signed off {self.campaign}"
+
+
+class Notification(models.Model):
+    """An in-app notification (reminders, escalations, delegations); e-mail carries the same text."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32)
+    # For escalations: the reviewer the notification is about (one escalation per reviewer and campaign).
+    about = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    text = models.CharField(max_length=500)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="reviews_notification_unread")]
+
+    def __str__(self) -> str:
+        return self.text

@@ -190,7 +190,7 @@ class AcceptanceRequestSerializer(serializers.Serializer):
     expires_on = serializers.DateField()
 
 
-class DecisionSerializer(serializers.Serializer):
+class AcceptanceDecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
@@ -283,12 +283,12 @@ class RiskAcceptanceViewSet(RestrictedReadOnlyViewSet):
             return [IsAuthenticated()]
         return super().get_permissions()
 
-    @extend_schema(request=DecisionSerializer, responses={200: AcceptanceSerializer})
+    @extend_schema(request=AcceptanceDecisionSerializer, responses={200: AcceptanceSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         return self._decide(request, approve=True)
 
-    @extend_schema(request=DecisionSerializer, responses={200: AcceptanceSerializer})
+    @extend_schema(request=AcceptanceDecisionSerializer, responses={200: AcceptanceSerializer})
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         return self._decide(request, approve=False)
@@ -296,7 +296,7 @@ class RiskAcceptanceViewSet(RestrictedReadOnlyViewSet):
     def _decide(self, request, *, approve: bool):
         acl.require(request.user, RiskAcceptance, acl.CHANGE)
         acceptance = self.get_object()
-        body = DecisionSerializer(data=request.data)
+        body = AcceptanceDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = _call(
             services.acceptance_decide,

@@ -54,6 +54,26 @@ _REVIEWER_SCOPES: dict[str, Callable[[int], Q]] = {
 }
 
 
+def _reviews_scope(user) -> dict[str, Callable[[], Q]]:
+    """Review work belongs to a user (the reviewer), not to an identity: scoped by the user itself."""
+    from django.db.models import Exists, OuterRef
+
+    from reviews.models import ReviewItem
+
+    mine = ReviewItem.objects.filter(campaign=OuterRef("pk"), reviewer=user)
+    return {
+        "reviews.reviewitem": lambda: Q(reviewer=user),
+        "reviews.campaign": lambda: Q(Exists(mine)),
+        "reviews.decision": lambda: Q(item__reviewer=user) | Q(actor=user),
+        "reviews.signoff": lambda: Q(reviewer=user),
+        "reviews.notification": lambda: Q(user=user),
+    }
+
+
+# Actions a reviewer may take on their own rows (beyond viewing them).
+_REVIEWER_USER_ACTIONS = {"reviews.reviewitem": {VIEW, CHANGE}, "reviews.signoff": {VIEW, ADD}}
+
+
 def permission_name(model: type[models.Model], action: str) -> str:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -83,8 +103,15 @@ def restrict(queryset: models.QuerySet, user, action: str = VIEW) -> models.Quer
     roles = user_roles(user)
     if roles & FULL_SCOPE_ROLES:
         return queryset
+    label = model._meta.label_lower
+    if Role.REVIEWER in roles and label.startswith("reviews."):
+        if action == VIEW or action in _REVIEWER_USER_ACTIONS.get(label, ()):
+            scope = _reviews_scope(user).get(label)
+            if scope is not None:
+                return queryset.filter(scope())
+        return queryset.none()
     if Role.REVIEWER in roles and action == VIEW:
-        scope = _REVIEWER_SCOPES.get(model._meta.label_lower)
+        scope = _REVIEWER_SCOPES.get(label)
         if scope is not None and user.identity_id is not None:
             return queryset.filter(scope(user.identity_id))
     return queryset.none()

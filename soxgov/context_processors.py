@@ -9,4 +9,11 @@ def navigation(request):
         "is_auditor": Role.AUDITOR in roles,
         "is_control_owner": Role.CONTROL_OWNER in roles,
         "is_reviewer": Role.REVIEWER in roles,
+        "unread_notifications": _unread(request),
     }
+
+
+def _unread(request) -> int:
+    from reviews.views import unread_count
+
+    return unread_count(getattr(request, "user", None))

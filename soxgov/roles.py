@@ -42,9 +42,15 @@ def _role_permissions(role: Role, Permission):
             ),
         )
     if role == Role.REVIEWER:
-        return Permission.objects.filter(
-            content_type__app_label="entitlements", codename__startswith="view_"
-        ) | Permission.objects.filter(content_type__app_label="sod", codename="view_violation")
+        return (
+            Permission.objects.filter(content_type__app_label="entitlements", codename__startswith="view_")
+            | Permission.objects.filter(content_type__app_label="sod", codename="view_violation")
+            # Reviewers see and decide their own review work (rows scoped in soxgov/access.py).
+            | Permission.objects.filter(content_type__app_label="reviews", codename__startswith="view_")
+            | Permission.objects.filter(
+                content_type__app_label="reviews", codename__in=("change_reviewitem", "add_signoff")
+            )
+        )
     raise ValueError(role)
 
 

@@ -171,6 +171,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed schedules (the database scheduler copies them into django-celery-beat's tables at start).
 CELERY_BEAT_SCHEDULE = {
     "sod-daily": {"task": "sod.daily", "schedule": crontab(minute=30, hour=3)},
+    "reviews-daily": {"task": "reviews.daily", "schedule": crontab(minute=0, hour=7)},
 }
 
 # --- E-mail ---------------------------------------------------------------------------------------------
@@ -219,6 +220,11 @@ SPECTACULAR_SETTINGS = {
         "AcceptanceStatusEnum": "sod.models.RiskAcceptance.Status",
         "ControlFrequencyEnum": "sod.models.Frequency",
         "CheckTriggerEnum": "sod.models.Check.Trigger",
+        "CampaignKindEnum": "reviews.models.Campaign.Kind",
+        "CampaignStatusEnum": "reviews.models.Campaign.Status",
+        "CampaignRoutingEnum": "reviews.models.Campaign.Routing",
+        "ReviewItemStatusEnum": "reviews.models.ReviewItem.Status",
+        "DecisionActionEnum": "reviews.models.Decision.Action",
     },
 }
 
@@ -232,6 +238,8 @@ CACHES = {
 # --- Domain settings ------------------------------------------------------------------------------------
 SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+# Where SOXGov is reached, for links in e-mails.
+SOXGOV_BASE_URL = envstr("SOXGOV_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Imports: where input files are kept (content-addressed), and the limits that keep bad files harmless.
 SOXGOV_IMPORT_DIR = Path(envstr("SOXGOV_IMPORT_DIR") or VAR_DIR / "imports")
 SOXGOV_IMPORT_MAX_BYTES = envint("SOXGOV_IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1)

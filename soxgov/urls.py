@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from entitlements import api as entitlements_api
 from evidence import api as evidence_api
+from reviews import api as reviews_api
 from sod import api as sod_api
 from soxgov import views
 
@@ -24,6 +25,9 @@ router.register("sod/rules", sod_api.RuleViewSet)
 router.register("sod/violations", sod_api.ViolationViewSet)
 router.register("sod/acceptances", sod_api.RiskAcceptanceViewSet)
 router.register("sod/checks", sod_api.CheckViewSet)
+router.register("reviews/campaigns", reviews_api.CampaignViewSet)
+router.register("reviews/items", reviews_api.ReviewItemViewSet)
+router.register("reviews/decisions", reviews_api.DecisionViewSet)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -32,6 +36,7 @@ urlpatterns = [
     path("", include("entitlements.urls")),
     path("", include("evidence.urls")),
     path("", include("sod.urls")),
+    path("", include("reviews.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/sod/what-if/", sod_api.WhatIfView.as_view(), name="sod_what_if"),

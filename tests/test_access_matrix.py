@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import ChainVerification, EvidenceEvent
 from evidence.services import Actor, event_record
+from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
 from sod.models import Check, Mitigation, RiskAcceptance, Rule, RuleMember, RuleSide, Violation
 from soxgov.roles import Role
 
@@ -44,10 +45,11 @@ def to(path: str) -> str:
     return f"-> {path}"
 
 
-QUEUED = to("/evidence/integrity/")
-BACK_TO_VIOLATION = to(
-    "/sod/violations/<id>/"
-)  # the action was taken, or refused with a message saying why  # the verification was queued; back to the integrity page
+QUEUED = to("/evidence/integrity/")  # the verification was queued; back to the integrity page
+# The action was taken, or refused with a message saying why; back to the page it was taken from.
+BACK_TO_VIOLATION = to("/sod/violations/<id>/")
+BACK_TO_QUEUE = to("/reviews/")
+BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
@@ -127,6 +129,34 @@ ROUTES = {
     "api sod checks": (API, "check-list", None),
     "api sod check": (API, "check-detail", Check),
     "api sod what-if": (API, "sod_what_if", None),
+    "my reviews": (PAGE, "reviews:my_reviews", None),
+    "htmx my reviews": (FRAGMENT, "reviews:my_reviews", None),
+    "review item": (PAGE, "reviews:item_detail", ReviewItem),
+    "reviews decide": (PAGE, "reviews:decide", None),
+    "reviews delegate": (PAGE, "reviews:delegate", None),
+    "campaigns": (PAGE, "reviews:campaign_list", None),
+    "htmx campaigns": (FRAGMENT, "reviews:campaign_list", None),
+    "campaign": (PAGE, "reviews:campaign_detail", Campaign),
+    "campaign create": (PAGE, "reviews:campaign_create", None),
+    "campaign edit": (PAGE, "reviews:campaign_edit", Campaign),
+    "campaign preview": (PAGE, "reviews:campaign_preview", Campaign),
+    "campaign launch": (PAGE, "reviews:campaign_launch", Campaign),
+    "campaign close": (PAGE, "reviews:campaign_close", Campaign),
+    "campaign sign-off": (PAGE, "reviews:sign_off", Campaign),
+    "notifications": (PAGE, "reviews:notifications", None),
+    "notifications read": (PAGE, "reviews:notifications_read", None),
+    "api campaigns": (API, "campaign-list", None),
+    "api campaign": (API, "campaign-detail", Campaign),
+    "api campaign preview": (API, "campaign-preview", Campaign),
+    "api campaign launch": (API, "campaign-launch", Campaign),
+    "api campaign close": (API, "campaign-close", Campaign),
+    "api campaign sign-off": (API, "campaign-sign-off", Campaign),
+    "api review items": (API, "reviewitem-list", None),
+    "api review item": (API, "reviewitem-detail", ReviewItem),
+    "api review decide": (API, "reviewitem-decide", None),
+    "api review delegate": (API, "reviewitem-delegate", None),
+    "api decisions": (API, "decision-list", None),
+    "api decision": (API, "decision-detail", Decision),
     "admin": (ADMIN, "admin:index", None),
     "admin identities": (ADMIN, "admin:entitlements_identity_changelist", None),
     "admin applications": (ADMIN, "admin:entitlements_application_changelist", None),
@@ -200,6 +230,29 @@ MATRIX = [
     ("POST",   "sod approve",             "pending acceptance", BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
     ("POST",   "sod reject",              "pending acceptance", BACK_TO_VIOLATION, DENIED, BACK_TO_VIOLATION, DENIED, LOGIN, DENIED, LOGIN),
     ("GET",    "sod what-if",             None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    # Review campaigns. Admins prepare and launch; reviewers see and decide only the items routed to them (Rita:
+    # Bob's, the bot's and the orphan's; Carol's item went to the fallback, Alice); nobody decides for another.
+    ("GET",    "my reviews",              None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx my reviews",         None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "review item",             "bob item",        OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "review item",             "carol item",      OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("POST",   "reviews decide",          None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    ("POST",   "reviews delegate",        None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    ("GET",    "campaigns",               None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx campaigns",          None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "campaign",                "campaign",        OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "campaign",                "draft campaign",  OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "campaign create",         None,              OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "campaign create",         None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("GET",    "campaign edit",           "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "campaign edit",           "draft campaign",  INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("GET",    "campaign preview",        "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "campaign launch",         "draft campaign",  BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    ("POST",   "campaign close",          "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    # Sign-off: refused while items are pending (with a message); control owners and auditors never sign off.
+    ("POST",   "campaign sign-off",       "campaign",        BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    ("GET",    "notifications",           None,              OK,        OK,        OK,        OK,        LOGIN,         OK,        LOGIN),
+    ("POST",   "notifications read",      None,              to("/notifications/"), to("/notifications/"), to("/notifications/"), to("/notifications/"), LOGIN, to("/notifications/"), LOGIN),
     # --- htmx fragments (the same list views, answering only the results table) ---------------------
     ("GET",    "htmx sod rules",          None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx sod violations",     None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -262,6 +315,25 @@ MATRIX = [
     ("POST",   "api sod reject",          "pending acceptance", OK,     DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api sod acceptance",      "pending acceptance", READ_ONLY, DENIED, READ_ONLY, DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api sod checks",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("GET",    "api campaigns",           None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api campaign",            "campaign",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api campaign",            "draft campaign",  OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api campaign preview",    "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("GET",    "api review items",        None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api review item",         "bob item",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api review item",         "carol item",      OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api decisions",           None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api decision",            "decision",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("POST",   "api campaigns",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api campaign",            "draft campaign",  READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api campaign launch",     "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api campaign close",      "campaign",        INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api campaign sign-off",   "campaign",        INVALID,   INVALID,   DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Only the assigned reviewer decides or delegates: Alice may change review items, but not Rita's.
+    ("POST",   "api review decide",       None,              DENIED,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api review delegate",     None,              DENIED,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api review item",         "bob item",        READ_ONLY, READ_ONLY, DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # --- REST API: writes. The API is read-only; the admin's own writes go through Django admin. --------
     ("POST",   "api identities",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api identity",            "bob",             READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -334,12 +406,15 @@ VISIBLE = {
     "entitlements": {**dict.fromkeys(FULL_SCOPE, frozenset({"post", "view"})),                     "rita": {"view"}},
     "grants":       {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP/post", "carol@ERP/post", "bot@ERP/post", "ghost@CRM/view"})),
                      "rita": {"bob@ERP/post", "bot@ERP/post", "ghost@CRM/view"}},
-    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2"})),
+    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2", "launch event", "ghost revoked event"})),
     # Reviewers hold the view permission on connectors and runs but have no row scope there: deny by default.
     "connectors":   {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP nightly"})),                       "rita": set()},
     "runs":         {**dict.fromkeys(FULL_SCOPE, frozenset({"held run"})),                          "rita": set()},
     "violations":   {**dict.fromkeys(FULL_SCOPE, frozenset({"bob violation", "carol violation"})), "rita": {"bob violation"}},
     "rules":        dict.fromkeys(FULL_SCOPE, frozenset({"SOD-1"})),
+    "campaigns":    {**dict.fromkeys(FULL_SCOPE, frozenset({"campaign", "draft campaign"})),       "rita": {"campaign"}},
+    "review items": {**dict.fromkeys(FULL_SCOPE, frozenset({"bob item", "bot item", "ghost item", "carol item"})),
+                     "rita": {"bob item", "bot item", "ghost item"}},
 }
 # fmt: on
 
@@ -395,6 +470,32 @@ BODIES = {
     "api sod reject": {"note": "no"},
     "api sod acceptance": {"status": "approved"},
     "api sod checks": {"trigger": "manual"},
+    "reviews decide": lambda world: {
+        "action": "certify",
+        "item": [world["objects"]["bob item"].pk],
+        "comment": "mitigated by the monthly review",
+    },
+    "reviews delegate": lambda world: {
+        "item": [world["objects"]["bob item"].pk],
+        "to_user": world["users"]["oscar"].pk,
+        "reason": "on leave",
+    },
+    "campaign create": {"name": ""},
+    "campaign edit": {"name": ""},
+    "api campaigns": {"name": "No dates"},
+    "api campaign": {"name": "Renamed campaign"},
+    # Bob's item is flagged (his SoD violation): certifying it needs a comment.
+    "api review decide": lambda world: {
+        "items": [world["objects"]["bob item"].pk],
+        "action": "certify",
+        "comment": "mitigated by the monthly review",
+    },
+    "api review delegate": lambda world: {
+        "items": [world["objects"]["bob item"].pk],
+        "to_user": "oscar",
+        "reason": "on leave",
+    },
+    "api review item": {"status": "certified"},
     "api sod what-if": lambda world: {
         "identity": world["objects"]["bob"].pk,
         "entitlements": [world["objects"]["view"].pk],
@@ -477,6 +578,7 @@ def world(company, personas):
         ),
     }
     objects.update(_sod_world(company, personas))
+    objects.update(_reviews_world(company, personas))
     return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
 
 
@@ -513,6 +615,39 @@ def _sod_world(company, personas) -> dict:
     )
     check = Check.objects.create(trigger=Check.Trigger.MANUAL, actor_name="system:tests", started_at=now)
     return {"SOD-1": rule, **violations, "pending acceptance": acceptance, "check": check}
+
+
+def _reviews_world(company, personas) -> dict:
+    """A launched campaign over ERP and CRM routed to managers (Rita gets Bob's, the bot's and the orphan's
+    items; Carol has no manager and ERP is hers, so her item goes to the fallback, Alice), and a draft."""
+    import datetime as dt
+
+    from reviews.services import campaign_launch, decide
+
+    today = company["today"]
+    fields = {
+        "start_on": today,
+        "due_on": today + dt.timedelta(days=14),
+        "fallback_reviewer": personas["alice"],
+        "created_by": personas["alice"],
+    }
+    campaign = Campaign.objects.create(name="Q4 review", **fields)
+    campaign.applications.set(company["applications"].values())
+    campaign_launch(campaign_id=campaign.pk, user=personas["alice"])
+    draft = Campaign.objects.create(name="Q1 review", **fields)
+    items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
+    decide(item_ids=[items["ghost"].pk], user=personas["rita"], certify=False, comment="nobody owns it")
+    return {
+        "launch event": EvidenceEvent.objects.get(action="review.campaign.launched"),
+        "ghost revoked event": EvidenceEvent.objects.get(action="review.item.revoked"),
+        "decision": Decision.objects.get(),
+        "campaign": campaign,
+        "draft campaign": draft,
+        "bob item": items["bob"],
+        "bot item": items["svc-ledger"],
+        "ghost item": items["ghost"],
+        "carol item": items["carol"],
+    }
 
 
 def sign_in(client, persona: str, world) -> dict:
@@ -566,10 +701,13 @@ def _fingerprint_sql() -> str:
     tables += [ChainVerification._meta.db_table, Check._meta.db_table]
     for model in (Rule, Violation, Mitigation, RiskAcceptance):
         tables += [model._meta.db_table, model.history.model._meta.db_table]
+    tables += [model._meta.db_table for model in (Campaign, ReviewItem, Decision, SignOff, Notification)]
     counts = ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
     queued = f"(SELECT COUNT(*) FROM {ChainVerification._meta.db_table} WHERE status = 'queued')"
     held = f"(SELECT COUNT(*) FROM {ConnectorRun._meta.db_table} WHERE status = 'held')"
-    return f"SELECT {counts}, {queued}, {held}"
+    decided = f"(SELECT COUNT(*) FROM {ReviewItem._meta.db_table} WHERE status <> 'pending')"
+    campaigns = f"(SELECT COUNT(*) FROM {Campaign._meta.db_table} WHERE status <> 'draft')"
+    return f"SELECT {counts}, {queued}, {held}, {decided}, {campaigns}"
 
 
 def fingerprint() -> tuple:
@@ -592,7 +730,9 @@ def check_body(route: str, response) -> None:
     else:
         assert response["Content-Type"].startswith("application/json")
         data = response.json()
-        assert "results" in data or "id" in data or "sequence" in data or "rules_hit" in data
+        # A list, an object, or the answer of an action (what-if, a preview, how many were decided).
+        answers = ("results", "id", "sequence", "rules_hit", "total", "decided", "delegated")
+        assert any(key in data for key in answers), f"{route} answered {data}"
 
 
 def _matrix_params():
@@ -660,6 +800,8 @@ LISTS = {
     "runs": ("imports", "api runs", ConnectorRun),
     "violations": ("sod violations", "api sod violations", Violation),
     "rules": ("sod rules", "api sod rules", Rule),
+    "campaigns": ("campaigns", "api campaigns", Campaign),
+    "review items": (None, "api review items", ReviewItem),
 }
 
 

@@ -1,0 +1,265 @@
+"""REST endpoints for campaigns and review work. Rows come from soxgov.access.restrict; writes go through
+reviews.services (which refuse self-review, decisions on others' items and lost updates)."""
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from entitlements.models import Application
+from reviews import services
+from reviews.filters import CampaignFilter, ReviewItemFilter
+from reviews.forms import CampaignForm
+from reviews.models import Campaign, Decision, ReviewItem
+from soxgov import access as acl
+from soxgov.api.viewsets import RestrictedReadOnlyViewSet
+from soxgov.models import User
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    applications = serializers.SlugRelatedField(
+        many=True, slug_field="name", queryset=Application.objects.all(), required=False
+    )
+    fallback_reviewer = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all())
+    named_reviewer = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            "name",
+            "description",
+            "kind",
+            "status",
+            "applications",
+            "min_criticality",
+            "privileged_only",
+            "identity_kinds",
+            "departments",
+            "routing",
+            "named_reviewer",
+            "fallback_reviewer",
+            "start_on",
+            "due_on",
+            "reminder_every_days",
+            "escalate_after_days",
+            "escalate_to",
+            "recurrence",
+            "item_count",
+            "created_at",
+            "launched_at",
+            "completed_at",
+            "signed_off_at",
+            "closed_at",
+        ]
+        read_only_fields = [
+            "status",
+            "item_count",
+            "created_at",
+            "launched_at",
+            "completed_at",
+            "signed_off_at",
+            "closed_at",
+        ]
+
+
+class ReviewItemSerializer(serializers.ModelSerializer):
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = ReviewItem
+        fields = [
+            "id",
+            "campaign",
+            "grant_id",
+            "application",
+            "identity",
+            "identity_name",
+            "department",
+            "account_key",
+            "entitlement_key",
+            "entitlement_name",
+            "last_used_at",
+            "flags",
+            "reviewer",
+            "status",
+            "decided_by",
+            "decided_at",
+            "comment",
+            "signed_off",
+        ]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    delegated_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["id", "item", "action", "actor", "at", "comment", "delegated_to"]
+        read_only_fields = fields
+
+
+class DecideSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=50_000)
+    action = serializers.ChoiceField(choices=["certify", "revoke"])
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+
+class DelegateSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=50_000)
+    to_user = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.filter(is_active=True)
+    )
+    reason = serializers.CharField(max_length=2000)
+
+
+def _call(service, **kwargs):
+    try:
+        return service(**kwargs)
+    except services.Conflict as exc:
+        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+    except DjangoValidationError as exc:
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        ) from None
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+    except ObjectDoesNotExist as exc:
+        raise NotFound(str(exc)) from None
+
+
+class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
+    """Campaigns: admins create and change drafts, preview, launch and close; reviewers sign off their part."""
+
+    queryset = Campaign.objects.prefetch_related("applications")
+    serializer_class = CampaignSerializer
+    filterset_class = CampaignFilter
+
+    def get_permissions(self):
+        if self.action == "sign_off":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def _form_save(self, serializer, instance=None):
+        # One validation and one save path for page and API: the serializer's data goes through CampaignForm.
+        data = {**(CampaignSerializer(instance).data if instance else {}), **serializer.initial_data}
+        data["applications"] = [
+            app.pk for app in Application.objects.filter(name__in=data.get("applications") or [])
+        ]
+        for field in ("fallback_reviewer", "named_reviewer"):
+            user = User.objects.filter(username=data.get(field) or "").first()
+            data[field] = user.pk if user else None
+        data["identity_kinds"] = data.get("identity_kinds") or []
+        data["departments"] = ", ".join(data.get("departments") or [])
+        form = CampaignForm(data, instance=instance)
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        result = _call(services.campaign_save, form=form, user=self.request.user)
+        if isinstance(result, Response):
+            raise ValidationError(result.data)
+        serializer.instance = result
+
+    def perform_create(self, serializer):
+        self._form_save(serializer)
+
+    def perform_update(self, serializer):
+        self._form_save(serializer, serializer.instance)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def preview(self, request, pk=None):
+        acl.require(request.user, Campaign, acl.CHANGE)
+        campaign = self.get_object()
+        if campaign.status != Campaign.Status.DRAFT:
+            return Response({"detail": "Only a draft has a preview."}, status=status.HTTP_409_CONFLICT)
+        preview = services.campaign_preview(campaign)
+        return Response(
+            {
+                "total": preview.total,
+                "by_application": dict(preview.by_application),
+                "by_reviewer": dict(preview.by_reviewer),
+                "flagged": preview.flagged,
+            }
+        )
+
+    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    def launch(self, request, pk=None):
+        result = _call(services.campaign_launch, campaign_id=self.get_object().pk, user=request.user)
+        return result if isinstance(result, Response) else Response(CampaignSerializer(result).data)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        result = _call(services.campaign_close, campaign_id=self.get_object().pk, user=request.user)
+        return result if isinstance(result, Response) else Response(CampaignSerializer(result).data)
+
+    @extend_schema(request=None, responses={201: dict})
+    @action(detail=True, methods=["post"], url_path="sign-off")
+    def sign_off(self, request, pk=None):
+        acl.require(request.user, services.SignOff, acl.ADD)
+        result = _call(services.sign_off, campaign_id=self.get_object().pk, user=request.user)
+        if isinstance(result, Response):
+            return result
+        return Response({"campaign": result.campaign_id, "items": result.items, "at": result.at}, status=201)
+
+
+class ReviewItemViewSet(RestrictedReadOnlyViewSet):
+    """Review items (a reviewer sees the items routed to them). Decide or delegate many at once."""
+
+    queryset = ReviewItem.objects.select_related("reviewer", "decided_by")
+    serializer_class = ReviewItemSerializer
+    filterset_class = ReviewItemFilter
+
+    def get_permissions(self):
+        if self.action in ("decide", "delegate"):
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    @extend_schema(request=DecideSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"])
+    def decide(self, request):
+        acl.require(request.user, ReviewItem, acl.CHANGE)
+        body = DecideSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        result = _call(
+            services.decide,
+            item_ids=data["items"],
+            user=request.user,
+            certify=data["action"] == "certify",
+            comment=data.get("comment", ""),
+        )
+        return result if isinstance(result, Response) else Response({"decided": result})
+
+    @extend_schema(request=DelegateSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"])
+    def delegate(self, request):
+        acl.require(request.user, ReviewItem, acl.CHANGE)
+        body = DelegateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        result = _call(
+            services.delegate,
+            item_ids=data["items"],
+            user=request.user,
+            to_user=data["to_user"],
+            reason=data["reason"],
+        )
+        return result if isinstance(result, Response) else Response({"delegated": result})
+
+
+class DecisionViewSet(RestrictedReadOnlyViewSet):
+    queryset = Decision.objects.select_related("actor", "delegated_to")
+    serializer_class = DecisionSerializer

@@ -1,0 +1,51 @@
+import django_filters
+from django.db.models import Q
+
+from entitlements.filters import SearchFilterSet
+from reviews.models import Campaign, ReviewItem
+
+FLAG_CHOICES = [(flag, flag.replace("_", " ").replace("sod", "SoD")) for flag in ReviewItem.FLAGS]
+
+
+class CampaignFilter(SearchFilterSet):
+    search_fields = ("name", "description")
+    status = django_filters.ChoiceFilter(choices=Campaign.Status.choices, empty_label="Any")
+    kind = django_filters.ChoiceFilter(choices=Campaign.Kind.choices, empty_label="Any")
+
+    class Meta:
+        model = Campaign
+        fields = ["q", "status", "kind"]
+
+
+def my_campaigns(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return Campaign.objects.none()
+    return Campaign.objects.restrict(user).order_by("-created_at")
+
+
+def my_applications(request):
+    from entitlements.models import Application
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return Application.objects.none()
+    return Application.objects.filter(
+        pk__in=ReviewItem.objects.filter(reviewer=user).values("application_id")
+    )
+
+
+class ReviewItemFilter(SearchFilterSet):
+    search_fields = ("identity_name", "account_key", "entitlement_name", "entitlement_key")
+    campaign = django_filters.ModelChoiceFilter(queryset=my_campaigns, empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=ReviewItem.Status.choices, empty_label="Any")
+    flag = django_filters.ChoiceFilter(choices=FLAG_CHOICES, method="filter_flag", empty_label="Any")
+    application = django_filters.ModelChoiceFilter(queryset=my_applications, empty_label="Any")
+    identity = django_filters.NumberFilter(field_name="identity_id")
+
+    class Meta:
+        model = ReviewItem
+        fields = ["q", "campaign", "status", "flag", "application", "identity"]
+
+    def filter_flag(self, queryset, name, value):
+        return queryset.filter(Q(**{value: True})) if value else queryset

@@ -1,0 +1,110 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from entitlements.models import Application, Identity
+from reviews.models import Campaign
+from soxgov.models import User
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.display_name} ({obj.get_username()})"
+
+
+def _active_users():
+    return User.objects.filter(is_active=True).order_by("first_name", "last_name", "username")
+
+
+class CampaignForm(forms.ModelForm):
+    applications = forms.ModelMultipleChoiceField(
+        queryset=Application.objects.order_by("name"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="None chosen: every SOX in-scope application.",
+    )
+    identity_kinds = forms.MultipleChoiceField(
+        choices=Identity.Kind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every kind, non-human included. Orphan accounts are always in scope.",
+    )
+    departments = forms.CharField(
+        required=False,
+        help_text="Comma-separated; empty: every department (a department filter leaves orphans out).",
+    )
+    named_reviewer = UserChoiceField(queryset=_active_users(), required=False)
+    fallback_reviewer = UserChoiceField(queryset=_active_users())
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "description",
+            "kind",
+            "applications",
+            "min_criticality",
+            "privileged_only",
+            "identity_kinds",
+            "departments",
+            "routing",
+            "named_reviewer",
+            "fallback_reviewer",
+            "start_on",
+            "due_on",
+            "reminder_every_days",
+            "escalate_after_days",
+            "escalate_to",
+            "recurrence",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "start_on": forms.DateInput(attrs={"type": "date"}),
+            "due_on": forms.DateInput(attrs={"type": "date"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["departments"] = ", ".join(self.instance.departments or [])
+
+    def clean_departments(self):
+        return [part.strip() for part in self.cleaned_data["departments"].split(",") if part.strip()]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("routing") == Campaign.Routing.NAMED and not data.get("named_reviewer"):
+            self.add_error("named_reviewer", "Named routing needs a named reviewer.")
+        start, due = data.get("start_on"), data.get("due_on")
+        if start and due and due < start:
+            self.add_error("due_on", "The due date must not be before the start date.")
+        return data
+
+
+class DecisionForm(forms.Form):
+    ACTIONS = (("certify", "Certify"), ("revoke", "Revoke"))
+
+    action = forms.ChoiceField(choices=ACTIONS)
+    item = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+    all_matching = forms.BooleanField(required=False)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any integer is acceptable here; the service decides which of them the user may decide.
+        self.fields["item"].valid_value = lambda value: str(value).isdigit()
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("item") and not data.get("all_matching"):
+            raise ValidationError("Select at least one item (or all items matching the filter).")
+        return data
+
+
+class DelegateForm(forms.Form):
+    item = forms.TypedMultipleChoiceField(coerce=int, choices=())
+    to_user = UserChoiceField(queryset=_active_users(), label="Delegate to")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["item"].valid_value = lambda value: str(value).isdigit()

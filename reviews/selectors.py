@@ -1,0 +1,120 @@
+"""Read-side questions for campaign pages: progress, the reviewer's sign-off state, and an item's context."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from entitlements.models import Account, Grant
+from reviews.models import Campaign, Notification, ReviewItem, SignOff
+from sod.models import RuleMember, Violation
+from soxgov.models import User
+
+_BY_STATUS = {
+    "pending": Count("id", filter=Q(status=ReviewItem.Status.PENDING)),
+    "certified": Count("id", filter=Q(status=ReviewItem.Status.CERTIFIED)),
+    "revoked": Count("id", filter=Q(status=ReviewItem.Status.REVOKED)),
+    "total": Count("id"),
+}
+
+
+def campaign_monitor(campaign: Campaign) -> dict:
+    items = ReviewItem.objects.filter(campaign=campaign).order_by()
+    by_reviewer = list(items.values("reviewer").annotate(**_BY_STATUS).order_by("-pending", "reviewer"))
+    users = User.objects.in_bulk([row["reviewer"] for row in by_reviewer])
+    signed = dict(SignOff.objects.filter(campaign=campaign).values_list("reviewer", "at"))
+    reminded = dict(
+        Notification.objects.filter(campaign=campaign, kind="reminder")
+        .values_list("user")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in by_reviewer:
+        row["user"] = users[row["reviewer"]]
+        row["signed_off_at"] = signed.get(row["reviewer"])
+        row["reminders"] = reminded.get(row["reviewer"], 0)
+        row["percent"] = round(100 * (row["total"] - row["pending"]) / row["total"]) if row["total"] else 100
+    by_application = list(
+        items.values("application__name").annotate(**_BY_STATUS).order_by("application__name")
+    )
+    totals = items.aggregate(**_BY_STATUS)
+    overdue = totals["pending"] if timezone.localdate() > campaign.due_on else 0
+    decided = totals["total"] - totals["pending"]
+    return {
+        "by_reviewer": by_reviewer,
+        "by_application": by_application,
+        "totals": totals,
+        "percent": round(100 * decided / totals["total"]) if totals["total"] else 100,
+        "overdue": overdue,
+        "reminders": sum(reminded.values()),
+        "escalations": Notification.objects.filter(campaign=campaign, kind="escalation").count(),
+    }
+
+
+def sign_off_state(user) -> list[dict]:
+    """Per campaign with items of mine: how many, how many pending, signed off or not."""
+    rows = (
+        ReviewItem.objects.filter(reviewer=user)
+        .values("campaign", "campaign__name", "campaign__status", "campaign__due_on")
+        .annotate(total=Count("id"), pending=Count("id", filter=Q(status=ReviewItem.Status.PENDING)))
+        .order_by("campaign__due_on", "campaign")
+    )
+    signed = set(SignOff.objects.filter(reviewer=user).values_list("campaign", flat=True))
+    return [
+        {
+            **row,
+            "signed_off": row["campaign"] in signed,
+            "may_sign_off": row["pending"] == 0
+            and row["campaign"] not in signed
+            and row["campaign__status"] in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED),
+        }
+        for row in rows
+    ]
+
+
+def item_context(item: ReviewItem) -> dict:
+    """What makes a decision easy: SoD rules this grant takes part in, when the access appeared and changed,
+    and how many peers in the same department hold the same entitlement."""
+    rules = []
+    if item.sod_conflict:
+        holder = Q(identity_id=item.identity_id) if item.identity_id else Q(account_id=item.account_id)
+        rule_ids = RuleMember.objects.filter(entitlement_id=item.entitlement_id).values("rule_id")
+        rules = list(
+            Violation.objects.filter(
+                holder, rule_id__in=rule_ids, status__in=Violation.ACTIVE
+            ).select_related("rule")
+        )
+    grant = Grant.objects.filter(pk=item.grant_id).first()
+    account = Account.objects.filter(pk=item.account_id).first()
+    account_changes = (
+        list(account.history.order_by("-history_date").values("history_date", "history_type", "status")[:5])
+        if account
+        else []
+    )
+    peers = None
+    if item.identity_id and item.department:
+        peers = (
+            Grant.objects.filter(
+                entitlement_id=item.entitlement_id, account__identity__department=item.department
+            )
+            .exclude(account__identity_id=item.identity_id)
+            .values("account__identity_id")
+            .distinct()
+            .count()
+        )
+    previous = (
+        ReviewItem.objects.filter(account_id=item.account_id, entitlement_id=item.entitlement_id)
+        .exclude(pk=item.pk)
+        .exclude(status=ReviewItem.Status.PENDING)
+        .select_related("campaign", "decided_by")
+        .order_by("-decided_at")
+        .first()
+    )
+    return {
+        "violations": rules,
+        "grant_first_seen": grant.first_seen if grant else None,
+        "grant_gone": grant is None,
+        "account_changes": account_changes,
+        "peers": peers,
+        "previous": previous,
+    }

@@ -1,0 +1,467 @@
+"""Campaign lifecycle and review decisions. Every state change writes evidence in the same transaction.
+
+draft -> active (launch: one set-based INSERT ... SELECT snapshots the items) -> completed (nothing pending)
+-> signed off (every reviewer signed off) -> closed (an admin closes it).
+
+Decisions are made only by the item's current reviewer, never on their own access, only while the campaign is
+active and before their sign-off. Concurrent decisions on one item: the first commits, the second finds the
+item no longer pending and is told who decided it (a conditional UPDATE, so no update is lost).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from evidence.services import Actor, Event, Subject, event_record, events_record
+from reviews import notify
+from reviews.models import Campaign, Decision, ReviewItem, SignOff
+from reviews.scoping import ITEM_COLUMNS, item_source
+from soxgov import access
+
+
+def _require_admin(user, action=access.CHANGE) -> None:
+    access.require(user, Campaign, action)
+
+
+def _locked_campaign(campaign_id: int) -> Campaign:
+    return (
+        Campaign.objects.select_for_update(of=("self",))
+        .select_related("fallback_reviewer", "created_by", "named_reviewer")
+        .get(pk=campaign_id)
+    )
+
+
+# --- Scope, preview, launch -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    total: int
+    by_application: list[tuple[str, int]]
+    by_reviewer: list[tuple[str, int]]
+    flagged: dict[str, int]
+
+
+def campaign_preview(campaign: Campaign) -> Preview:
+    """Item counts by application, reviewer and flag: exactly what launch would snapshot now."""
+    sql, params = item_source(campaign)
+    names = ", ".join(f"{column}" for column in ITEM_COLUMNS)
+    flags = ", ".join(f"SUM(CASE WHEN {flag} THEN 1 ELSE 0 END)" for flag in ReviewItem.FLAGS)
+    wrapped = f"""
+        WITH source ({names}) AS ({sql})
+        SELECT application_id, reviewer_id, COUNT(*), {flags} FROM source GROUP BY application_id, reviewer_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(wrapped, params)
+        rows = cursor.fetchall()
+    from entitlements.models import Application
+    from soxgov.models import User
+
+    apps = dict(Application.objects.values_list("pk", "name"))
+    users = {u.pk: u.display_name for u in User.objects.filter(pk__in={r[1] for r in rows})}
+    by_app: Counter = Counter()
+    by_reviewer: Counter = Counter()
+    flagged: Counter = Counter()
+    for row in rows:
+        by_app[apps.get(row[0], "?")] += row[2]
+        by_reviewer[users.get(row[1], "?")] += row[2]
+        for flag, n in zip(ReviewItem.FLAGS, row[3:], strict=True):
+            flagged[flag] += int(n or 0)
+    return Preview(
+        total=sum(by_app.values()),
+        by_application=sorted(by_app.items()),
+        by_reviewer=sorted(by_reviewer.items(), key=lambda kv: (-kv[1], kv[0])),
+        flagged={flag: flagged[flag] for flag in ReviewItem.FLAGS},
+    )
+
+
+def _insert_items(campaign: Campaign, *, grant_ids=None, now=None) -> int:
+    sql, params = item_source(campaign, grant_ids=grant_ids, now=now)
+    table = ReviewItem._meta.db_table
+    insert = f"INSERT INTO {table} ({', '.join(ITEM_COLUMNS)}) {sql}"
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(insert, params)
+            return cursor.rowcount
+    except IntegrityError as exc:
+        raise ValidationError(
+            "Some grants in scope belong to the fallback reviewer and to you: nobody may review their own "
+            f"access, so choose another fallback reviewer ({exc.__class__.__name__})."
+        ) from None
+
+
+def campaign_launch(*, campaign_id: int, user) -> Campaign:
+    """Snapshot every grant in scope into review items, set-based, and activate the campaign."""
+    from reviews.tasks import notify_launched
+
+    _require_admin(user)
+    now = timezone.now()
+    with transaction.atomic():
+        campaign = _locked_campaign(campaign_id)
+        if campaign.status != Campaign.Status.DRAFT:
+            raise ValidationError(
+                f"Only a draft campaign can be launched; this one is {campaign.get_status_display().lower()}."
+            )
+        count = _insert_items(campaign, now=now)
+        campaign.status = Campaign.Status.ACTIVE
+        campaign.launched_at = now
+        campaign.item_count = count
+        campaign.save(update_fields=["status", "launched_at", "item_count"])
+        summary = _summary(campaign)
+        event_record(
+            actor=Actor.for_user(user),
+            action="review.campaign.launched",
+            subject=campaign,
+            payload={"items": count, **summary, "scope": campaign_scope(campaign)},
+        )
+        transaction.on_commit(lambda: notify_launched.delay(campaign.pk))
+    return campaign
+
+
+def _summary(campaign: Campaign) -> dict:
+    items = ReviewItem.objects.filter(campaign=campaign).order_by()
+    return {
+        "reviewers": items.values("reviewer").distinct().count(),
+        "by_application": {
+            str(app): n for app, n in items.values_list("application__name").annotate(n=Count("id"))
+        },
+    }
+
+
+def campaign_scope(campaign: Campaign) -> dict:
+    return {
+        "applications": sorted(campaign.applications.values_list("name", flat=True)) or "SOX in scope",
+        "min_criticality": campaign.min_criticality or "any",
+        "privileged_only": campaign.privileged_only,
+        "identity_kinds": campaign.identity_kinds or "all",
+        "departments": campaign.departments or "all",
+        "routing": campaign.routing,
+        "fallback_reviewer": campaign.fallback_reviewer.get_username(),
+        "start_on": campaign.start_on,
+        "due_on": campaign.due_on,
+    }
+
+
+def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
+    """Standing micro-reviews: put newly added grants in scope of each active micro campaign at once."""
+    created = 0
+    for campaign in Campaign.objects.filter(
+        kind=Campaign.Kind.MICRO, status=Campaign.Status.ACTIVE
+    ).select_related("fallback_reviewer", "created_by", "named_reviewer"):
+        with transaction.atomic():
+            before = set(
+                ReviewItem.objects.filter(campaign=campaign, grant_id__in=grant_ids).values_list(
+                    "grant_id", flat=True
+                )
+            )
+            fresh = [pk for pk in grant_ids if pk not in before]
+            if not fresh:
+                continue
+            count = _insert_items(campaign, grant_ids=fresh)
+            if not count:
+                continue
+            items = list(ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh))
+            Campaign.objects.filter(pk=campaign.pk).update(item_count=campaign.item_count + count)
+            events_record(
+                actor=Actor.system("reviews.micro_review"),
+                events=[
+                    Event(
+                        "review.item.created",
+                        Subject.of(item),
+                        {
+                            "campaign": campaign.pk,
+                            "grant": item.grant_id,
+                            "reviewer": item.reviewer_id,
+                            "run": run_id,
+                            "flags": item.flags,
+                        },
+                    )
+                    for item in items
+                ],
+            )
+            for item in items:
+                transaction.on_commit(lambda item=item: notify.item_assigned(item.pk))
+            created += count
+    return created
+
+
+# --- Decisions --------------------------------------------------------------------------------------------
+
+
+class Conflict(ValidationError):
+    """Someone else decided first (or the item moved on): the message says who and when."""
+
+
+def _decidable(user, item_ids: list[int]):
+    items = list(
+        ReviewItem.objects.select_for_update(of=("self",))
+        .filter(pk__in=item_ids)
+        .select_related("campaign")
+        .order_by("pk")
+    )
+    found = {item.pk for item in items}
+    missing = [pk for pk in item_ids if pk not in found]
+    if missing:
+        raise ReviewItem.DoesNotExist(f"no review item {missing[0]}")
+    for item in items:
+        if item.reviewer_id != user.pk:
+            raise PermissionDenied(f"Review item {item.pk} is not assigned to you.")
+        if user.identity_id is not None and item.identity_id == user.identity_id:
+            raise PermissionDenied("Nobody may review their own access.")
+        if item.campaign.status != Campaign.Status.ACTIVE:
+            raise ValidationError(
+                f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}."
+            )
+        if item.signed_off:
+            raise ValidationError("You signed off these decisions; they are locked.")
+    return items
+
+
+def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> int:
+    """Certify or revoke items assigned to ``user``. A revoke needs a justification; certifying a flagged item
+    (terminated, orphan, SoD conflict) needs a comment. All or nothing; returns the number decided."""
+    comment = comment.strip()
+    if not item_ids:
+        raise ValidationError("Select at least one item.")
+    if not certify and not comment:
+        raise ValidationError({"comment": "A revocation needs a justification."})
+    now = timezone.now()
+    status = ReviewItem.Status.CERTIFIED if certify else ReviewItem.Status.REVOKED
+    with transaction.atomic():
+        items = _decidable(user, item_ids)
+        decided = [item for item in items if item.status != ReviewItem.Status.PENDING]
+        if decided:
+            first = decided[0]
+            who = first.decided_by.display_name if first.decided_by else "someone"
+            raise Conflict(
+                f"{len(decided)} of these items were already decided (item {first.pk}: "
+                f"{first.get_status_display().lower()} by {who} at {first.decided_at:%Y-%m-%d %H:%M}). Nothing was changed."
+            )
+        if certify and not comment:
+            flagged = [item for item in items if item.needs_comment]
+            if flagged:
+                raise ValidationError(
+                    {
+                        "comment": f"{len(flagged)} selected item(s) are flagged (terminated, orphan or SoD conflict): "
+                        "certifying them needs a comment."
+                    }
+                )
+        # Conditional update: only still-pending rows change; a concurrent decision shows up as a short count.
+        changed = ReviewItem.objects.filter(
+            pk__in=[i.pk for i in items], status=ReviewItem.Status.PENDING
+        ).update(status=status, decided_by=user, decided_at=now, comment=comment)
+        if changed != len(items):
+            raise Conflict(
+                "Another decision on these items committed first. Nothing was changed; reload to see it."
+            )
+        action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
+        Decision.objects.bulk_create(
+            Decision(item=i, action=action, actor=user, at=now, comment=comment) for i in items
+        )
+        events_record(
+            actor=Actor.for_user(user),
+            events=[
+                Event(
+                    f"review.item.{status}",
+                    Subject.of(item),
+                    {
+                        "campaign": item.campaign_id,
+                        "grant": item.grant_id,
+                        "identity": item.identity_name,
+                        "account": item.account_key,
+                        "entitlement": item.entitlement_key,
+                        "flags": item.flags,
+                        "comment": comment,
+                    },
+                )
+                for item in items
+            ],
+        )
+        for campaign_id in {item.campaign_id for item in items}:
+            _complete_if_done(campaign_id, now)
+    return len(items)
+
+
+def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
+    """Hand items to someone else, with a reason; never to the person whose access it is."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why you delegate."})
+    if to_user.pk == user.pk:
+        raise ValidationError({"to_user": "Choose someone other than yourself."})
+    if not to_user.is_active:
+        raise ValidationError({"to_user": f"{to_user.display_name} cannot sign in."})
+    now = timezone.now()
+    with transaction.atomic():
+        items = _decidable(user, item_ids)
+        if any(item.status != ReviewItem.Status.PENDING for item in items):
+            raise Conflict(
+                "Only pending items can be delegated; some were decided meanwhile. Nothing was changed."
+            )
+        subjects = [
+            item
+            for item in items
+            if to_user.identity_id is not None and item.identity_id == to_user.identity_id
+        ]
+        if subjects:
+            raise ValidationError(
+                {
+                    "to_user": f"{to_user.display_name} is the subject of {len(subjects)} of these items and may not review them."
+                }
+            )
+        ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(
+            reviewer=to_user, reviewer_identity=to_user.identity_id
+        )
+        Decision.objects.bulk_create(
+            Decision(
+                item=i,
+                action=Decision.Action.DELEGATE,
+                actor=user,
+                at=now,
+                comment=reason,
+                delegated_to=to_user,
+            )
+            for i in items
+        )
+        events_record(
+            actor=Actor.for_user(user),
+            events=[
+                Event(
+                    "review.item.delegated",
+                    Subject.of(item),
+                    {
+                        "campaign": item.campaign_id,
+                        "from": user.get_username(),
+                        "to": to_user.get_username(),
+                        "reason": reason,
+                    },
+                )
+                for item in items
+            ],
+        )
+        count = len(items)
+        campaign_id = items[0].campaign_id
+        transaction.on_commit(lambda: notify.delegated(campaign_id, to_user.pk, user.pk, count))
+    return count
+
+
+def _complete_if_done(campaign_id: int, now) -> None:
+    campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+    if campaign.kind == Campaign.Kind.MICRO or campaign.status != Campaign.Status.ACTIVE:
+        return
+    if ReviewItem.objects.filter(campaign=campaign, status=ReviewItem.Status.PENDING).exists():
+        return
+    campaign.status = Campaign.Status.COMPLETED
+    campaign.completed_at = now
+    campaign.save(update_fields=["status", "completed_at"])
+    event_record(
+        actor=Actor.system("reviews"),
+        action="review.campaign.completed",
+        subject=campaign,
+        payload=_outcome(campaign),
+    )
+
+
+def _outcome(campaign: Campaign) -> dict:
+    counts = dict(
+        ReviewItem.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return {status: counts.get(status, 0) for status in ReviewItem.Status.values}
+
+
+def sign_off(*, campaign_id: int, user) -> SignOff:
+    """Sign off my part of a campaign: every item assigned to me is decided. Locks my decisions."""
+    now = timezone.now()
+    with transaction.atomic():
+        campaign = _locked_campaign(campaign_id)
+        mine = ReviewItem.objects.filter(campaign=campaign, reviewer=user)
+        if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED):
+            raise ValidationError(f"The campaign is {campaign.get_status_display().lower()}.")
+        total = mine.count()
+        if not total:
+            raise PermissionDenied("You have no items in this campaign.")
+        pending = mine.filter(status=ReviewItem.Status.PENDING).count()
+        if pending:
+            raise ValidationError(
+                f"{pending} of your {total} items are still pending: decide them before signing off."
+            )
+        if SignOff.objects.filter(campaign=campaign, reviewer=user).exists():
+            raise ValidationError("You already signed off this campaign.")
+        record = SignOff.objects.create(campaign=campaign, reviewer=user, at=now, items=total)
+        mine.update(signed_off=True)
+        counts = dict(mine.values_list("status").annotate(n=Count("id")).order_by())
+        events = [
+            Event(
+                "review.signoff.recorded",
+                Subject.of(campaign),
+                {"reviewer": user.get_username(), "items": total, **counts},
+            )
+        ]
+        if campaign.status == Campaign.Status.COMPLETED and not _reviewers_left(campaign):
+            campaign.status = Campaign.Status.SIGNED_OFF
+            campaign.signed_off_at = now
+            campaign.save(update_fields=["status", "signed_off_at"])
+            events.append(Event("review.campaign.signed_off", Subject.of(campaign), _outcome(campaign)))
+        events_record(actor=Actor.for_user(user), events=events)
+    return record
+
+
+def _reviewers_left(campaign: Campaign) -> int:
+    signed = SignOff.objects.filter(campaign=campaign).values("reviewer")
+    return (
+        ReviewItem.objects.filter(campaign=campaign)
+        .exclude(reviewer__in=signed)
+        .values("reviewer")
+        .distinct()
+        .count()
+    )
+
+
+def campaign_close(*, campaign_id: int, user) -> Campaign:
+    _require_admin(user)
+    now = timezone.now()
+    with transaction.atomic():
+        campaign = _locked_campaign(campaign_id)
+        if campaign.status == Campaign.Status.COMPLETED and _reviewers_left(campaign) == 0:
+            campaign.status = Campaign.Status.SIGNED_OFF
+        if campaign.status not in (Campaign.Status.SIGNED_OFF,) and not (
+            campaign.kind == Campaign.Kind.MICRO and campaign.status == Campaign.Status.ACTIVE
+        ):
+            raise ValidationError("A campaign is closed once every reviewer has signed off.")
+        campaign.status = Campaign.Status.CLOSED
+        campaign.closed_at = now
+        campaign.save(update_fields=["status", "closed_at", "signed_off_at"])
+        event_record(
+            actor=Actor.for_user(user),
+            action="review.campaign.closed",
+            subject=campaign,
+            payload=_outcome(campaign),
+        )
+    return campaign
+
+
+def campaign_save(*, form, user) -> Campaign:
+    """Create or change a draft campaign from a validated ModelForm, with evidence."""
+    creating = form.instance.pk is None
+    _require_admin(user, access.ADD if creating else access.CHANGE)
+    if not creating and form.instance.status != Campaign.Status.DRAFT:
+        raise ValidationError("Only a draft campaign can be changed.")
+    with transaction.atomic():
+        campaign = form.save(commit=False)
+        if creating:
+            campaign.created_by = user
+        campaign.save()
+        form.save_m2m()
+        event_record(
+            actor=Actor.for_user(user),
+            action="review.campaign.created" if creating else "review.campaign.changed",
+            subject=campaign,
+            payload={"name": campaign.name, "kind": campaign.kind, **campaign_scope(campaign)},
+        )
+    return campaign

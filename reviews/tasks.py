@@ -1,0 +1,30 @@
+"""Thin Celery entry points for campaigns."""
+
+from celery import shared_task
+
+from reviews import notify, reminders
+from reviews.services import micro_review_grants
+
+
+@shared_task(name="reviews.notify_launched")
+def notify_launched(campaign_id: int) -> int:
+    return notify.launched(campaign_id)
+
+
+@shared_task(name="reviews.daily")
+def daily() -> dict:
+    sent, escalated = reminders.remind_and_escalate()
+    return {"reminders": sent, "escalations": escalated, "launched": reminders.launch_recurrences()}
+
+
+@shared_task(name="reviews.micro_review_run")
+def micro_review_run(run_id: int) -> int:
+    """Grants a connector run added go straight to the standing micro-reviews (privileged or sensitive only)."""
+    from entitlements.models import Grant
+
+    added = list(
+        Grant.history.filter(history_change_reason=f"connector run {run_id}", history_type="+").values_list(
+            "id", flat=True
+        )
+    )
+    return micro_review_grants(grant_ids=added, run_id=run_id) if added else 0

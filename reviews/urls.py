@@ -1,0 +1,22 @@
+from django.urls import path
+
+from reviews import views
+
+app_name = "reviews"
+
+urlpatterns = [
+    path("reviews/", views.MyReviewsView.as_view(), name="my_reviews"),
+    path("reviews/decide/", views.decide, name="decide"),
+    path("reviews/delegate/", views.delegate, name="delegate"),
+    path("reviews/items/<int:pk>/", views.item_detail, name="item_detail"),
+    path("reviews/campaigns/", views.CampaignListView.as_view(), name="campaign_list"),
+    path("reviews/campaigns/new/", views.campaign_edit, name="campaign_create"),
+    path("reviews/campaigns/<int:pk>/", views.campaign_detail, name="campaign_detail"),
+    path("reviews/campaigns/<int:pk>/edit/", views.campaign_edit, name="campaign_edit"),
+    path("reviews/campaigns/<int:pk>/preview/", views.campaign_preview, name="campaign_preview"),
+    path("reviews/campaigns/<int:pk>/launch/", views.campaign_launch, name="campaign_launch"),
+    path("reviews/campaigns/<int:pk>/close/", views.campaign_close, name="campaign_close"),
+    path("reviews/campaigns/<int:pk>/sign-off/", views.sign_off, name="sign_off"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications_read"),
+]

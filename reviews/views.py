@@ -1,0 +1,263 @@
+"""Campaign pages (admins prepare, preview, launch, monitor and close) and the reviewer's "My reviews".
+
+Rows come from soxgov.access.restrict; "My reviews" further narrows to the items routed to the signed-in user,
+whatever their role. Writes go through reviews.services, which checks again.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from evidence.selectors import events_for_subject
+from reviews import selectors, services
+from reviews.filters import CampaignFilter, ReviewItemFilter
+from reviews.forms import CampaignForm, DecisionForm, DelegateForm
+from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
+from soxgov import access
+from soxgov.views import ObjectListView, restricted_object
+
+
+class CampaignListView(ObjectListView):
+    model = Campaign
+    filterset_class = CampaignFilter
+    ordering = ("-created_at", "-id")
+    template_name = "reviews/campaign_list.html"
+    title = "Review campaigns"
+
+
+def campaign_detail(request, pk):
+    campaign = restricted_object(request, Campaign, pk, select_related=("fallback_reviewer", "created_by"))
+    context = {
+        "campaign": campaign,
+        "monitor": selectors.campaign_monitor(campaign) if campaign.status != Campaign.Status.DRAFT else None,
+        "events": events_for_subject(campaign, limit=30)
+        if access.can_attempt(request.user, _evidence_model(), access.VIEW)
+        else [],
+        "may_manage": access.can_attempt(request.user, Campaign, access.CHANGE),
+        "today": timezone.localdate(),
+    }
+    return render(request, "reviews/campaign_detail.html", context)
+
+
+def _evidence_model():
+    from evidence.models import EvidenceEvent
+
+    return EvidenceEvent
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_edit(request, pk=None):
+    campaign = None
+    if pk is None:
+        access.require(request.user, Campaign, access.ADD)
+    else:
+        access.require(request.user, Campaign, access.CHANGE)
+        campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+        if campaign.status != Campaign.Status.DRAFT:
+            messages.error(request, "Only a draft campaign can be changed.")
+            return redirect(campaign)
+    form = CampaignForm(request.POST or None, instance=campaign)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.campaign_save(form=form, user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, " ".join(exc.messages))
+        else:
+            messages.success(request, "Campaign saved as a draft. Preview it before launch.")
+            return redirect("reviews:campaign_preview", pk=saved.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "reviews/campaign_form.html", {"form": form, "campaign": campaign}, status=status)
+
+
+def campaign_preview(request, pk):
+    access.require(request.user, Campaign, access.CHANGE)
+    campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+    preview = services.campaign_preview(campaign) if campaign.status == Campaign.Status.DRAFT else None
+    return render(request, "reviews/campaign_preview.html", {"campaign": campaign, "preview": preview})
+
+
+@require_POST
+def campaign_launch(request, pk):
+    access.require(request.user, Campaign, access.CHANGE)
+    campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+    try:
+        campaign = services.campaign_launch(campaign_id=campaign.pk, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Launched: {campaign.item_count} items routed to their reviewers.")
+    return redirect(campaign)
+
+
+@require_POST
+def campaign_close(request, pk):
+    access.require(request.user, Campaign, access.CHANGE)
+    campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+    try:
+        services.campaign_close(campaign_id=campaign.pk, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Campaign closed.")
+    return redirect(campaign)
+
+
+class MyReviewsView(ObjectListView):
+    """The items routed to me, grouped by campaign and person; bulk decisions; sign-off."""
+
+    model = ReviewItem
+    filterset_class = ReviewItemFilter
+    ordering = ("campaign_id", "identity_name", "id")
+    template_name = "reviews/my_reviews.html"
+    title = "My reviews"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(reviewer=request.user).select_related("campaign")
+
+    def get(self, request):
+        if "status" not in request.GET:
+            # Pending first: the work to do. (An explicit empty status shows everything.)
+            query = request.GET.copy()
+            query["status"] = ReviewItem.Status.PENDING
+            request.GET = query
+        return super().get(request)
+
+    def extra_context(self, request, filterset) -> dict:
+        mine = ReviewItem.objects.filter(reviewer=request.user)
+        campaign = filterset.form.cleaned_data.get("campaign") if filterset.form.is_valid() else None
+        if campaign is not None:
+            mine = mine.filter(campaign=campaign)
+        counts = dict(mine.values_list("status").annotate(n=Count("id")).order_by())
+        total = sum(counts.values())
+        decided = total - counts.get(ReviewItem.Status.PENDING, 0)
+        return {
+            "progress": {
+                "total": total,
+                "decided": decided,
+                "percent": round(100 * decided / total) if total else 0,
+            },
+            "matching": filterset.qs.filter(status=ReviewItem.Status.PENDING).count(),
+            "sign_offs": selectors.sign_off_state(request.user),
+            "delegate_form": DelegateForm(),
+        }
+
+
+def _back_to_queue(request):
+    target = request.POST.get("next") or ""
+    if target.startswith(reverse("reviews:my_reviews")) or target.startswith("/reviews/items/"):
+        return redirect(target)
+    return redirect("reviews:my_reviews")
+
+
+@require_POST
+def decide(request):
+    access.require(request.user, ReviewItem, access.CHANGE)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return _back_to_queue(request)
+    data = form.cleaned_data
+    ids = data["item"]
+    if data["all_matching"]:
+        ids = _all_matching_pending(request)
+    try:
+        count = services.decide(
+            item_ids=ids, user=request.user, certify=data["action"] == "certify", comment=data["comment"]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    except ReviewItem.DoesNotExist:
+        messages.error(request, "Some of these items do not exist or are not yours.")
+    else:
+        verb = "certified" if data["action"] == "certify" else "revoked"
+        messages.success(request, f"{count} item{'s' if count != 1 else ''} {verb}.")
+    return _back_to_queue(request)
+
+
+def _all_matching_pending(request) -> list[int]:
+    """The pending items of mine that the queue's current filter shows (sent along as ``filter``)."""
+    query = QueryDict(request.POST.get("filter", ""))
+    mine = ReviewItem.objects.restrict(request.user, access.CHANGE).filter(reviewer=request.user)
+    filterset = ReviewItemFilter(query, queryset=mine, request=request)
+    if not filterset.is_valid():
+        return []
+    return list(filterset.qs.filter(status=ReviewItem.Status.PENDING).values_list("pk", flat=True))
+
+
+@require_POST
+def delegate(request):
+    access.require(request.user, ReviewItem, access.CHANGE)
+    form = DelegateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not delegated: choose the items, a person and a reason.")
+        return _back_to_queue(request)
+    data = form.cleaned_data
+    try:
+        count = services.delegate(
+            item_ids=data["item"], user=request.user, to_user=data["to_user"], reason=data["reason"]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, "Not delegated: " + " ".join(getattr(exc, "messages", [str(exc)])))
+    except ReviewItem.DoesNotExist:
+        messages.error(request, "Some of these items do not exist or are not yours.")
+    else:
+        messages.success(
+            request, f"{count} item{'s' if count != 1 else ''} delegated to {data['to_user'].display_name}."
+        )
+        if request.POST.get("next", "").startswith("/reviews/items/"):
+            return redirect("reviews:my_reviews")
+    return _back_to_queue(request)
+
+
+@require_POST
+def sign_off(request, pk):
+    access.require(request.user, SignOff, access.ADD)
+    campaign = restricted_object(request, Campaign, pk)
+    try:
+        services.sign_off(campaign_id=campaign.pk, user=request.user)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"Signed off your part of {campaign.name}. Your decisions are locked.")
+    return redirect(f"{reverse('reviews:my_reviews')}?campaign={campaign.pk}&status=")
+
+
+def item_detail(request, pk):
+    item = restricted_object(request, ReviewItem, pk, select_related=("campaign", "reviewer", "decided_by"))
+    context = {
+        "item": item,
+        "context": selectors.item_context(item),
+        "decisions": Decision.objects.filter(item=item).select_related("actor", "delegated_to"),
+        "may_decide": item.reviewer_id == request.user.pk
+        and item.status == ReviewItem.Status.PENDING
+        and item.campaign.status == Campaign.Status.ACTIVE
+        and not item.signed_off,
+        "delegate_form": DelegateForm(),
+    }
+    return render(request, "reviews/item_detail.html", context)
+
+
+def notifications(request):
+    mine = Notification.objects.filter(user=request.user)
+    return render(
+        request, "reviews/notifications.html", {"notifications": mine[:100], "title": "Notifications"}
+    )
+
+
+@require_POST
+def notifications_read(request):
+    Notification.objects.filter(user=request.user, read_at__isnull=True).update(read_at=timezone.now())
+    return redirect("reviews:notifications")
+
+
+def unread_count(user) -> int:
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(Q(user=user) & Q(read_at__isnull=True)).count()

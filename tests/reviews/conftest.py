@@ -1,0 +1,40 @@
+"""A campaign world on top of the conftest company: Rita manages Bob and owns the bot; Carol has no user."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from reviews.models import Campaign
+from soxgov.roles import Role
+
+
+@pytest.fixture
+def people(personas, make_user, company):
+    """personas plus a second reviewer (vic) and Bob as a user (so self-review can be attempted)."""
+    return {
+        **personas,
+        "vic": make_user("vic", Role.REVIEWER),
+        "bob": make_user("bob", Role.REVIEWER, email="bob@example.com"),
+    }
+
+
+@pytest.fixture
+def make_campaign(people, company):
+    def make(**fields):
+        today = timezone.localdate()
+        apps = fields.pop("applications", None)
+        values = {
+            "name": "Q4 access review",
+            "start_on": today,
+            "due_on": today + dt.timedelta(days=14),
+            "fallback_reviewer": people["vic"],
+            "created_by": people["alice"],
+            **fields,
+        }
+        campaign = Campaign.objects.create(**values)
+        if apps:
+            campaign.applications.set(apps)
+        return campaign
+
+    return make

@@ -1,0 +1,108 @@
+"""Scoping, routing and the launch snapshot."""
+
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from evidence.models import EvidenceEvent
+from reviews import services
+from reviews.models import Campaign, Notification, ReviewItem
+
+
+def items_by_account(campaign):
+    return {item.account_key: item for item in ReviewItem.objects.filter(campaign=campaign)}
+
+
+def test_launch_snapshots_one_item_per_grant_in_scope_routed_to_the_manager(
+    people, company, make_campaign, django_capture_on_commit_callbacks
+):
+    campaign = make_campaign(applications=list(company["applications"].values()))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+
+    campaign.refresh_from_db()
+    items = items_by_account(campaign)
+    assert set(items) == {"bob", "carol", "svc-ledger", "ghost"}
+    assert campaign.status == Campaign.Status.ACTIVE and campaign.item_count == 4
+    # Bob -> his manager Rita; the bot -> its owner Rita; the orphan in CRM -> CRM's owner Rita;
+    # Carol has no manager: ERP's owner is Carol herself, so the fallback (vic) takes it.
+    assert {k: i.reviewer.username for k, i in items.items()} == {
+        "bob": "rita",
+        "svc-ledger": "rita",
+        "ghost": "rita",
+        "carol": "vic",
+    }
+    assert items["ghost"].orphan and items["ghost"].identity_name == "Orphan account ghost"
+    assert items["svc-ledger"].non_human and not items["bob"].non_human
+    assert items["bob"].privileged  # GL_POST is privileged
+    assert all(i.new_access for i in items.values())  # never certified before
+    event = EvidenceEvent.objects.get(action="review.campaign.launched")
+    assert json.loads(event.payload)["items"] == 4
+    assert Notification.objects.filter(kind="assigned", user=people["rita"]).exists()
+
+
+def test_preview_counts_what_launch_would_snapshot(people, company, make_campaign):
+    campaign = make_campaign(applications=list(company["applications"].values()))
+    preview = services.campaign_preview(campaign)
+    assert preview.total == 4
+    assert dict(preview.by_application) == {"ERP": 3, "CRM": 1}
+    assert dict(preview.by_reviewer) == {"rita": 3, "vic": 1}  # users without a full name show their username
+    assert preview.flagged["orphan"] == 1 and preview.flagged["non_human"] == 1
+    assert not ReviewItem.objects.exists()
+
+
+def test_the_default_scope_is_the_sox_in_scope_applications(people, company, make_campaign):
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    assert set(items_by_account(campaign)) == {"bob", "carol", "svc-ledger"}  # ERP only
+
+
+def test_scope_filters_kinds_departments_and_privileged(people, company, make_campaign):
+    campaign = make_campaign(applications=list(company["applications"].values()), identity_kinds=["service"])
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    # Non-human only; orphan accounts always stay in scope (someone must own them).
+    assert set(items_by_account(campaign)) == {"svc-ledger", "ghost"}
+
+
+def test_application_owner_routing_never_assigns_someones_own_access(people, company, make_campaign):
+    campaign = make_campaign(
+        routing=Campaign.Routing.APPLICATION_OWNER, applications=[company["applications"]["crm"]]
+    )
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    assert items_by_account(campaign)["ghost"].reviewer == people["rita"]
+
+
+def test_the_fallback_takes_items_whose_routed_reviewer_is_the_subject(people, company, make_campaign):
+    from entitlements.models import Identity
+
+    # Make Bob his own manager's manager... simpler: route Bob's item to Bob through a named reviewer.
+    campaign = make_campaign(routing=Campaign.Routing.NAMED, named_reviewer=people["bob"])
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    items = items_by_account(campaign)
+    assert items["bob"].reviewer == people["vic"]  # Bob may not review Bob
+    assert items["carol"].reviewer == people["bob"]
+    assert Identity.objects.get(pk=items["bob"].identity_id).display_name == "Bob Builder"
+
+
+def test_the_database_refuses_self_review(people, company, make_campaign):
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    bobs = ReviewItem.objects.get(campaign=campaign, account_key="bob")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReviewItem.objects.filter(pk=bobs.pk).update(
+            reviewer=people["bob"], reviewer_identity=bobs.identity_id
+        )
+
+
+def test_only_a_draft_launches_and_only_admins_launch(people, company, make_campaign):
+    from django.core.exceptions import PermissionDenied
+
+    campaign = make_campaign()
+    with pytest.raises(PermissionDenied):
+        services.campaign_launch(campaign_id=campaign.pk, user=people["rita"])
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    with pytest.raises(ValidationError, match="Only a draft"):
+        services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
