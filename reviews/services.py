@@ -89,11 +89,27 @@ def _insert_items(campaign: Campaign, *, grant_ids=None, now=None) -> int:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(insert, params)
             return cursor.rowcount
-    except IntegrityError as exc:
+    except IntegrityError:
+        names = _unassignable(sql, params)
+        if not names:
+            raise
         raise ValidationError(
-            "Some grants in scope belong to the fallback reviewer and to you: nobody may review their own "
-            f"access, so choose another fallback reviewer ({exc.__class__.__name__})."
+            f"Nobody may review their own access, and no reviewer is left for the access of {', '.join(names)}: "
+            "the routed reviewer, the fallback reviewer and you are the subject or missing. Choose another "
+            "fallback reviewer."
         ) from None
+
+
+def _unassignable(sql: str, params: list) -> list[str]:
+    """The people whose items no reviewer can take (only computed when a launch failed)."""
+    columns = ", ".join(ITEM_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH source ({columns}) AS ({sql}) SELECT DISTINCT identity_name FROM source "
+            "WHERE reviewer_id IS NULL ORDER BY identity_name",
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()[:10]]
 
 
 def campaign_launch(*, campaign_id: int, user) -> Campaign:

@@ -106,3 +106,21 @@ def test_only_a_draft_launches_and_only_admins_launch(people, company, make_camp
     services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
     with pytest.raises(ValidationError, match="Only a draft"):
         services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+
+
+def test_a_launch_with_no_possible_reviewer_is_refused_naming_whose_access(people, company, make_campaign):
+    from soxgov.roles import Role
+
+    # Bob creates the campaign and is its fallback; with named routing to Bob, nobody may take Bob's item.
+    people["bob"].groups.add(*people["alice"].groups.all())
+    campaign = make_campaign(
+        routing=Campaign.Routing.NAMED,
+        named_reviewer=people["bob"],
+        fallback_reviewer=people["bob"],
+        created_by=people["bob"],
+    )
+    assert Role.ADMIN
+    with pytest.raises(ValidationError, match="no reviewer is left for the access of Bob Builder"):
+        services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT and not ReviewItem.objects.exists()

@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  - {problem}")
             self._seed_sod()
         self._ensure_users()
+        self._seed_campaign()
 
     def _seed_sod(self):
         """The example ruleset (docs/examples/sod-rules.csv), checked for everyone as its import commits."""
@@ -80,6 +81,35 @@ class Command(BaseCommand):
         changed, _, _ = ruleset_import(RULESET, actor=Actor.system("seed_demo"))
         live = Violation.objects.filter(status__in=Violation.ACTIVE).count()
         self.stdout.write(f"  SoD rules: {len(changed)}; live violations: {live}")
+
+    def _seed_campaign(self):
+        """A launched quarterly review of the SOX in-scope applications, routed to managers, so reviewers
+        have work waiting in "My reviews"."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from reviews.models import Campaign
+        from reviews.services import campaign_launch
+
+        if Campaign.objects.exists():
+            return
+        alice, rita = User.objects.get(username="alice"), User.objects.get(username="rita")
+        today = timezone.localdate()
+        campaign = Campaign.objects.create(
+            name=f"SOX access review {today:%Y} Q{(today.month - 1) // 3 + 1}",
+            description="Quarterly certification of privileged and sensitive access to the SOX in-scope applications.",
+            routing=Campaign.Routing.MANAGER,
+            # Both have access of their own in scope: each takes what routing cannot give the other.
+            fallback_reviewer=rita,
+            created_by=alice,
+            start_on=today,
+            due_on=today + dt.timedelta(days=21),
+            recurrence=Campaign.Recurrence.QUARTERLY,
+            privileged_only=True,
+        )
+        campaign = campaign_launch(campaign_id=campaign.pk, user=alice)
+        self.stdout.write(f"  review campaign: {campaign.name}, {campaign.item_count} items")
 
     def _ensure_users(self):
         actor = Actor.system("seed_demo")
