@@ -153,7 +153,12 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
 
     def _form_save(self, serializer, instance=None):
         # One validation and one save path for page and API: the serializer's data goes through CampaignForm.
-        data = {**(CampaignSerializer(instance).data if instance else {}), **serializer.initial_data}
+        defaults = {
+            field.name: field.get_default()
+            for field in Campaign._meta.concrete_fields
+            if field.has_default() and field.name in CampaignForm.Meta.fields
+        }
+        data = {**defaults, **(CampaignSerializer(instance).data if instance else {}), **serializer.initial_data}
         data["applications"] = [
             app.pk for app in Application.objects.filter(name__in=data.get("applications") or [])
         ]

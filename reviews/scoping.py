@@ -128,7 +128,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
     where, params_where = _in("a.application_id", apps)
     # A standing micro-review looks at privileged and sensitive access only, whatever else it says.
     if campaign.privileged_only or campaign.kind == Campaign.Kind.MICRO:
-        where += " AND (e.privileged OR e.sensitive OR a.privileged)"
+        where += " AND (e.privileged OR e.sensitive)"
     kinds = list(campaign.identity_kinds or [])
     if kinds:
         # Orphan accounts stay in scope whatever the kinds: someone must own them.
@@ -179,7 +179,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             COALESCE(i.status = 'terminated', FALSE),
             a.identity_id IS NULL,
             COALESCE(a.last_used_at, a.first_seen) < %s,
-            (e.privileged OR a.privileged),
+            e.privileged,
             (cp.identity_id IS NOT NULL OR ca.account_id IS NOT NULL),
             c.account_id IS NULL,
             COALESCE(i.kind <> 'human', FALSE),
