@@ -13,9 +13,10 @@ from rest_framework.response import Response
 
 from entitlements.models import Application
 from reviews import services
-from reviews.filters import CampaignFilter, ReviewItemFilter
+from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.forms import CampaignForm
-from reviews.models import Campaign, Decision, ReviewItem
+from reviews.models import Campaign, Decision, RemediationTask, ReviewItem
+from reviews.remediation import task_close_manually
 from soxgov import access as acl
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
 from soxgov.models import User
@@ -158,7 +159,11 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
             for field in Campaign._meta.concrete_fields
             if field.has_default() and field.name in CampaignForm.Meta.fields
         }
-        data = {**defaults, **(CampaignSerializer(instance).data if instance else {}), **serializer.initial_data}
+        data = {
+            **defaults,
+            **(CampaignSerializer(instance).data if instance else {}),
+            **serializer.initial_data,
+        }
         data["applications"] = [
             app.pk for app in Application.objects.filter(name__in=data.get("applications") or [])
         ]
@@ -268,3 +273,62 @@ class ReviewItemViewSet(RestrictedReadOnlyViewSet):
 class DecisionViewSet(RestrictedReadOnlyViewSet):
     queryset = Decision.objects.select_related("actor", "delegated_to")
     serializer_class = DecisionSerializer
+
+
+class RemediationTaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RemediationTask
+        fields = [
+            "id",
+            "item",
+            "application",
+            "account_key",
+            "entitlement_key",
+            "identity_name",
+            "owner",
+            "due_on",
+            "ticket",
+            "notes",
+            "status",
+            "created_at",
+            "closed_at",
+            "closed_by",
+            "closing_run",
+            "proof",
+            "attachment_sha256",
+        ]
+        read_only_fields = fields
+
+
+class ManualCloseSerializer(serializers.Serializer):
+    proof = serializers.CharField()
+    ticket = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
+    """Remediation tasks; control owners and admins close one manually with proof (POST .../close/)."""
+
+    queryset = RemediationTask.objects.all()
+    serializer_class = RemediationTaskSerializer
+    filterset_class = RemediationFilter
+
+    def get_permissions(self):
+        if self.action == "close":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    @extend_schema(request=ManualCloseSerializer, responses={200: RemediationTaskSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        acl.require(request.user, RemediationTask, acl.CHANGE)
+        task = self.get_object()
+        body = ManualCloseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = _call(
+            task_close_manually,
+            task_id=task.pk,
+            user=request.user,
+            proof=body.validated_data["proof"],
+            ticket=body.validated_data.get("ticket", ""),
+        )
+        return result if isinstance(result, Response) else Response(RemediationTaskSerializer(result).data)

@@ -1,8 +1,8 @@
 import django_filters
 from django.db.models import Q
 
-from entitlements.filters import SearchFilterSet
-from reviews.models import Campaign, ReviewItem
+from entitlements.filters import AnyBooleanWidget, SearchFilterSet, visible_applications
+from reviews.models import Campaign, RemediationTask, ReviewItem
 
 FLAG_CHOICES = [(flag, flag.replace("_", " ").replace("sod", "SoD")) for flag in ReviewItem.FLAGS]
 
@@ -49,3 +49,22 @@ class ReviewItemFilter(SearchFilterSet):
 
     def filter_flag(self, queryset, name, value):
         return queryset.filter(Q(**{value: True})) if value else queryset
+
+
+class RemediationFilter(SearchFilterSet):
+    search_fields = ("account_key", "entitlement_key", "identity_name", "ticket")
+    status = django_filters.ChoiceFilter(choices=RemediationTask.Status.choices, empty_label="Any")
+    application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
+    overdue = django_filters.BooleanFilter(method="filter_overdue", widget=AnyBooleanWidget, label="Overdue")
+
+    class Meta:
+        model = RemediationTask
+        fields = ["q", "status", "application", "overdue"]
+
+    def filter_overdue(self, queryset, name, value):
+        from django.utils import timezone
+
+        if value is None:
+            return queryset
+        late = Q(status=RemediationTask.Status.OPEN, due_on__lt=timezone.localdate())
+        return queryset.filter(late) if value else queryset.exclude(late)

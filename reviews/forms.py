@@ -108,3 +108,14 @@ class DelegateForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["item"].valid_value = lambda value: str(value).isdigit()
+
+
+class RemediationUpdateForm(forms.Form):
+    ticket = forms.CharField(max_length=100, required=False, label="Ticket reference")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ManualCloseForm(forms.Form):
+    proof = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="What proves the access is gone")
+    ticket = forms.CharField(max_length=100, required=False, label="Ticket reference")
+    attachment = forms.FileField(required=False, help_text="A screenshot or export showing the removal.")

@@ -264,3 +264,56 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+def _proof_path(task, filename: str) -> str:
+    return f"remediation/{task.pk or 'new'}/{filename}"
+
+
+class RemediationTask(models.Model):
+    """The work a revocation causes. Closed only when a later pull of the application no longer contains the
+    grant (verified), or manually with proof (ticket, note, attachment), marked as manual."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        VERIFIED = "verified", "Closed: removal verified by a pull"
+        MANUAL = "manual", "Closed manually, with proof"
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.PROTECT, related_name="remediation")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    # Natural keys, so a removal is recognised even if the account was deleted and re-created by a pull.
+    account_key = models.CharField(max_length=255)
+    entitlement_key = models.CharField(max_length=255)
+    identity_name = models.CharField(max_length=200)
+    owner = models.ForeignKey(Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    due_on = models.DateField()
+    ticket = models.CharField("ticket reference", max_length=100, blank=True)
+    notes = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closing_run = models.ForeignKey(
+        "entitlements.ConnectorRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    proof = models.TextField(blank=True)
+    attachment = models.FileField(upload_to=_proof_path, blank=True)
+    attachment_sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        indexes = [models.Index(fields=["status", "application"], name="reviews_remediation_open")]
+
+    def __str__(self) -> str:
+        return f"Remove {self.entitlement_key} from {self.account_key} ({self.application})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("reviews:remediation_detail", args=[self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

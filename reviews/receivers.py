@@ -15,3 +15,11 @@ def micro_review_run(sender, run, identity_ids, **kwargs):
         and Campaign.objects.filter(kind=Campaign.Kind.MICRO, status=Campaign.Status.ACTIVE).exists()
     ):
         task.delay(run.pk)
+
+
+@receiver(access_changed, dispatch_uid="reviews.verify_remediation")
+def verify_remediation(sender, run, application_ids=(), **kwargs):
+    from reviews.tasks import verify_remediation as task
+
+    if application_ids:
+        task.delay(run.pk, list(application_ids))

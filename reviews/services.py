@@ -21,6 +21,7 @@ from django.utils import timezone
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from reviews import notify
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
+from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source
 from soxgov import access
 
@@ -280,9 +281,12 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
         Decision.objects.bulk_create(
             Decision(item=i, action=action, actor=user, at=now, comment=comment) for i in items
         )
+        # A revocation is not done until a pull proves it: each opens a remediation task, in this transaction.
+        remediation = [] if certify else tasks_for_revocations(items, now=now)
         events_record(
             actor=Actor.for_user(user),
-            events=[
+            events=remediation
+            + [
                 Event(
                     f"review.item.{status}",
                     Subject.of(item),

@@ -28,3 +28,11 @@ def micro_review_run(run_id: int) -> int:
         )
     )
     return micro_review_grants(grant_ids=added, run_id=run_id) if added else 0
+
+
+@shared_task(name="reviews.verify_remediation")
+def verify_remediation(run_id: int, application_ids: list[int]) -> int:
+    """After a pull: close the remediation tasks whose grant it no longer contains."""
+    from reviews.remediation import verify_after_run
+
+    return verify_after_run(run_id=run_id, application_ids=application_ids)

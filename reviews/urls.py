@@ -17,6 +17,15 @@ urlpatterns = [
     path("reviews/campaigns/<int:pk>/launch/", views.campaign_launch, name="campaign_launch"),
     path("reviews/campaigns/<int:pk>/close/", views.campaign_close, name="campaign_close"),
     path("reviews/campaigns/<int:pk>/sign-off/", views.sign_off, name="sign_off"),
+    path("reviews/remediation/", views.RemediationListView.as_view(), name="remediation_list"),
+    path("reviews/remediation/<int:pk>/", views.remediation_detail, name="remediation_detail"),
+    path("reviews/remediation/<int:pk>/update/", views.remediation_update, name="remediation_update"),
+    path("reviews/remediation/<int:pk>/close/", views.remediation_close, name="remediation_close"),
+    path(
+        "reviews/remediation/<int:pk>/attachment/",
+        views.remediation_attachment,
+        name="remediation_attachment",
+    ),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications_read"),
 ]

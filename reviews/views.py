@@ -16,10 +16,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from evidence.selectors import events_for_subject
-from reviews import selectors, services
-from reviews.filters import CampaignFilter, ReviewItemFilter
-from reviews.forms import CampaignForm, DecisionForm, DelegateForm
-from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
+from reviews import exports, remediation, selectors, services
+from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
+from reviews.forms import (
+    CampaignForm,
+    DecisionForm,
+    DelegateForm,
+    ManualCloseForm,
+    RemediationUpdateForm,
+)
+from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
 
@@ -261,3 +267,100 @@ def unread_count(user) -> int:
     if not getattr(user, "is_authenticated", False):
         return 0
     return Notification.objects.filter(Q(user=user) & Q(read_at__isnull=True)).count()
+
+
+# --- Remediation ---------------------------------------------------------------------------------------------
+
+
+class RemediationListView(ObjectListView):
+    model = RemediationTask
+    filterset_class = RemediationFilter
+    ordering = ("due_on", "id")
+    select_related = ("application", "owner", "item")
+    template_name = "reviews/remediation_list.html"
+    title = "Remediation"
+
+    def get(self, request):
+        export = request.GET.get("export")
+        if export in ("csv", "xlsx"):
+            filterset = self.filterset_class(
+                request.GET, queryset=self.get_queryset(request), request=request
+            )
+            if not filterset.is_valid():
+                return render(request, "inc/bad_filter.html", {"errors": filterset.errors}, status=400)
+            return exports.remediation_response(
+                filterset.qs.order_by(*self.ordering), export, user=request.user
+            )
+        return super().get(request)
+
+    def extra_context(self, request, filterset) -> dict:
+        return {"today": timezone.localdate()}
+
+
+def remediation_detail(request, pk):
+    task = restricted_object(
+        request, RemediationTask, pk, select_related=("application", "owner", "item", "closing_run")
+    )
+    return render(
+        request,
+        "reviews/remediation_detail.html",
+        {
+            "task": task,
+            "events": events_for_subject(task, limit=20)
+            if access.can_attempt(request.user, _evidence_model(), access.VIEW)
+            else [],
+            "may_change": task.is_open and access.can(request.user, task, access.CHANGE),
+            "update_form": RemediationUpdateForm(initial={"ticket": task.ticket, "notes": task.notes}),
+            "close_form": ManualCloseForm(),
+            "today": timezone.localdate(),
+        },
+    )
+
+
+@require_POST
+def remediation_update(request, pk):
+    task = restricted_object(request, RemediationTask, pk)
+    access.require(request.user, RemediationTask, access.CHANGE)
+    form = RemediationUpdateForm(request.POST)
+    if form.is_valid():
+        try:
+            remediation.task_update(task_id=task.pk, user=request.user, **form.cleaned_data)
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        else:
+            messages.success(request, "Saved.")
+    else:
+        messages.error(request, "Not saved: the ticket reference is too long.")
+    return redirect(task)
+
+
+@require_POST
+def remediation_close(request, pk):
+    task = restricted_object(request, RemediationTask, pk)
+    access.require(request.user, RemediationTask, access.CHANGE)
+    form = ManualCloseForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(
+            request, "Not closed: " + " ".join(e for errors in form.errors.values() for e in errors)
+        )
+        return redirect(task)
+    try:
+        remediation.task_close_manually(task_id=task.pk, user=request.user, **form.cleaned_data)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, "Not closed: " + " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, "Closed manually, with proof.")
+    return redirect(task)
+
+
+def remediation_attachment(request, pk):
+    task = restricted_object(request, RemediationTask, pk)
+    if not task.attachment:
+        from django.http import Http404
+
+        raise Http404("no attachment")
+    from django.http import FileResponse
+
+    return FileResponse(
+        task.attachment.open("rb"), as_attachment=True, filename=task.attachment.name.rsplit("/", 1)[-1]
+    )

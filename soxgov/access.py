@@ -67,6 +67,7 @@ def _reviews_scope(user) -> dict[str, Callable[[], Q]]:
         "reviews.decision": lambda: Q(item__reviewer=user) | Q(actor=user),
         "reviews.signoff": lambda: Q(reviewer=user),
         "reviews.notification": lambda: Q(user=user),
+        "reviews.remediationtask": lambda: Q(item__reviewer=user),
     }
 
 

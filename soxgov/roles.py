@@ -32,14 +32,22 @@ def _role_permissions(role: Role, Permission):
         return view_domain
     if role == Role.CONTROL_OWNER:
         # Control owners answer SoD violations: compensating controls and four-eyes risk acceptance.
-        return view_domain | Permission.objects.filter(
-            content_type__app_label="sod",
-            codename__in=(
-                "change_violation",
-                "add_mitigation",
-                "add_riskacceptance",
-                "change_riskacceptance",
-            ),
+        return (
+            view_domain
+            | Permission.objects.filter(
+                content_type__app_label="sod",
+                codename__in=(
+                    "change_violation",
+                    "add_mitigation",
+                    "add_riskacceptance",
+                    "change_riskacceptance",
+                ),
+            )
+            | Permission.objects.filter(
+                # ... and close remediation with proof.
+                content_type__app_label="reviews",
+                codename="change_remediationtask",
+            )
         )
     if role == Role.REVIEWER:
         return (

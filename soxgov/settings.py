@@ -124,6 +124,9 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Uploaded proof (remediation attachments). Served to signed-in users through a view, never as static files.
+MEDIA_ROOT = Path(envstr("SOXGOV_MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "/media/"
 # Third-party assets are installed from the npm registry into static/node_modules (``make assets``) and
 # served under vendor/; nothing third-party is committed.
 _NODE_MODULES = BASE_DIR / "static" / "node_modules"
@@ -225,6 +228,7 @@ SPECTACULAR_SETTINGS = {
         "CampaignRoutingEnum": "reviews.models.Campaign.Routing",
         "ReviewItemStatusEnum": "reviews.models.ReviewItem.Status",
         "DecisionActionEnum": "reviews.models.Decision.Action",
+        "RemediationStatusEnum": "reviews.models.RemediationTask.Status",
     },
 }
 
@@ -238,6 +242,8 @@ CACHES = {
 # --- Domain settings ------------------------------------------------------------------------------------
 SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+# Days a revocation's remediation task has before it is overdue (and becomes a control exception).
+SOXGOV_REMEDIATION_DAYS = envint("SOXGOV_REMEDIATION_DAYS", 14, minimum=1)
 # Where SOXGov is reached, for links in e-mails.
 SOXGOV_BASE_URL = envstr("SOXGOV_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Imports: where input files are kept (content-addressed), and the limits that keep bad files harmless.

@@ -28,6 +28,7 @@ router.register("sod/checks", sod_api.CheckViewSet)
 router.register("reviews/campaigns", reviews_api.CampaignViewSet)
 router.register("reviews/items", reviews_api.ReviewItemViewSet)
 router.register("reviews/decisions", reviews_api.DecisionViewSet)
+router.register("reviews/remediation", reviews_api.RemediationTaskViewSet)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import ChainVerification, EvidenceEvent
 from evidence.services import Actor, event_record
-from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
+from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
 from sod.models import Check, Mitigation, RiskAcceptance, Rule, RuleMember, RuleSide, Violation
 from soxgov.roles import Role
 
@@ -50,6 +50,7 @@ QUEUED = to("/evidence/integrity/")  # the verification was queued; back to the 
 BACK_TO_VIOLATION = to("/sod/violations/<id>/")
 BACK_TO_QUEUE = to("/reviews/")
 BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
+BACK_TO_TASK = to("/reviews/remediation/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
@@ -157,6 +158,15 @@ ROUTES = {
     "api review delegate": (API, "reviewitem-delegate", None),
     "api decisions": (API, "decision-list", None),
     "api decision": (API, "decision-detail", Decision),
+    "remediation": (PAGE, "reviews:remediation_list", None),
+    "htmx remediation": (FRAGMENT, "reviews:remediation_list", None),
+    "remediation task": (PAGE, "reviews:remediation_detail", RemediationTask),
+    "remediation update": (PAGE, "reviews:remediation_update", RemediationTask),
+    "remediation close": (PAGE, "reviews:remediation_close", RemediationTask),
+    "remediation attachment": (PAGE, "reviews:remediation_attachment", RemediationTask),
+    "api remediation": (API, "remediationtask-list", None),
+    "api remediation task": (API, "remediationtask-detail", RemediationTask),
+    "api remediation close": (API, "remediationtask-close", RemediationTask),
     "admin": (ADMIN, "admin:index", None),
     "admin identities": (ADMIN, "admin:entitlements_identity_changelist", None),
     "admin applications": (ADMIN, "admin:entitlements_application_changelist", None),
@@ -251,6 +261,14 @@ MATRIX = [
     ("POST",   "campaign close",          "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
     # Sign-off: refused while items are pending (with a message); control owners and auditors never sign off.
     ("POST",   "campaign sign-off",       "campaign",        BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    # Remediation: Rita revoked the orphan's access, so she follows its task; control owners and admins close
+    # tasks (manually only with proof: without it, the page says so and nothing changes).
+    ("GET",    "remediation",             None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx remediation",        None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "remediation task",        "ghost task",      OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("POST",   "remediation update",      "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
+    ("POST",   "remediation close",       "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
+    ("GET",    "remediation attachment",  "ghost task",      HIDDEN,    HIDDEN,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
     ("GET",    "notifications",           None,              OK,        OK,        OK,        OK,        LOGIN,         OK,        LOGIN),
     ("POST",   "notifications read",      None,              to("/notifications/"), to("/notifications/"), to("/notifications/"), to("/notifications/"), LOGIN, to("/notifications/"), LOGIN),
     # --- htmx fragments (the same list views, answering only the results table) ---------------------
@@ -323,6 +341,10 @@ MATRIX = [
     ("GET",    "api review item",         "bob item",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api review item",         "carol item",      OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api decisions",           None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api remediation",         None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api remediation task",    "ghost task",      OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    # Alice closes it with proof; for Oscar it is then already closed.
+    ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    INVALID,   DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api decision",            "decision",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("POST",   "api campaigns",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -406,7 +428,7 @@ VISIBLE = {
     "entitlements": {**dict.fromkeys(FULL_SCOPE, frozenset({"post", "view"})),                     "rita": {"view"}},
     "grants":       {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP/post", "carol@ERP/post", "bot@ERP/post", "ghost@CRM/view"})),
                      "rita": {"bob@ERP/post", "bot@ERP/post", "ghost@CRM/view"}},
-    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2", "launch event", "ghost revoked event"})),
+    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2", "launch event", "ghost revoked event", "ghost task event"})),
     # Reviewers hold the view permission on connectors and runs but have no row scope there: deny by default.
     "connectors":   {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP nightly"})),                       "rita": set()},
     "runs":         {**dict.fromkeys(FULL_SCOPE, frozenset({"held run"})),                          "rita": set()},
@@ -415,6 +437,7 @@ VISIBLE = {
     "campaigns":    {**dict.fromkeys(FULL_SCOPE, frozenset({"campaign", "draft campaign"})),       "rita": {"campaign"}},
     "review items": {**dict.fromkeys(FULL_SCOPE, frozenset({"bob item", "bot item", "ghost item", "carol item"})),
                      "rita": {"bob item", "bot item", "ghost item"}},
+    "remediation":  {**dict.fromkeys(FULL_SCOPE, frozenset({"ghost task"})),                       "rita": {"ghost task"}},
 }
 # fmt: on
 
@@ -496,6 +519,9 @@ BODIES = {
         "reason": "on leave",
     },
     "api review item": {"status": "certified"},
+    "remediation update": {"ticket": "CHG-1", "notes": "queued with IT"},
+    "remediation close": {"proof": ""},
+    "api remediation close": {"proof": "Removed by hand", "ticket": "CHG-2"},
     "api sod what-if": lambda world: {
         "identity": world["objects"]["bob"].pk,
         "entitlements": [world["objects"]["view"].pk],
@@ -640,7 +666,9 @@ def _reviews_world(company, personas) -> dict:
     return {
         "launch event": EvidenceEvent.objects.get(action="review.campaign.launched"),
         "ghost revoked event": EvidenceEvent.objects.get(action="review.item.revoked"),
+        "ghost task event": EvidenceEvent.objects.get(action="remediation.task.opened"),
         "decision": Decision.objects.get(),
+        "ghost task": RemediationTask.objects.get(),
         "campaign": campaign,
         "draft campaign": draft,
         "bob item": items["bob"],
@@ -701,13 +729,17 @@ def _fingerprint_sql() -> str:
     tables += [ChainVerification._meta.db_table, Check._meta.db_table]
     for model in (Rule, Violation, Mitigation, RiskAcceptance):
         tables += [model._meta.db_table, model.history.model._meta.db_table]
-    tables += [model._meta.db_table for model in (Campaign, ReviewItem, Decision, SignOff, Notification)]
+    tables += [
+        model._meta.db_table
+        for model in (Campaign, ReviewItem, Decision, SignOff, Notification, RemediationTask)
+    ]
     counts = ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
     queued = f"(SELECT COUNT(*) FROM {ChainVerification._meta.db_table} WHERE status = 'queued')"
     held = f"(SELECT COUNT(*) FROM {ConnectorRun._meta.db_table} WHERE status = 'held')"
     decided = f"(SELECT COUNT(*) FROM {ReviewItem._meta.db_table} WHERE status <> 'pending')"
     campaigns = f"(SELECT COUNT(*) FROM {Campaign._meta.db_table} WHERE status <> 'draft')"
-    return f"SELECT {counts}, {queued}, {held}, {decided}, {campaigns}"
+    closed = f"(SELECT COUNT(*) FROM {RemediationTask._meta.db_table} WHERE status <> 'open')"
+    return f"SELECT {counts}, {queued}, {held}, {decided}, {campaigns}, {closed}"
 
 
 def fingerprint() -> tuple:
@@ -802,6 +834,7 @@ LISTS = {
     "rules": ("sod rules", "api sod rules", Rule),
     "campaigns": ("campaigns", "api campaigns", Campaign),
     "review items": (None, "api review items", ReviewItem),
+    "remediation": ("remediation", "api remediation", RemediationTask),
 }
 
 
