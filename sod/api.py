@@ -16,13 +16,15 @@ from rest_framework.views import APIView
 
 from entitlements.models import Entitlement, Identity
 from evidence.services import Actor
+from sod import exceptions as exception_services
 from sod import rules as rule_services
 from sod import services
-from sod.filters import RuleFilter, ViolationFilter
-from sod.models import Check, Frequency, Mitigation, RiskAcceptance, Rule, Violation
+from sod.filters import ExceptionFilter, RuleFilter, ViolationFilter
+from sod.models import Check, ControlException, Frequency, Mitigation, RiskAcceptance, Rule, Violation
 from sod.selectors import violation_conflict, what_if
 from soxgov import access as acl
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
+from soxgov.models import User
 
 
 class SideSerializer(serializers.Serializer):
@@ -370,3 +372,140 @@ class WhatIfView(APIView):
                 "rules_hit": [hit.as_dict() for hit in hits],
             }
         )
+
+
+class ControlExceptionSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ControlException
+        fields = [
+            "id",
+            "kind",
+            "severity",
+            "key",
+            "title",
+            "detail",
+            "identity",
+            "application",
+            "violation",
+            "owner",
+            "due_on",
+            "status",
+            "opened_at",
+            "answered_until",
+            "closed_at",
+            "close_reason",
+            "proof",
+            "acceptance_until",
+        ]
+        read_only_fields = fields
+
+
+class ExceptionActionSerializer(serializers.Serializer):
+    """The body of an exception action; which fields matter depends on the action."""
+
+    owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.filter(is_active=True), required=False
+    )
+    text = serializers.CharField(required=False, allow_blank=True)
+    remediation = serializers.BooleanField(required=False, default=False)
+    control = serializers.CharField(required=False, allow_blank=True)
+    justification = serializers.CharField(required=False, allow_blank=True)
+    until = serializers.DateField(required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    proof = serializers.CharField(required=False, allow_blank=True)
+
+    REQUIRED = {
+        "assign": ("owner",),
+        "comment": ("text",),
+        "mitigate": ("control", "until"),
+        "accept": ("justification", "until"),
+        "close": ("proof",),
+    }
+
+    def for_action(self, action: str) -> dict:
+        data = self.validated_data
+        missing = [name for name in self.REQUIRED.get(action, ()) if name not in data]
+        if missing:
+            raise ValidationError({name: ["This field is required."] for name in missing})
+        return {
+            "assign": lambda: {"owner": data["owner"]},
+            "comment": lambda: {"text": data["text"], "remediation": data.get("remediation", False)},
+            "mitigate": lambda: {"control": data["control"], "until": data["until"]},
+            "accept": lambda: {"justification": data["justification"], "until": data["until"]},
+            "approve": lambda: {"approve": True, "note": data.get("note", "")},
+            "reject": lambda: {"approve": False, "note": data.get("note", "")},
+            "close": lambda: {"proof": data["proof"]},
+        }[action]()
+
+
+_EXCEPTION_SERVICES = {
+    "assign": exception_services.assign,
+    "comment": exception_services.comment,
+    "mitigate": exception_services.mitigate,
+    "accept": exception_services.request_acceptance,
+    "approve": exception_services.decide_acceptance,
+    "reject": exception_services.decide_acceptance,
+    "close": exception_services.close,
+}
+
+
+class ControlExceptionViewSet(RestrictedReadOnlyViewSet):
+    """The exception queue. POST /{id}/{assign|comment|mitigate|accept|approve|reject|close}/."""
+
+    queryset = ControlException.objects.select_related("owner")
+    serializer_class = ControlExceptionSerializer
+    filterset_class = ExceptionFilter
+
+    def get_permissions(self):
+        if self.action in _EXCEPTION_SERVICES:
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def _act(self, request, name: str):
+        acl.require(request.user, ControlException, acl.CHANGE)
+        exception = self.get_object()
+        body = ExceptionActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = _call(
+            _EXCEPTION_SERVICES[name], exception_id=exception.pk, user=request.user, **body.for_action(name)
+        )
+        if isinstance(result, Response):
+            return result
+        return Response(ControlExceptionSerializer(result).data)
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        return self._act(request, "assign")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def comment(self, request, pk=None):
+        return self._act(request, "comment")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def mitigate(self, request, pk=None):
+        return self._act(request, "mitigate")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        return self._act(request, "accept")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._act(request, "approve")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._act(request, "reject")
+
+    @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        return self._act(request, "close")

@@ -107,3 +107,34 @@ class WhatIfForm(forms.Form):
         if len(matches) > 1:
             raise ValidationError(f"{value!r} matches more than one identity; use the employee id.")
         return matches[0]
+
+
+class ExceptionAssignForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=None, label="Assign to")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from soxgov.models import User
+
+        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+
+
+class ExceptionCommentForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Comment")
+    remediation = forms.BooleanField(required=False, label="This records remediation work")
+
+
+class ExceptionMitigateForm(forms.Form):
+    control = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Compensating control")
+    until = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), validators=[_after_today])
+
+
+class ExceptionAcceptForm(forms.Form):
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    until = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}), validators=[_after_today], label="Accepted until"
+    )
+
+
+class ExceptionCloseForm(forms.Form):
+    proof = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Proof")

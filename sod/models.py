@@ -288,3 +288,104 @@ class Check(models.Model):
 
     def __str__(self) -> str:
         return f"SoD check #{self.pk} ({self.get_trigger_display()})"
+
+
+class ControlException(models.Model):
+    """One control failure a control owner must close: SoD violations, revocations past due, orphan accounts,
+    terminated people with enabled accounts, non-human identities without an active owner, dormant accounts,
+    overdue reviews. Opened and closed by the hygiene checks (sod/hygiene.py) as conditions appear and go."""
+
+    class Kind(models.TextChoices):
+        SOD_VIOLATION = "sod_violation", "SoD violation"
+        REVOCATION_OVERDUE = "revocation_overdue", "Revocation past due"
+        ORPHAN_ACCOUNT = "orphan_account", "Orphan account"
+        TERMINATED_ACCESS = "terminated_access", "Terminated person with an enabled account"
+        NHI_WITHOUT_OWNER = "nhi_without_owner", "Non-human identity without an active owner"
+        DORMANT_ACCOUNT = "dormant_account", "Account unused beyond the dormancy period"
+        REVIEW_OVERDUE = "review_overdue", "Review overdue"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MITIGATED = "mitigated", "Mitigated"
+        ACCEPTED = "accepted", "Risk accepted"
+        CLOSED = "closed", "Closed"
+
+    LIVE = (Status.OPEN, Status.MITIGATED, Status.ACCEPTED)
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    severity = models.CharField(max_length=16, choices=Risk.choices)
+    # What the condition is about, e.g. "orphan_account:123": one live exception per key.
+    key = models.CharField(max_length=120)
+    title = models.CharField(max_length=300)
+    detail = models.JSONField(default=dict, blank=True)
+    identity = models.ForeignKey(Identity, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    application = models.ForeignKey(
+        "entitlements.Application", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    violation = models.ForeignKey(
+        Violation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    due_on = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField()
+    answered_until = models.DateField(
+        null=True, blank=True, help_text="A mitigation or risk acceptance holds until this date."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    close_reason = models.CharField(max_length=300, blank=True)
+    proof = models.TextField(blank=True)
+    # A pending risk acceptance (four eyes: another person approves).
+    acceptance_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acceptance_justification = models.TextField(blank=True)
+    acceptance_until = models.DateField(null=True, blank=True)
+
+    history = HistoricalRecords()
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=~Q(status="closed"), name="sod_exception_one_live_per_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "kind"], name="sod_exception_queue"),
+            models.Index(fields=["kind", "status", "opened_at"], name="sod_exception_age"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("sod:exception_detail", args=[self.pk])
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE
+
+
+class ExceptionNote(models.Model):
+    """The exception's log: assignments, comments, remediation notes, answers and closure, in order."""
+
+    exception = models.ForeignKey(ControlException, on_delete=models.CASCADE, related_name="notes")
+    action = models.CharField(max_length=24)
+    actor_name = models.CharField(max_length=200)
+    at = models.DateTimeField()
+    text = models.TextField(blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_name}"

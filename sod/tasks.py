@@ -8,6 +8,7 @@ from entitlements.models import Account, ConnectorRun
 from evidence.services import Actor
 from sod.checks import run_check
 from sod.engine import Scope
+from sod.hygiene import run_hygiene
 from sod.models import Check, Rule, Violation
 from sod.services import expire_due
 
@@ -35,7 +36,10 @@ def check_after_import(run_id: int, identity_ids: list[int], application_ids: li
             .distinct()
         )
         scope = Scope(identity_ids=sorted(set(identity_ids)), account_ids=sorted(set(orphans)))
-    return run_check(scope, trigger=Check.Trigger.IMPORT, actor=actor, connector_run=run).pk
+    check = run_check(scope, trigger=Check.Trigger.IMPORT, actor=actor, connector_run=run)
+    # Then the hygiene checks, which also mirror the violations this check opened or resolved.
+    run_hygiene()
+    return check.pk
 
 
 @shared_task(name="sod.check_rules")
@@ -54,4 +58,11 @@ def daily() -> int:
     """Reopen violations whose mitigation or acceptance expired, then scan everything as a safety net."""
     actor = Actor.system("sod.daily")
     expire_due(actor=actor)
-    return run_check(Scope.everything(), trigger=Check.Trigger.SCHEDULE, actor=actor).pk
+    check = run_check(Scope.everything(), trigger=Check.Trigger.SCHEDULE, actor=actor)
+    run_hygiene()
+    return check.pk
+
+
+@shared_task(name="sod.hygiene")
+def hygiene() -> list[int]:
+    return list(run_hygiene())

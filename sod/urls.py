@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from sod import views
 
@@ -27,4 +27,12 @@ urlpatterns = [
         name="acceptance_reject",
     ),
     path("sod/what-if/", views.what_if_page, name="what_if"),
+    path("exceptions/", views.ExceptionListView.as_view(), name="exception_list"),
+    path("exceptions/<int:pk>/", views.exception_detail, name="exception_detail"),
+    re_path(
+        r"^exceptions/(?P<pk>[0-9]+)/(?P<action>assign|comment|mitigate|accept|approve|reject|close)/$",
+        views.exception_act,
+        name="exception_act",
+    ),
+    path("dashboard/", views.dashboard_page, name="dashboard"),
 ]

@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from entitlements.connectors.problems import ImportRefused
@@ -17,19 +18,25 @@ from entitlements.models import Identity
 from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
 from evidence.services import Actor
+from sod import dashboard, services
+from sod import exceptions as exception_services
 from sod import rules as rule_services
-from sod import services
-from sod.filters import RuleFilter, ViolationFilter
+from sod.filters import ExceptionFilter, RuleFilter, ViolationFilter
 from sod.forms import (
     AcceptanceDecisionForm,
     AcceptanceRequestForm,
+    ExceptionAcceptForm,
+    ExceptionAssignForm,
+    ExceptionCloseForm,
+    ExceptionCommentForm,
+    ExceptionMitigateForm,
     MitigationForm,
     RuleForm,
     RulesetUploadForm,
     SideFormSet,
     WhatIfForm,
 )
-from sod.models import Mitigation, Risk, RiskAcceptance, Rule, RuleMember, Violation
+from sod.models import ControlException, Mitigation, Risk, RiskAcceptance, Rule, RuleMember, Violation
 from sod.selectors import violation_conflict, what_if
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
@@ -282,3 +289,92 @@ def what_if_page(request):
         hits = what_if(form.cleaned_data["identity"], list(form.cleaned_data["entitlements"]))
     status = 400 if request.GET and not form.is_valid() else 200
     return render(request, "sod/what_if.html", {"form": form, "hits": hits}, status=status)
+
+
+# --- The control owners' exception queue ------------------------------------------------------------------
+
+
+class ExceptionListView(ObjectListView):
+    model = ControlException
+    filterset_class = ExceptionFilter
+    ordering = ("due_on", "id")
+    select_related = ("owner",)
+    template_name = "sod/exception_list.html"
+    title = "Exceptions"
+
+    def extra_context(self, request, filterset) -> dict:
+        live = ControlException.objects.restrict(request.user).filter(status__in=ControlException.LIVE)
+        by_kind = dict(live.values_list("kind").annotate(n=Count("id")).order_by())
+        return {
+            "by_kind": [
+                (value, label, by_kind.get(value, 0)) for value, label in ControlException.Kind.choices
+            ],
+            "by_age": dashboard.exceptions_by_age(live),
+            "today": timezone.localdate(),
+        }
+
+
+def exception_detail(request, pk):
+    exception = restricted_object(request, ControlException, pk, select_related=("owner", "violation"))
+    user = request.user
+    may_change = exception.is_live and access.can(user, exception, access.CHANGE)
+    context = {
+        "exception": exception,
+        "notes": exception.notes.all(),
+        "history": exception.history.select_related("history_user")[:30],
+        "events": _events(user, exception),
+        "may_change": may_change,
+        "may_answer": may_change and exception.kind != ControlException.Kind.SOD_VIOLATION,
+        "may_decide": may_change
+        and exception.acceptance_requested_by_id
+        and exception.acceptance_requested_by_id != user.pk,
+        "forms": {
+            "assign": ExceptionAssignForm(),
+            "comment": ExceptionCommentForm(),
+            "mitigate": ExceptionMitigateForm(auto_id="mitigate_%s"),
+            "accept": ExceptionAcceptForm(auto_id="accept_%s"),
+            "close": ExceptionCloseForm(),
+        },
+    }
+    return render(request, "sod/exception_detail.html", context)
+
+
+_EXCEPTION_ACTIONS = {
+    "assign": (ExceptionAssignForm, exception_services.assign),
+    "comment": (ExceptionCommentForm, exception_services.comment),
+    "mitigate": (ExceptionMitigateForm, exception_services.mitigate),
+    "accept": (ExceptionAcceptForm, exception_services.request_acceptance),
+    "close": (ExceptionCloseForm, exception_services.close),
+}
+
+
+@require_POST
+def exception_act(request, pk, action):
+    exception = restricted_object(request, ControlException, pk)
+    access.require(request.user, ControlException, access.CHANGE)
+    if action in ("approve", "reject"):
+        call, data = (
+            exception_services.decide_acceptance,
+            {"approve": action == "approve", "note": request.POST.get("note", "")[:2000]},
+        )
+    else:
+        form_class, call = _EXCEPTION_ACTIONS[action]
+        form = form_class(request.POST)
+        if not form.is_valid():
+            messages.error(request, f"Not done: {_form_errors(form)}")
+            return redirect(exception)
+        data = form.cleaned_data
+    try:
+        call(exception_id=exception.pk, user=request.user, **data)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, "Not done: " + " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, "Done.")
+    return redirect(exception)
+
+
+def dashboard_page(request):
+    access.require(request.user, ControlException, access.VIEW)
+    return render(
+        request, "sod/dashboard.html", {"data": dashboard.figures(request.user), "title": "Dashboard"}
+    )

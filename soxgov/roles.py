@@ -41,6 +41,8 @@ def _role_permissions(role: Role, Permission):
                     "add_mitigation",
                     "add_riskacceptance",
                     "change_riskacceptance",
+                    # ... and work the exception queue.
+                    "change_controlexception",
                 ),
             )
             | Permission.objects.filter(

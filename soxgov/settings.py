@@ -134,6 +134,7 @@ STATICFILES_DIRS = [
     ("soxgov", BASE_DIR / "static" / "soxgov"),
     ("vendor/htmx", _NODE_MODULES / "htmx.org" / "dist"),
     ("vendor/pico", _NODE_MODULES / "@picocss" / "pico" / "css"),
+    ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -229,6 +230,8 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemStatusEnum": "reviews.models.ReviewItem.Status",
         "DecisionActionEnum": "reviews.models.Decision.Action",
         "RemediationStatusEnum": "reviews.models.RemediationTask.Status",
+        "ExceptionKindEnum": "sod.models.ControlException.Kind",
+        "ExceptionStatusEnum": "sod.models.ControlException.Status",
     },
 }
 

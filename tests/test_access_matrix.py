@@ -24,7 +24,17 @@ from entitlements.models import Account, Application, Connector, ConnectorRun, E
 from evidence.models import ChainVerification, EvidenceEvent
 from evidence.services import Actor, event_record
 from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
-from sod.models import Check, Mitigation, RiskAcceptance, Rule, RuleMember, RuleSide, Violation
+from sod.models import (
+    Check,
+    ControlException,
+    ExceptionNote,
+    Mitigation,
+    RiskAcceptance,
+    Rule,
+    RuleMember,
+    RuleSide,
+    Violation,
+)
 from soxgov.roles import Role
 
 PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
@@ -51,9 +61,12 @@ BACK_TO_VIOLATION = to("/sod/violations/<id>/")
 BACK_TO_QUEUE = to("/reviews/")
 BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
 BACK_TO_TASK = to("/reviews/remediation/<id>/")
+BACK_TO_EXCEPTION = to("/exceptions/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
+# URL arguments after the object's id.
+EXTRA_ARGS = {"exception act": ["comment"]}
 
 # route: (surface, URL name, the kind of object whose pk the URL takes)
 ROUTES = {
@@ -167,6 +180,20 @@ ROUTES = {
     "api remediation": (API, "remediationtask-list", None),
     "api remediation task": (API, "remediationtask-detail", RemediationTask),
     "api remediation close": (API, "remediationtask-close", RemediationTask),
+    "exceptions": (PAGE, "sod:exception_list", None),
+    "htmx exceptions": (FRAGMENT, "sod:exception_list", None),
+    "exception": (PAGE, "sod:exception_detail", ControlException),
+    "exception act": (PAGE, "sod:exception_act", ControlException),
+    "dashboard": (PAGE, "sod:dashboard", None),
+    "api exceptions": (API, "controlexception-list", None),
+    "api exception": (API, "controlexception-detail", ControlException),
+    "api exception comment": (API, "controlexception-comment", ControlException),
+    "api exception assign": (API, "controlexception-assign", ControlException),
+    "api exception mitigate": (API, "controlexception-mitigate", ControlException),
+    "api exception accept": (API, "controlexception-accept", ControlException),
+    "api exception approve": (API, "controlexception-approve", ControlException),
+    "api exception reject": (API, "controlexception-reject", ControlException),
+    "api exception close": (API, "controlexception-close", ControlException),
     "admin": (ADMIN, "admin:index", None),
     "admin identities": (ADMIN, "admin:entitlements_identity_changelist", None),
     "admin applications": (ADMIN, "admin:entitlements_application_changelist", None),
@@ -269,6 +296,12 @@ MATRIX = [
     ("POST",   "remediation update",      "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("POST",   "remediation close",       "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("GET",    "remediation attachment",  "ghost task",      HIDDEN,    HIDDEN,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
+    # The exception queue and the dashboard: control owners work it (admins too), auditors read it.
+    ("GET",    "exceptions",              None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx exceptions",         None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "exception",               "ghost exception", OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("POST",   "exception act",           "ghost exception", BACK_TO_EXCEPTION, DENIED, BACK_TO_EXCEPTION, DENIED, LOGIN, DENIED, LOGIN),
+    ("GET",    "dashboard",               None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "notifications",           None,              OK,        OK,        OK,        OK,        LOGIN,         OK,        LOGIN),
     ("POST",   "notifications read",      None,              to("/notifications/"), to("/notifications/"), to("/notifications/"), to("/notifications/"), LOGIN, to("/notifications/"), LOGIN),
     # --- htmx fragments (the same list views, answering only the results table) ---------------------
@@ -345,6 +378,17 @@ MATRIX = [
     ("GET",    "api remediation task",    "ghost task",      OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     # Alice closes it with proof; for Oscar it is then already closed.
     ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    INVALID,   DENIED,    DENIED,        DENIED,    DENIED),
+    ("GET",    "api exceptions",          None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api exception",           "ghost exception", OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("POST",   "api exception comment",   "ghost exception", OK,        DENIED,    OK,        DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api exception assign",    "ghost exception", OK,        DENIED,    OK,        DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api exception mitigate",  "ghost exception", OK,        DENIED,    OK,        DENIED,    DENIED,        DENIED,    DENIED),
+    # A state that refuses the action answers 409: Alice's request is pending when Oscar asks; nobody has
+    # requested one to decide; Alice closed it before Oscar tries.
+    ("POST",   "api exception accept",    "ghost exception", OK,        DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api exception approve",   "ghost exception", CONFLICT,  DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api exception reject",    "ghost exception", CONFLICT,  DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api exception close",     "ghost exception", OK,        DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api decision",            "decision",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("POST",   "api campaigns",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -416,6 +460,8 @@ MATRIX = [
     ("GET",    "admin groups",            None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
 ]
 
+ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test: more rows than the table names
+
 # Which rows each persona sees in each list (page, htmx fragment and API alike). mallory and anonymous are
 # refused (see MATRIX); the token sees what audrey sees.
 FULL_SCOPE = ("alice", "oscar", "audrey")
@@ -428,7 +474,8 @@ VISIBLE = {
     "entitlements": {**dict.fromkeys(FULL_SCOPE, frozenset({"post", "view"})),                     "rita": {"view"}},
     "grants":       {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP/post", "carol@ERP/post", "bot@ERP/post", "ghost@CRM/view"})),
                      "rita": {"bob@ERP/post", "bot@ERP/post", "ghost@CRM/view"}},
-    "evidence":     dict.fromkeys(FULL_SCOPE, frozenset({"event 1", "event 2", "launch event", "ghost revoked event", "ghost task event"})),
+    "evidence":     dict.fromkeys(FULL_SCOPE, ALL_ROWS),
+    "exceptions":   dict.fromkeys(FULL_SCOPE, ALL_ROWS),
     # Reviewers hold the view permission on connectors and runs but have no row scope there: deny by default.
     "connectors":   {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP nightly"})),                       "rita": set()},
     "runs":         {**dict.fromkeys(FULL_SCOPE, frozenset({"held run"})),                          "rita": set()},
@@ -521,6 +568,12 @@ BODIES = {
     "api review item": {"status": "certified"},
     "remediation update": {"ticket": "CHG-1", "notes": "queued with IT"},
     "remediation close": {"proof": ""},
+    "exception act": {"text": "looked at it"},
+    "api exception comment": {"text": "looked at it"},
+    "api exception assign": {"owner": "oscar"},
+    "api exception mitigate": {"control": "weekly log review", "until": "2999-01-01"},
+    "api exception accept": {"justification": "shared mailbox", "until": "2999-01-01"},
+    "api exception close": {"proof": "disabled in CRM, see IAM-7"},
     "api remediation close": {"proof": "Removed by hand", "ticket": "CHG-2"},
     "api sod what-if": lambda world: {
         "identity": world["objects"]["bob"].pk,
@@ -605,6 +658,16 @@ def world(company, personas):
     }
     objects.update(_sod_world(company, personas))
     objects.update(_reviews_world(company, personas))
+    from sod.hygiene import run_hygiene
+
+    run_hygiene()  # the exception queue: the orphan account, and Bob's and Carol's SoD violations
+    objects["ghost exception"] = ControlException.objects.get(kind="orphan_account")
+    for exception in ControlException.objects.exclude(kind="orphan_account"):
+        objects[f"exception {exception.key}"] = exception
+    # Every other evidence event the fixtures wrote gets a name too: lists compare names.
+    named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
+    for event in EvidenceEvent.objects.exclude(pk__in=named):
+        objects[f"event #{event.sequence} {event.action}"] = event
     return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
 
 
@@ -694,7 +757,7 @@ def url_of(route: str, target, world) -> str:
         return reverse(url_name)
     obj = world["objects"][target]
     assert isinstance(obj, model), f"{target!r} is not a {model.__name__}"
-    return reverse(url_name, args=[obj.pk])
+    return reverse(url_name, args=[obj.pk, *EXTRA_ARGS.get(route, ())])
 
 
 def send(client, method: str, route: str, url: str, headers: dict, world):
@@ -733,6 +796,8 @@ def _fingerprint_sql() -> str:
         model._meta.db_table
         for model in (Campaign, ReviewItem, Decision, SignOff, Notification, RemediationTask)
     ]
+    tables += [ControlException._meta.db_table, ControlException.history.model._meta.db_table]
+    tables += [ExceptionNote._meta.db_table]
     counts = ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
     queued = f"(SELECT COUNT(*) FROM {ChainVerification._meta.db_table} WHERE status = 'queued')"
     held = f"(SELECT COUNT(*) FROM {ConnectorRun._meta.db_table} WHERE status = 'held')"
@@ -835,6 +900,7 @@ LISTS = {
     "campaigns": ("campaigns", "api campaigns", Campaign),
     "review items": (None, "api review items", ReviewItem),
     "remediation": ("remediation", "api remediation", RemediationTask),
+    "exceptions": ("exceptions", "api exceptions", ControlException),
 }
 
 
@@ -859,6 +925,9 @@ def test_each_list_shows_exactly_the_rows_in_the_personas_scope(world, client, l
     key = "sequence" if model is EvidenceEvent else "id"
     results = client.get(url_of(api_route, None, world), headers=headers).json()["results"]
     seen["api"] = {names[row[key]] for row in results}
+    if expected is ALL_ROWS:
+        expected = set(names.values())
+        assert len(expected) > 1
     assert seen == dict.fromkeys(seen, expected)
 
 
