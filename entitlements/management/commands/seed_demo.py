@@ -72,6 +72,7 @@ class Command(BaseCommand):
             self._seed_sod()
         self._ensure_users()
         self._seed_campaign()
+        self._seed_exceptions()
 
     def _seed_sod(self):
         """The example ruleset (docs/examples/sod-rules.csv), checked for everyone as its import commits."""
@@ -110,6 +111,14 @@ class Command(BaseCommand):
         )
         campaign = campaign_launch(campaign_id=campaign.pk, user=alice)
         self.stdout.write(f"  review campaign: {campaign.name}, {campaign.item_count} items")
+
+    def _seed_exceptions(self):
+        """The hygiene checks, as the daily task runs them: the planted problems become exceptions."""
+        from sod.hygiene import run_hygiene
+
+        opened, _ = run_hygiene()
+        if opened:
+            self.stdout.write(f"  control exceptions opened: {opened}")
 
     def _ensure_users(self):
         actor = Actor.system("seed_demo")
