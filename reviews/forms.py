@@ -102,12 +102,20 @@ class DecisionForm(forms.Form):
 
 class DelegateForm(forms.Form):
     item = forms.TypedMultipleChoiceField(coerce=int, choices=())
-    to_user = UserChoiceField(queryset=_active_users(), label="Delegate to")
+    # A username, not a list of every user: thousands of users would make each page heavy.
+    to_user = forms.CharField(max_length=150, label="Delegate to (username)")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["item"].valid_value = lambda value: str(value).isdigit()
+
+    def clean_to_user(self):
+        username = self.cleaned_data["to_user"].strip()
+        user = User.objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise ValidationError(f"No active user named {username!r}.")
+        return user
 
 
 class RemediationUpdateForm(forms.Form):

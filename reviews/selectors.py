@@ -51,25 +51,46 @@ def campaign_monitor(campaign: Campaign) -> dict:
     }
 
 
-def sign_off_state(user) -> list[dict]:
-    """Per campaign with items of mine: how many, how many pending, signed off or not."""
+def my_counts(user) -> list[dict]:
+    """Per campaign with items of mine: total and pending, in one grouped query over an index."""
     rows = (
         ReviewItem.objects.filter(reviewer=user)
-        .values("campaign", "campaign__name", "campaign__status", "campaign__due_on")
-        .annotate(total=Count("id"), pending=Count("id", filter=Q(status=ReviewItem.Status.PENDING)))
-        .order_by("campaign__due_on", "campaign")
+        .values("campaign", "status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
+    by_campaign: dict[int, dict] = {}
+    for row in rows:
+        entry = by_campaign.setdefault(
+            row["campaign"], {"campaign": row["campaign"], "total": 0, "pending": 0}
+        )
+        entry["total"] += row["n"]
+        if row["status"] == ReviewItem.Status.PENDING:
+            entry["pending"] += row["n"]
+    return list(by_campaign.values())
+
+
+def sign_off_state(user, counts: list[dict] | None = None) -> list[dict]:
+    """Per campaign with items of mine: how many, how many pending, signed off or not."""
+    counts = my_counts(user) if counts is None else counts
+    campaigns = Campaign.objects.in_bulk([c["campaign"] for c in counts])
     signed = set(SignOff.objects.filter(reviewer=user).values_list("campaign", flat=True))
-    return [
-        {
-            **row,
-            "signed_off": row["campaign"] in signed,
-            "may_sign_off": row["pending"] == 0
-            and row["campaign"] not in signed
-            and row["campaign__status"] in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED),
-        }
-        for row in rows
-    ]
+    rows = []
+    for entry in counts:
+        campaign = campaigns[entry["campaign"]]
+        rows.append(
+            {
+                **entry,
+                "campaign__name": campaign.name,
+                "campaign__status": campaign.status,
+                "campaign__due_on": campaign.due_on,
+                "signed_off": campaign.pk in signed,
+                "may_sign_off": entry["pending"] == 0
+                and campaign.pk not in signed
+                and campaign.status in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["campaign__due_on"], r["campaign"]))
 
 
 def item_context(item: ReviewItem) -> dict:

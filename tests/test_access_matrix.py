@@ -547,7 +547,7 @@ BODIES = {
     },
     "reviews delegate": lambda world: {
         "item": [world["objects"]["bob item"].pk],
-        "to_user": world["users"]["oscar"].pk,
+        "to_user": "oscar",
         "reason": "on leave",
     },
     "campaign create": {"name": ""},
