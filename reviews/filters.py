@@ -39,7 +39,9 @@ class ReviewItemFilter(SearchFilterSet):
     search_fields = ("identity_name", "account_key", "entitlement_name", "entitlement_key")
     campaign = django_filters.ModelChoiceFilter(queryset=my_campaigns, empty_label="Any")
     status = django_filters.ChoiceFilter(choices=ReviewItem.Status.choices, empty_label="Any")
-    flag = django_filters.ChoiceFilter(choices=FLAG_CHOICES, method="filter_flag", empty_label="Any")
+    flag = django_filters.ChoiceFilter(
+        choices=FLAG_CHOICES, method="filter_flag", empty_label="Any", label="Flag"
+    )
     application = django_filters.ModelChoiceFilter(queryset=my_applications, empty_label="Any")
     identity = django_filters.NumberFilter(field_name="identity_id")
 

@@ -72,6 +72,10 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        for name in ("named_reviewer", "fallback_reviewer"):
+            person = data.get(name)
+            if person is not None and not person.has_perm("reviews.change_reviewitem"):
+                self.add_error(name, f"{person.display_name} does not review access (no reviewer role).")
         if data.get("routing") == Campaign.Routing.NAMED and not data.get("named_reviewer"):
             self.add_error("named_reviewer", "Named routing needs a named reviewer.")
         start, due = data.get("start_on"), data.get("due_on")

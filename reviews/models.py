@@ -212,6 +212,30 @@ class ReviewItem(models.Model):
         return any(getattr(self, flag) for flag in self.FLAGS_NEEDING_COMMENT)
 
 
+class ReviewerProgress(models.Model):
+    """How many items of a campaign a reviewer holds and how many are pending, kept in the same transaction as
+    every launch, decision and delegation, so queues, progress bars and sign-off panels never count a reviewer's
+    (possibly hundreds of thousands of) items on each page view."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="progress")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    total = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "campaign"], name="reviews_progress_once"),
+            models.CheckConstraint(
+                condition=Q(pending__lte=F("total")), name="reviews_progress_pending_le_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer}: {self.pending} of {self.total} pending in {self.campaign}"
+
+
 class Decision(models.Model):
     """The append-only log of what reviewers did: certify, revoke, delegate."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
@@ -86,6 +87,13 @@ def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
     return "CASE " + " ".join(branches) + " END", params
 
 
+def _review_permission_id() -> int:
+    """Only users who may decide review items (the reviewer and admin roles) are routed items."""
+    from django.contrib.auth.models import Permission
+
+    return Permission.objects.get(content_type__app_label="reviews", codename="change_reviewitem").pk
+
+
 def _in(column: str, values: list) -> tuple[str, list]:
     if not values:
         return "", []
@@ -116,6 +124,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         "violation": Violation._meta.db_table,
         "member": RuleMember._meta.db_table,
         "item": ReviewItem._meta.db_table,
+        "user_groups": User.groups.through._meta.db_table,
+        "group_permissions": Group.permissions.through._meta.db_table,
     }
     apps = scope_applications(campaign)
     if not apps:
@@ -154,7 +164,10 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         WITH eligible AS (
             SELECT u.identity_id AS identity_id, MIN(u.id) AS user_id
             FROM {t["user"]} u JOIN {t["identity"]} ri ON ri.id = u.identity_id
-            WHERE u.is_active AND ri.status <> 'terminated'
+            WHERE u.is_active AND ri.status <> 'terminated' AND (u.is_superuser OR EXISTS (
+                SELECT 1 FROM {t["user_groups"]} ug
+                JOIN {t["group_permissions"]} gp ON gp.group_id = ug.group_id
+                WHERE ug.user_id = u.id AND gp.permission_id = %s))
             GROUP BY u.identity_id
         ),
         conflict_people AS (
@@ -198,6 +211,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         WHERE 1 = 1 {where}
     """
     params = [
+        _review_permission_id(),
         *live,
         *live,
         campaign.pk,

@@ -52,22 +52,10 @@ def campaign_monitor(campaign: Campaign) -> dict:
 
 
 def my_counts(user) -> list[dict]:
-    """Per campaign with items of mine: total and pending, in one grouped query over an index."""
-    rows = (
-        ReviewItem.objects.filter(reviewer=user)
-        .values("campaign", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    by_campaign: dict[int, dict] = {}
-    for row in rows:
-        entry = by_campaign.setdefault(
-            row["campaign"], {"campaign": row["campaign"], "total": 0, "pending": 0}
-        )
-        entry["total"] += row["n"]
-        if row["status"] == ReviewItem.Status.PENDING:
-            entry["pending"] += row["n"]
-    return list(by_campaign.values())
+    """Per campaign with items of mine: total and pending (the maintained counters, not a count)."""
+    from reviews import progress
+
+    return progress.for_reviewer(user)
 
 
 def sign_off_state(user, counts: list[dict] | None = None) -> list[dict]:

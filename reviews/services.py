@@ -19,7 +19,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from evidence.services import Actor, Event, Subject, event_record, events_record
-from reviews import notify
+from reviews import notify, progress
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source
@@ -126,6 +126,7 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
                 f"Only a draft campaign can be launched; this one is {campaign.get_status_display().lower()}."
             )
         count = _insert_items(campaign, now=now)
+        progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
         campaign.launched_at = now
         campaign.item_count = count
@@ -183,6 +184,7 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
+            progress.rebuild(campaign.pk)
             items = list(ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh))
             Campaign.objects.filter(pk=campaign.pk).update(item_count=campaign.item_count + count)
             events_record(
@@ -273,6 +275,8 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
         changed = ReviewItem.objects.filter(
             pk__in=[i.pk for i in items], status=ReviewItem.Status.PENDING
         ).update(status=status, decided_by=user, decided_at=now, comment=comment)
+        if changed == len(items):
+            progress.decided(items)
         if changed != len(items):
             raise Conflict(
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
@@ -313,13 +317,18 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why you delegate."})
-    if to_user.pk == user.pk:
-        raise ValidationError({"to_user": "Choose someone other than yourself."})
-    if not to_user.is_active:
-        raise ValidationError({"to_user": f"{to_user.display_name} cannot sign in."})
     now = timezone.now()
     with transaction.atomic():
         items = _decidable(user, item_ids)
+        if to_user.pk == user.pk:
+            raise ValidationError({"to_user": "Choose someone other than yourself."})
+        if not to_user.is_active:
+            raise ValidationError({"to_user": f"{to_user.display_name} cannot sign in."})
+        if not access.can_attempt(to_user, ReviewItem, access.CHANGE):
+            # A control owner or an auditor could not decide it, and nobody else may: it would stay pending.
+            raise ValidationError(
+                {"to_user": f"{to_user.display_name} does not review access (no reviewer role)."}
+            )
         if any(item.status != ReviewItem.Status.PENDING for item in items):
             raise Conflict(
                 "Only pending items can be delegated; some were decided meanwhile. Nothing was changed."
@@ -338,6 +347,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
         ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(
             reviewer=to_user, reviewer_identity=to_user.identity_id
         )
+        progress.delegated(items, to_user)
         Decision.objects.bulk_create(
             Decision(
                 item=i,

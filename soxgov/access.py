@@ -58,15 +58,17 @@ def _reviews_scope(user) -> dict[str, Callable[[], Q]]:
     """Review work belongs to a user (the reviewer), not to an identity: scoped by the user itself."""
     from django.db.models import Exists, OuterRef
 
-    from reviews.models import ReviewItem
+    from reviews.models import ReviewerProgress
 
-    mine = ReviewItem.objects.filter(campaign=OuterRef("pk"), reviewer=user)
+    # Through the progress counters (one row per campaign and reviewer), not the items (millions).
+    mine = ReviewerProgress.objects.filter(campaign=OuterRef("pk"), reviewer=user, total__gt=0)
     return {
         "reviews.reviewitem": lambda: Q(reviewer=user),
         "reviews.campaign": lambda: Q(Exists(mine)),
         "reviews.decision": lambda: Q(item__reviewer=user) | Q(actor=user),
         "reviews.signoff": lambda: Q(reviewer=user),
         "reviews.notification": lambda: Q(user=user),
+        "reviews.reviewerprogress": lambda: Q(reviewer=user),
         "reviews.remediationtask": lambda: Q(item__reviewer=user),
     }
 

@@ -547,7 +547,7 @@ BODIES = {
     },
     "reviews delegate": lambda world: {
         "item": [world["objects"]["bob item"].pk],
-        "to_user": "oscar",
+        "to_user": "alice",
         "reason": "on leave",
     },
     "campaign create": {"name": ""},
@@ -562,7 +562,7 @@ BODIES = {
     },
     "api review delegate": lambda world: {
         "items": [world["objects"]["bob item"].pk],
-        "to_user": "oscar",
+        "to_user": "alice",
         "reason": "on leave",
     },
     "api review item": {"status": "certified"},

@@ -84,6 +84,15 @@ def test_bulk_decide_many_items_at_once(people, launched):
     assert EvidenceEvent.objects.filter(action="review.item.certified").count() == 2
 
 
+def test_delegation_never_goes_to_someone_who_may_not_decide(people, launched):
+    _, items = launched
+    with pytest.raises(ValidationError, match="does not review access"):
+        services.delegate(
+            item_ids=[items["bob"].pk], user=people["rita"], to_user=people["oscar"], reason="x"
+        )
+    assert ReviewItem.objects.get(pk=items["bob"].pk).reviewer == people["rita"]
+
+
 def test_delegation_moves_items_with_a_reason_and_never_to_the_subject(
     people, launched, django_capture_on_commit_callbacks
 ):
@@ -192,3 +201,34 @@ def test_certified_access_is_not_new_in_the_next_campaign(people, company, make_
     services.campaign_launch(campaign_id=second.pk, user=people["alice"])
     again = {i.account_key: i.new_access for i in ReviewItem.objects.filter(campaign=second)}
     assert again == {"bob": False, "carol": True, "svc-ledger": True}
+
+
+def test_progress_counters_stay_equal_to_the_items_through_decisions_and_delegation(people, launched):
+    from django.db.models import Count, Q
+
+    from reviews.models import ReviewerProgress
+
+    campaign, items = launched
+
+    def actual():
+        rows = (
+            ReviewItem.objects.filter(campaign=campaign)
+            .values("reviewer")
+            .annotate(total=Count("id"), pending=Count("id", filter=Q(status="pending")))
+        )
+        return {(r["reviewer"], r["total"], r["pending"]) for r in rows}
+
+    def counted():
+        rows = ReviewerProgress.objects.filter(campaign=campaign, total__gt=0)
+        return set(rows.values_list("reviewer", "total", "pending"))
+
+    assert counted() == actual()
+    services.decide(item_ids=[items["bob"].pk], user=people["rita"], certify=True)
+    assert counted() == actual()
+    services.delegate(
+        item_ids=[items["svc-ledger"].pk], user=people["rita"], to_user=people["vic"], reason="x"
+    )
+    assert counted() == actual()
+    with pytest.raises(services.Conflict):
+        services.decide(item_ids=[items["bob"].pk], user=people["rita"], certify=True)
+    assert counted() == actual()
