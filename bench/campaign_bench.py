@@ -339,7 +339,9 @@ class Bench:
             try:
                 return original_commit()
             finally:
-                timings.append(("COMMIT (deferred foreign-key checks run here)", time.perf_counter() - started, -1))
+                timings.append(
+                    ("COMMIT (deferred foreign-key checks run here)", time.perf_counter() - started, -1)
+                )
 
         connection.commit = commit
         try:
@@ -412,7 +414,9 @@ class Bench:
 
         self.sql("DROP TABLE IF EXISTS bench_item_baseline")
         self.sql("CREATE TABLE bench_item_baseline (LIKE reviews_reviewitem INCLUDING ALL)")
-        indexes = self.sql("SELECT count(*) FROM pg_indexes WHERE tablename = 'bench_item_baseline'", fetch=True)[0][0]
+        indexes = self.sql(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'bench_item_baseline'", fetch=True
+        )[0][0]
 
         def run():
             with transaction.atomic():
@@ -420,7 +424,11 @@ class Bench:
 
         step, rows = self.step("baseline: INSERT ... SELECT into a copy", run, kind="baseline")
         step.count = f"{rows:,} rows; copy has {indexes} indexes, the check constraint, no FKs"
-        step.extra = {"rows": rows, "indexes": indexes, "sql": " ".join(self.baseline_sql("bench_item_baseline").split())}
+        step.extra = {
+            "rows": rows,
+            "indexes": indexes,
+            "sql": " ".join(self.baseline_sql("bench_item_baseline").split()),
+        }
         print(f"    {step.count}")
         self.info["baseline_rows"] = rows
 
@@ -471,17 +479,28 @@ class Bench:
         step.count = f"{launched.item_count:,} items"
         step.extra = {"items": launched.item_count, "notify_seconds": notified, "insert_seconds": insert,
                       "commit_seconds": commit, "statements": len(timings), "top": self.top(timings, 8)}  # fmt: skip
-        print(f"    {step.count}; INSERT ... SELECT {insert:.2f} s, COMMIT {commit:.2f} s, notify {notified:.2f} s")
+        print(
+            f"    {step.count}; INSERT ... SELECT {insert:.2f} s, COMMIT {commit:.2f} s, notify {notified:.2f} s"
+        )
         self.steps.append(
-            Step("campaign_launch without notify (gated)", step.seconds - notified, step.load, step.count,
-                 extra={"insert_seconds": insert, "commit_seconds": commit})
+            Step(
+                "campaign_launch without notify (gated)",
+                step.seconds - notified,
+                step.load,
+                step.count,
+                extra={"insert_seconds": insert, "commit_seconds": commit},
+            )
         )
         from reviews.models import Notification
 
         self.steps.append(
-            Step("  of which notify_launched (eager Celery)", notified, step.load,
-                 f"{Notification.objects.filter(campaign_id=campaign.pk).count():,} notifications + e-mails",
-                 kind="info")
+            Step(
+                "  of which notify_launched (eager Celery)",
+                notified,
+                step.load,
+                f"{Notification.objects.filter(campaign_id=campaign.pk).count():,} notifications + e-mails",
+                kind="info",
+            )
         )
         self.info["launch_top_statements"] = step.extra["top"]
         for row in step.extra["top"]:
@@ -496,9 +515,15 @@ class Bench:
         flags = ", ".join(f"count(*) FILTER (WHERE {f})" for f in ("terminated", "orphan", "dormant", "privileged",
                                                                   "sod_conflict", "new_access", "non_human"))  # fmt: skip
         self.info["flags"] = dict(
-            zip(("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human"),
-                self.sql(f"SELECT {flags} FROM reviews_reviewitem WHERE campaign_id = %s", [launched.pk],
-                         fetch=True)[0], strict=True)
+            zip(
+                ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human"),
+                self.sql(
+                    f"SELECT {flags} FROM reviews_reviewitem WHERE campaign_id = %s",
+                    [launched.pk],
+                    fetch=True,
+                )[0],
+                strict=True,
+            )
         )
         print(f"    reviewers {self.info['by_reviewer'][0]:,}, largest queue {self.info['by_reviewer'][1]:,}, "
               f"median {self.info['by_reviewer'][2]:,}; flags {self.info['flags']}")  # fmt: skip
@@ -581,7 +606,10 @@ class Bench:
                 count = f"{shown} rows, {len(queries)} queries ({sql_ms:.0f} ms SQL), {len(body) // 1024} KB"
                 for what, value in (("p50", p50), ("p95", p95)):
                     self.steps.append(Step(f"{name}: {what}", value / 1000, load, count, extra=stats))
-                print(f"  {name:<52} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  load {load:4.1f}  {count}", flush=True)
+                print(
+                    f"  {name:<52} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  load {load:4.1f}  {count}",
+                    flush=True,
+                )
                 if self.args.explain or p95 >= GOAL_QUEUE_P95_MS:
                     for q in stats["slowest"][:3]:
                         print(f"      {q['ms']:8.2f} ms  {q['sql'][:200]}")
@@ -624,7 +652,9 @@ class Bench:
         with self.statement_timer() as timings:
             step, decided = self.step(
                 f"decide: certify {size:,} items with a comment",
-                lambda: services.decide(item_ids=ids, user=reviewer, certify=True, comment="Bench: access confirmed."),
+                lambda: services.decide(
+                    item_ids=ids, user=reviewer, certify=True, comment="Bench: access confirmed."
+                ),
             )
         events = self.sql(
             "SELECT count(*) FROM evidence_evidenceevent WHERE action = 'review.item.certified'", fetch=True
@@ -711,11 +741,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="size multiplier (0.05 = smoke check)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--requests", type=int, default=50, help="queue requests measured per series")
-    parser.add_argument("--warmup", type=int, default=5, help="queue requests per series run first, not counted")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="queue requests per series run first, not counted"
+    )
     parser.add_argument("--decide", type=int, help="items in the bulk decision (default 10,000 x scale)")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the deep-page queue queries")
     parser.add_argument("--keep", action="store_true", help="keep the database")
-    parser.add_argument("--load-only", action="store_true", help="create and load the database, keep it, stop")
+    parser.add_argument(
+        "--load-only", action="store_true", help="create and load the database, keep it, stop"
+    )
     parser.add_argument("--db-name", default="soxgov_campaign_bench")
     parser.add_argument("--db-host", default=os.environ.get("PGHOST", "127.0.0.1"))
     parser.add_argument("--db-port", type=int, default=int(os.environ.get("PGPORT", "5432")))
@@ -749,7 +783,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         bench.setup_django()
         admin, fallback, big = bench.users()
-        print("measured steps (in-process, CHECKPOINT before each; load = 1-minute load average):", flush=True)
+        print(
+            "measured steps (in-process, CHECKPOINT before each; load = 1-minute load average):", flush=True
+        )
         campaign = bench.make_campaign(admin, fallback)
         bench.baseline(campaign.pk, fallback.pk)
         bench.launch(campaign, admin)
@@ -765,8 +801,12 @@ def main(argv: list[str] | None = None) -> int:
     goals = judge(steps)
     changed = code_changed(code_before, code_state())
     if changed:
-        print(f"\nWARNING: application code changed during the run, figures mix versions: {', '.join(changed)}")
-    print(f"\nresults (scale {args.scale:g}; queue: {args.requests} requests per series after {args.warmup} warm-ups):")
+        print(
+            f"\nWARNING: application code changed during the run, figures mix versions: {', '.join(changed)}"
+        )
+    print(
+        f"\nresults (scale {args.scale:g}; queue: {args.requests} requests per series after {args.warmup} warm-ups):"
+    )
     print(table(steps))
     print("\ngoals:")
     for line in goals:
