@@ -112,3 +112,29 @@ def verify(
         expected_sequence += 1
         count += 1
     return Verification(True, count, expected_sequence - 1, prev_hash)
+
+
+# --- Checkpoints: the chain head, signed, kept outside the database -------------------------------------------
+
+CHECKPOINT_FIELDS = ("sequence", "head_hash", "signed_at", "key_id", "algorithm")
+
+
+def key_id(key: bytes) -> str:
+    """Names a signing key without revealing it."""
+    return hashlib.sha256(b"soxgov-checkpoint-key:" + key).hexdigest()[:16]
+
+
+def checkpoint_signature(checkpoint: Mapping, key: bytes) -> str:
+    """HMAC-SHA256 over the canonical JSON of CHECKPOINT_FIELDS."""
+    import hmac
+
+    material = canonical_json({name: checkpoint[name] for name in CHECKPOINT_FIELDS}).encode("utf-8")
+    return hmac.new(key, material, hashlib.sha256).hexdigest()
+
+
+def checkpoint_valid(checkpoint: Mapping, key: bytes) -> bool:
+    import hmac
+
+    return checkpoint.get("key_id") == key_id(key) and hmac.compare_digest(
+        checkpoint_signature(checkpoint, key), checkpoint.get("signature", "")
+    )

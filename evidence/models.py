@@ -132,3 +132,44 @@ class ChainVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification #{self.pk} ({self.status})"
+
+
+class Checkpoint(models.Model):
+    """The chain head (sequence and hash) at a moment, signed with a key from settings and also written to an
+    external, write-once location. A chain rebuilt consistently after tampering no longer matches it."""
+
+    class Reason(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        CAMPAIGN_SIGN_OFF = "campaign_sign_off", "Campaign signed off"
+        EVIDENCE_PACK = "evidence_pack", "Evidence pack"
+        MANUAL = "manual", "On demand"
+
+    sequence = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    algorithm = models.CharField(max_length=16, default="HMAC-SHA256")
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=64)
+    reason = models.CharField(max_length=24, choices=Reason.choices)
+    external_path = models.CharField(max_length=500)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-sequence", "-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.sequence}"
+
+    def as_document(self) -> dict:
+        from evidence.chain import format_time
+
+        return {
+            "sequence": self.sequence,
+            "head_hash": self.head_hash,
+            "signed_at": format_time(self.signed_at),
+            "key_id": self.key_id,
+            "algorithm": self.algorithm,
+            "signature": self.signature,
+            "reason": self.reason,
+        }

@@ -14,3 +14,13 @@ def verify_chain(verification_id: int) -> bool:
 def verify_chain_scheduled() -> int:
     """Daily check (django-celery-beat): queue a verification by the system actor."""
     return services.verification_request(actor=services.Actor.system("beat")).pk
+
+
+@shared_task(name="evidence.checkpoint")
+def checkpoint(reason: str = "schedule") -> int | None:
+    """Sign the chain head (beat, every 6 hours; and at every campaign sign-off)."""
+    from evidence.checkpoints import checkpoint_create
+    from evidence.services import Actor
+
+    made = checkpoint_create(reason=reason, actor=Actor.system("evidence.checkpoint"))
+    return made.pk if made else None

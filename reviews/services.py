@@ -438,8 +438,16 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
             campaign.signed_off_at = now
             campaign.save(update_fields=["status", "signed_off_at"])
             events.append(Event("review.campaign.signed_off", Subject.of(campaign), _outcome(campaign)))
+            # The chain head at sign-off is signed and kept outside the database.
+            transaction.on_commit(lambda: _checkpoint_after_sign_off())
         events_record(actor=Actor.for_user(user), events=events)
     return record
+
+
+def _checkpoint_after_sign_off() -> None:
+    from evidence.tasks import checkpoint
+
+    checkpoint.delay("campaign_sign_off")
 
 
 def _reviewers_left(campaign: Campaign) -> int:

@@ -176,6 +176,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sod-daily": {"task": "sod.daily", "schedule": crontab(minute=30, hour=3)},
     "reviews-daily": {"task": "reviews.daily", "schedule": crontab(minute=0, hour=7)},
+    "evidence-checkpoint": {"task": "evidence.checkpoint", "schedule": crontab(minute=0, hour="*/6")},
 }
 
 # --- E-mail ---------------------------------------------------------------------------------------------
@@ -262,6 +263,10 @@ SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, 
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).
 SOXGOV_IMPORT_WORK_MEM = envstr("SOXGOV_IMPORT_WORK_MEM", "256MB")
 SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
+# Evidence checkpoints: the signing key (default: derived from the secret key; set a separate one in production)
+# and the external directory they are also written to (in production, a write-once store).
+SOXGOV_CHECKPOINT_KEY = envstr("SOXGOV_CHECKPOINT_KEY") or f"derived:{SECRET_KEY}"
+SOXGOV_CHECKPOINT_DIR = Path(envstr("SOXGOV_CHECKPOINT_DIR") or VAR_DIR / "checkpoints")
 # SoD: an import that changed more identities than this is followed by a full scan instead of an id list.
 SOXGOV_SOD_FULL_CHECK_OVER = envint("SOXGOV_SOD_FULL_CHECK_OVER", 50_000, minimum=0)
 

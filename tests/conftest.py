@@ -128,3 +128,9 @@ def _celery_eager_unless_worker_test(request):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _private_checkpoint_dir(settings, tmp_path):
+    """Each test writes its external checkpoints to its own directory (they are files, not rolled back)."""
+    settings.SOXGOV_CHECKPOINT_DIR = tmp_path / "checkpoints"

@@ -232,3 +232,19 @@ def test_progress_counters_stay_equal_to_the_items_through_decisions_and_delegat
     with pytest.raises(services.Conflict):
         services.decide(item_ids=[items["bob"].pk], user=people["rita"], certify=True)
     assert counted() == actual()
+
+
+def test_signing_off_the_last_reviewer_creates_a_checkpoint(
+    people, company, make_campaign, django_capture_on_commit_callbacks
+):
+    from evidence.models import Checkpoint
+
+    campaign = make_campaign(applications=[company["applications"]["crm"]])
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    ghost = ReviewItem.objects.get(campaign=campaign)
+    services.decide(item_ids=[ghost.pk], user=people["rita"], certify=False, comment="nobody")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.sign_off(campaign_id=campaign.pk, user=people["rita"])
+    checkpoint = Checkpoint.objects.get()
+    assert checkpoint.reason == "campaign_sign_off"
+    assert checkpoint.sequence == EvidenceEvent.objects.get(action="review.campaign.signed_off").sequence

@@ -1,0 +1,108 @@
+"""Signing the chain head and keeping it outside the database.
+
+A checkpoint is written to the database and to a configured directory (in production a write-once store:
+object lock, WORM share); files are created exclusively and made read-only, never overwritten. ``verify_evidence``
+checks the chain against the latest external checkpoint, so a chain rebuilt consistently after tampering (every
+hash recomputed) is still caught: its hash at the checkpoint's sequence differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from evidence.chain import checkpoint_signature, checkpoint_valid, format_time, key_id
+from evidence.models import Checkpoint, EvidenceEvent
+from evidence.services import Actor, _lock_chain, event_record
+
+
+def signing_key() -> bytes:
+    return settings.SOXGOV_CHECKPOINT_KEY.encode("utf-8")
+
+
+def checkpoint_create(*, reason: str, actor: Actor) -> Checkpoint | None:
+    """Sign the current head; None when the chain is empty."""
+    key = signing_key()
+    with transaction.atomic():
+        _lock_chain()
+        head = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+        if head is None:
+            return None
+        signed_at = timezone.now()
+        document = {
+            "sequence": head[0],
+            "head_hash": head[1],
+            "signed_at": format_time(signed_at),
+            "key_id": key_id(key),
+            "algorithm": "HMAC-SHA256",
+        }
+        document["signature"] = checkpoint_signature(document, key)
+        document["reason"] = reason
+        path = _write_external(document)
+        checkpoint = Checkpoint.objects.create(
+            sequence=head[0],
+            head_hash=head[1],
+            signed_at=signed_at,
+            key_id=document["key_id"],
+            signature=document["signature"],
+            reason=reason,
+            external_path=str(path),
+        )
+        event_record(
+            actor=actor,
+            action="evidence.checkpoint.created",
+            subject=checkpoint,
+            payload={**document, "external_path": str(path)},
+        )
+    return checkpoint
+
+
+def _write_external(document: dict) -> Path:
+    folder = Path(settings.SOXGOV_CHECKPOINT_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = document["signed_at"].replace(":", "").replace("-", "").replace(".", "")
+    path = folder / f"checkpoint-{document['sequence']:012d}-{stamp}.json"
+    with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite an existing checkpoint
+        json.dump(document, handle, sort_keys=True, indent=1)
+    os.chmod(path, 0o444)
+    return path
+
+
+def latest_external() -> tuple[dict | None, list[str]]:
+    """The external checkpoint with the highest sequence whose signature is valid, and the problems found."""
+    folder = Path(settings.SOXGOV_CHECKPOINT_DIR)
+    problems: list[str] = []
+    best = None
+    if not folder.is_dir():
+        return None, problems
+    key = signing_key()
+    for path in sorted(folder.glob("checkpoint-*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: unreadable ({exc})")
+            continue
+        if not checkpoint_valid(document, key):
+            problems.append(f"{path.name}: the signature does not verify with the configured key")
+            continue
+        if best is None or document["sequence"] > best["sequence"]:
+            best = {**document, "path": path.name}
+    return best, problems
+
+
+def chain_matches(document: dict) -> str | None:
+    """None when the chain holds the checkpoint's head; otherwise why not."""
+    found = EvidenceEvent.objects.filter(sequence=document["sequence"]).values_list("hash", flat=True).first()
+    if found is None:
+        return f"the chain has no event {document['sequence']}, which checkpoint {document['path']} signed"
+    if found != document["head_hash"]:
+        return (
+            f"event {document['sequence']} has hash {found[:16]}..., but checkpoint {document['path']} signed "
+            f"{document['head_hash'][:16]}...: the chain was rewritten after the checkpoint"
+        )
+    return None
