@@ -24,3 +24,10 @@ def checkpoint(reason: str = "schedule") -> int | None:
 
     made = checkpoint_create(reason=reason, actor=Actor.system("evidence.checkpoint"))
     return made.pk if made else None
+
+
+@shared_task(name="evidence.build_pack")
+def build_pack(pack_id: int) -> str:
+    from evidence.pack_services import pack_build
+
+    return pack_build(pack_id=pack_id).status

@@ -1,12 +1,15 @@
 """The evidence trail and the integrity page."""
 
+from pathlib import Path
+
 from django.contrib import messages
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from evidence import services
+from evidence import pack_services, services
 from evidence.filters import EvidenceEventFilter
-from evidence.models import ChainVerification, EvidenceEvent
+from evidence.models import ChainVerification, Checkpoint, EvidenceEvent, EvidencePack
 from evidence.selectors import chain_head, verification_latest
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
@@ -39,6 +42,7 @@ def integrity(request):
         "latest": verification_latest(),
         "runs": ChainVerification.objects.restrict(request.user)[:20],
         "can_verify": access.can_attempt(request.user, ChainVerification, access.ADD),
+        "checkpoint": Checkpoint.objects.first(),
     }
     return render(request, "evidence/integrity.html", context)
 
@@ -51,3 +55,38 @@ def verification_create(request):
     )
     messages.success(request, f"Verification #{verification.pk} queued.")
     return redirect("evidence:integrity")
+
+
+# --- Evidence packs ----------------------------------------------------------------------------------------
+
+
+def pack_list(request):
+    access.require(request.user, EvidencePack, access.VIEW)
+    packs = EvidencePack.objects.restrict(request.user)[:50]
+    return render(request, "evidence/pack_list.html", {"packs": packs, "title": "Evidence packs"})
+
+
+@require_http_methods(["GET", "HEAD"])
+def pack_for_campaign(request, campaign_id):
+    """Ask for a campaign's pack. A GET, on purpose: exporting changes nothing an auditor could ask about (the
+    export itself is evidenced), so the read-only auditor may do it; asking twice within minutes
+    shows the same pack."""
+    from reviews.models import Campaign
+
+    access.require(request.user, EvidencePack, access.VIEW)
+    campaign = restricted_object(request, Campaign, campaign_id)
+    pack = pack_services.pack_request(campaign=campaign, user=request.user)
+    return redirect(pack)
+
+
+def pack_detail(request, pk):
+    pack = restricted_object(request, EvidencePack, pk)
+    template = "evidence/pack_progress.html" if request.htmx else "evidence/pack_detail.html"
+    return render(request, template, {"pack": pack})
+
+
+def pack_download(request, pk):
+    pack = restricted_object(request, EvidencePack, pk)
+    if pack.status != EvidencePack.Status.DONE or not Path(pack.path).is_file():
+        raise Http404("the pack is not ready")
+    return FileResponse(Path(pack.path).open("rb"), as_attachment=True, filename=Path(pack.path).name)

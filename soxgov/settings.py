@@ -267,6 +267,8 @@ SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, mini
 # and the external directory they are also written to (in production, a write-once store).
 SOXGOV_CHECKPOINT_KEY = envstr("SOXGOV_CHECKPOINT_KEY") or f"derived:{SECRET_KEY}"
 SOXGOV_CHECKPOINT_DIR = Path(envstr("SOXGOV_CHECKPOINT_DIR") or VAR_DIR / "checkpoints")
+# Where built evidence packs are kept for download.
+SOXGOV_PACK_DIR = Path(envstr("SOXGOV_PACK_DIR") or VAR_DIR / "packs")
 # SoD: an import that changed more identities than this is followed by a full scan instead of an id list.
 SOXGOV_SOD_FULL_CHECK_OVER = envint("SOXGOV_SOD_FULL_CHECK_OVER", 50_000, minimum=0)
 

@@ -21,7 +21,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
-from evidence.models import ChainVerification, EvidenceEvent
+from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
 from evidence.services import Actor, event_record
 from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
 from sod.models import (
@@ -62,6 +62,7 @@ BACK_TO_QUEUE = to("/reviews/")
 BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
 BACK_TO_TASK = to("/reviews/remediation/<id>/")
 BACK_TO_EXCEPTION = to("/exceptions/<id>/")
+TO_PACK = to("/evidence/packs/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
@@ -180,6 +181,10 @@ ROUTES = {
     "api remediation": (API, "remediationtask-list", None),
     "api remediation task": (API, "remediationtask-detail", RemediationTask),
     "api remediation close": (API, "remediationtask-close", RemediationTask),
+    "evidence packs": (PAGE, "evidence:pack_list", None),
+    "evidence pack for campaign": (PAGE, "evidence:pack_for_campaign", Campaign),
+    "evidence pack": (PAGE, "evidence:pack_detail", EvidencePack),
+    "evidence pack download": (PAGE, "evidence:pack_download", EvidencePack),
     "exceptions": (PAGE, "sod:exception_list", None),
     "htmx exceptions": (FRAGMENT, "sod:exception_list", None),
     "exception": (PAGE, "sod:exception_detail", ControlException),
@@ -296,6 +301,12 @@ MATRIX = [
     ("POST",   "remediation update",      "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("POST",   "remediation close",       "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("GET",    "remediation attachment",  "ghost task",      HIDDEN,    HIDDEN,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
+    # Evidence packs: auditors (and admins, control owners) ask for one with a GET (exports are read-only and
+    # evidenced) and download it when built; the failed one here has nothing to download.
+    ("GET",    "evidence packs",          None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence pack for campaign", "campaign",     TO_PACK,   DENIED,    TO_PACK,   TO_PACK,   LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence pack",           "pack",            OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence pack download",  "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
     # The exception queue and the dashboard: control owners work it (admins too), auditors read it.
     ("GET",    "exceptions",              None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx exceptions",         None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -662,6 +673,14 @@ def world(company, personas):
 
     run_hygiene()  # the exception queue: the orphan account, and Bob's and Carol's SoD violations
     objects["ghost exception"] = ControlException.objects.get(kind="orphan_account")
+    objects["pack"] = EvidencePack.objects.create(
+        scope={"campaign": objects["campaign"].pk},
+        scope_label="campaign Q4 review",
+        status=EvidencePack.Status.FAILED,
+        requested_by_name="system:tests",
+        requested_at=objects["campaign"].created_at,
+        error="disk full",
+    )
     for exception in ControlException.objects.exclude(kind="orphan_account"):
         objects[f"exception {exception.key}"] = exception
     # Every other evidence event the fixtures wrote gets a name too: lists compare names.
