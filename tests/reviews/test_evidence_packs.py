@@ -161,3 +161,20 @@ def test_an_auditor_exports_with_a_get_and_downloads_but_may_not_post(
     assert client.post(f"/evidence/packs/campaign/{decided.pk}/").status_code == 405
     assert client.post("/api/reviews/items/decide/", {"items": [1], "action": "certify"}).status_code == 403
     assert EvidenceEvent.objects.get(action="evidence.pack.exported").actor_user_id == people["audrey"].pk
+
+
+def test_the_evidence_trail_filters_by_campaign_and_identity(decided, people, company):
+    client = Client()
+    client.force_login(people["audrey"])
+    by_campaign = client.get("/api/evidence/events/", {"campaign": decided.pk}).json()["results"]
+    assert {row["action"] for row in by_campaign} == {
+        "review.campaign.launched",
+        "review.item.revoked",
+        "review.item.certified",
+        "remediation.task.opened",
+    }
+    bot = company["identities"]["bot"]
+    by_identity = client.get("/api/evidence/events/", {"identity": bot.pk}).json()["results"]
+    assert [row["action"] for row in by_identity] == ["review.item.certified"]
+    page = client.get("/evidence/", {"campaign": decided.pk, "since": "2000-01-01"})
+    assert page.status_code == 200 and len(page.context["page"].items) == 4
