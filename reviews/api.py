@@ -170,8 +170,12 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
         for field in ("fallback_reviewer", "named_reviewer"):
             user = User.objects.filter(username=data.get(field) or "").first()
             data[field] = user.pk if user else None
-        data["identity_kinds"] = data.get("identity_kinds") or []
-        data["departments"] = ", ".join(data.get("departments") or [])
+        for field in ("identity_kinds", "departments"):
+            value = data.get(field) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError({field: ["A list of strings."]})
+            data[field] = value
+        data["departments"] = ", ".join(data["departments"])
         form = CampaignForm(data, instance=instance)
         if not form.is_valid():
             raise ValidationError(form.errors)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +29,9 @@ def _send(user, *, campaign: Campaign | None, kind: str, text: str, url: str, ab
     )
     if user.email:
         link = f"{settings.SOXGOV_BASE_URL}{url}" if url else settings.SOXGOV_BASE_URL
-        send_mail(f"[SOXGov] {text[:120]}", f"{text}\n\n{link}\n", None, [user.email], fail_silently=True)
+        subject, body = f"[SOXGov] {text[:120]}", f"{text}\n\n{link}\n"
+        # Only once the notification (and its evidence) committed: a rollback must not leave a sent mail.
+        transaction.on_commit(lambda: send_mail(subject, body, None, [user.email], fail_silently=True))
     return note
 
 

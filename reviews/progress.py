@@ -24,6 +24,14 @@ def rebuild(campaign_id: int) -> None:
         )
 
 
+def added(items: Iterable[ReviewItem]) -> None:
+    """New pending items (micro-reviews): add to the counters rather than rebuild them, so a decision running
+    at the same time never updates a row that a rebuild just replaced."""
+    for (campaign_id, reviewer_id), n in Counter((i.campaign_id, i.reviewer_id) for i in items).items():
+        row, _ = ReviewerProgress.objects.get_or_create(campaign_id=campaign_id, reviewer_id=reviewer_id)
+        ReviewerProgress.objects.filter(pk=row.pk).update(total=F("total") + n, pending=F("pending") + n)
+
+
 def decided(items: Iterable[ReviewItem]) -> None:
     """Items that left pending (they were pending before: the deciding service checks it)."""
     for (campaign_id, reviewer_id), n in Counter((i.campaign_id, i.reviewer_id) for i in items).items():

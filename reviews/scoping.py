@@ -76,7 +76,8 @@ def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
     if campaign.routing == Campaign.Routing.NAMED:
         people.insert(0, campaign.named_reviewer)
     for person in people:
-        if person is None:
+        # Checked now, not only when the draft was saved: a recurrence may launch months later.
+        if person is None or not person.is_active or not person.has_perm("reviews.change_reviewitem"):
             continue
         branches.append("WHEN (i.id IS NULL OR %s IS NULL OR %s <> i.id) THEN %s")
         params += [
@@ -179,9 +180,6 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             SELECT DISTINCT v.account_id AS account_id, m.entitlement_id AS entitlement_id
             FROM {t["violation"]} v JOIN {t["member"]} m ON m.rule_id = v.rule_id
             WHERE v.account_id IS NOT NULL AND v.status IN ({live_sql})
-        ),
-        certified AS (
-            SELECT DISTINCT account_id, entitlement_id FROM {t["item"]} WHERE status = 'certified'
         )
         SELECT
             %s,
@@ -194,7 +192,10 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             COALESCE(a.last_used_at, a.first_seen) < %s,
             e.privileged,
             (cp.identity_id IS NOT NULL OR ca.account_id IS NOT NULL),
-            c.account_id IS NULL,
+            NOT EXISTS (
+                SELECT 1 FROM {t["item"]} c
+                WHERE c.account_id = a.id AND c.entitlement_id = g.entitlement_id AND c.status = 'certified'
+            ),
             COALESCE(i.kind <> 'human', FALSE),
             {reviewer_sql},
             {reviewer_identity_sql},
@@ -207,7 +208,6 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         {routed_join}
         LEFT JOIN conflict_people cp ON cp.identity_id = a.identity_id AND cp.entitlement_id = g.entitlement_id
         LEFT JOIN conflict_accounts ca ON ca.account_id = a.id AND ca.entitlement_id = g.entitlement_id
-        LEFT JOIN certified c ON c.account_id = a.id AND c.entitlement_id = g.entitlement_id
         WHERE 1 = 1 {where}
     """
     params = [

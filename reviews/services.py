@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from evidence.services import Actor, Event, Subject, event_record, events_record
@@ -184,9 +184,9 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
-            progress.rebuild(campaign.pk)
             items = list(ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh))
-            Campaign.objects.filter(pk=campaign.pk).update(item_count=campaign.item_count + count)
+            progress.added(items)
+            Campaign.objects.filter(pk=campaign.pk).update(item_count=F("item_count") + count)
             events_record(
                 actor=Actor.system("reviews.micro_review"),
                 events=[
@@ -218,19 +218,18 @@ class Conflict(ValidationError):
 
 
 def _decidable(user, item_ids: list[int]):
+    """The items, locked, if every one is assigned to ``user``; others answer as if they did not exist."""
     items = list(
-        ReviewItem.objects.select_for_update(of=("self",))
-        .filter(pk__in=item_ids)
+        access.restrict(ReviewItem.objects.select_for_update(of=("self",)), user, access.CHANGE)
+        .filter(pk__in=item_ids, reviewer=user)
         .select_related("campaign")
         .order_by("pk")
     )
     found = {item.pk for item in items}
     missing = [pk for pk in item_ids if pk not in found]
     if missing:
-        raise ReviewItem.DoesNotExist(f"no review item {missing[0]}")
+        raise ReviewItem.DoesNotExist(f"Review item {missing[0]} does not exist or is not assigned to you.")
     for item in items:
-        if item.reviewer_id != user.pk:
-            raise PermissionDenied(f"Review item {item.pk} is not assigned to you.")
         if user.identity_id is not None and item.identity_id == user.identity_id:
             raise PermissionDenied("Nobody may review their own access.")
         if item.campaign.status != Campaign.Status.ACTIVE:
@@ -324,6 +323,13 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
             raise ValidationError({"to_user": "Choose someone other than yourself."})
         if not to_user.is_active:
             raise ValidationError({"to_user": f"{to_user.display_name} cannot sign in."})
+        signed = SignOff.objects.filter(campaign_id__in={i.campaign_id for i in items}, reviewer=to_user)
+        if signed.exists():
+            raise ValidationError(
+                {
+                    "to_user": f"{to_user.display_name} has already signed off this campaign and cannot take more items."
+                }
+            )
         if not access.can_attempt(to_user, ReviewItem, access.CHANGE):
             # A control owner or an auditor could not decide it, and nobody else may: it would stay pending.
             raise ValidationError(
@@ -413,6 +419,10 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
         mine = ReviewItem.objects.filter(campaign=campaign, reviewer=user)
         if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED):
             raise ValidationError(f"The campaign is {campaign.get_status_display().lower()}.")
+        if campaign.kind == Campaign.Kind.MICRO:
+            raise ValidationError(
+                "A standing micro-review has no sign-off: each item is decided as it comes."
+            )
         total = mine.count()
         if not total:
             raise PermissionDenied("You have no items in this campaign.")
@@ -466,8 +476,10 @@ def campaign_close(*, campaign_id: int, user) -> Campaign:
     now = timezone.now()
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
+        events = []
         if campaign.status == Campaign.Status.COMPLETED and _reviewers_left(campaign) == 0:
-            campaign.status = Campaign.Status.SIGNED_OFF
+            campaign.status, campaign.signed_off_at = Campaign.Status.SIGNED_OFF, now
+            events.append(Event("review.campaign.signed_off", Subject.of(campaign), _outcome(campaign)))
         if campaign.status not in (Campaign.Status.SIGNED_OFF,) and not (
             campaign.kind == Campaign.Kind.MICRO and campaign.status == Campaign.Status.ACTIVE
         ):
@@ -475,12 +487,8 @@ def campaign_close(*, campaign_id: int, user) -> Campaign:
         campaign.status = Campaign.Status.CLOSED
         campaign.closed_at = now
         campaign.save(update_fields=["status", "closed_at", "signed_off_at"])
-        event_record(
-            actor=Actor.for_user(user),
-            action="review.campaign.closed",
-            subject=campaign,
-            payload=_outcome(campaign),
-        )
+        events.append(Event("review.campaign.closed", Subject.of(campaign), _outcome(campaign)))
+        events_record(actor=Actor.for_user(user), events=events)
     return campaign
 
 

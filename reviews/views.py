@@ -42,7 +42,10 @@ def campaign_detail(request, pk):
     campaign = restricted_object(request, Campaign, pk, select_related=("fallback_reviewer", "created_by"))
     context = {
         "campaign": campaign,
-        "monitor": selectors.campaign_monitor(campaign) if campaign.status != Campaign.Status.DRAFT else None,
+        # Everyone's progress is for admins, control owners and auditors; a reviewer sees their own in My reviews.
+        "monitor": selectors.campaign_monitor(campaign)
+        if campaign.status != Campaign.Status.DRAFT and _sees_everyone(request.user)
+        else None,
         "events": events_for_subject(campaign, limit=30)
         if access.can_attempt(request.user, _evidence_model(), access.VIEW)
         else [],
@@ -50,6 +53,12 @@ def campaign_detail(request, pk):
         "today": timezone.localdate(),
     }
     return render(request, "reviews/campaign_detail.html", context)
+
+
+def _sees_everyone(user) -> bool:
+    from soxgov.roles import user_roles
+
+    return user.is_superuser or bool(user_roles(user) & access.FULL_SCOPE_ROLES)
 
 
 def _evidence_model():
@@ -178,6 +187,11 @@ def decide(request):
         return _back_to_queue(request)
     data = form.cleaned_data
     ids = data["item"]
+    if data["all_matching"] and ids:
+        messages.error(
+            request, "Tick rows or choose all items matching the filter, not both. Nothing was decided."
+        )
+        return _back_to_queue(request)
     if data["all_matching"]:
         ids = _all_matching_pending(request)
     try:
@@ -319,8 +333,11 @@ def remediation_detail(request, pk):
             if access.can_attempt(request.user, _evidence_model(), access.VIEW)
             else [],
             "may_change": task.is_open and access.can(request.user, task, access.CHANGE),
-            "update_form": RemediationUpdateForm(initial={"ticket": task.ticket, "notes": task.notes}),
-            "close_form": ManualCloseForm(),
+            # Distinct ids: both forms have a ticket field, and each label must point at its own input.
+            "update_form": RemediationUpdateForm(
+                initial={"ticket": task.ticket, "notes": task.notes}, auto_id="track_%s"
+            ),
+            "close_form": ManualCloseForm(auto_id="close_%s"),
             "today": timezone.localdate(),
         },
     )

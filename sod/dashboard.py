@@ -96,6 +96,7 @@ def campaign_completion(user) -> list[dict]:
 def figures(user) -> dict:
     live = access.restrict(ControlException.objects.all(), user).filter(status__in=ControlException.LIVE)
     by_kind = dict(live.values_list("kind").annotate(n=Count("id")).order_by())
+    campaigns = campaign_completion(user)
     return {
         "exceptions_by_age": exceptions_by_age(live),
         "exceptions_by_kind": [
@@ -104,5 +105,6 @@ def figures(user) -> dict:
         "overdue_exceptions": live.filter(due_on__lt=timezone.localdate()).count(),
         "time_to_remediate": time_to_remediate(user),
         "review_lag": review_lag(user),
-        "campaigns": campaign_completion(user),
+        "campaigns": campaigns,
+        "campaign_bars": [[c["name"], c["percent"]] for c in campaigns],
     }

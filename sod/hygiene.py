@@ -40,6 +40,18 @@ class Condition:
     detail: dict = field(default_factory=dict)
 
 
+# "HYGN" in ASCII: serialises hygiene runs (imports on several workers, the daily run).
+HYGIENE_LOCK_KEY = 0x4859474E
+
+
+def _lock() -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HYGIENE_LOCK_KEY])
+
+
 def _app_severity(sox: bool, criticality: str) -> str:
     return Risk.HIGH if sox or criticality in ("high", "critical") else Risk.MEDIUM
 
@@ -186,8 +198,9 @@ def run_hygiene(*, today: dt.date | None = None, actor: Actor = ACTOR) -> tuple[
     """Open exceptions for new conditions and close those whose condition is gone. Returns (opened, closed)."""
     today = today or timezone.localdate()
     now = timezone.now()
-    current = conditions(today)
     with transaction.atomic():
+        _lock()  # one run at a time: two would open the same exceptions twice
+        current = conditions(today)
         live = {
             e.key: e
             for e in ControlException.objects.select_for_update().filter(status__in=ControlException.LIVE)

@@ -389,3 +389,7 @@ class ExceptionNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_name}"
+
+    @property
+    def label(self) -> str:
+        return self.action.replace("_", " ")

@@ -31,8 +31,15 @@ class KeysetPage:
         return bool(self.next_cursor or self.prev_cursor)
 
 
+def _cursor_value(value):
+    """Dates and times travel as ISO text; each column's own parser reads them back."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def _encode(direction: str, values: list) -> str:
-    raw = json.dumps({"d": direction, "v": values}, separators=(",", ":")).encode()
+    raw = json.dumps(
+        {"d": direction, "v": [_cursor_value(v) for v in values]}, separators=(",", ":")
+    ).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -407,9 +407,9 @@ MATRIX = [
     ("POST",   "api campaign launch",     "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api campaign close",      "campaign",        INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api campaign sign-off",   "campaign",        INVALID,   INVALID,   DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    # Only the assigned reviewer decides or delegates: Alice may change review items, but not Rita's.
-    ("POST",   "api review decide",       None,              DENIED,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api review delegate",     None,              DENIED,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Only the assigned reviewer decides or delegates: Alice may change review items, but Rita's answer 404.
+    ("POST",   "api review decide",       None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api review delegate",     None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api review item",         "bob item",        READ_ONLY, READ_ONLY, DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # --- REST API: writes. The API is read-only; the admin's own writes go through Django admin. --------
     ("POST",   "api identities",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),

@@ -191,3 +191,34 @@ def test_the_list_page_pager_walks_every_row_and_keeps_the_filter(signed_in, set
         )
         cursor = page.next_cursor
     assert seen == expected and len(expected) == 5
+
+
+def test_a_list_ordered_by_a_time_pages_through_every_row_once(db):
+    """Dates and times go into the cursor as ISO text and come back through the column's parser."""
+    from evidence.models import EvidenceEvent
+    from evidence.services import Actor, Event, Subject, events_record
+    from soxgov.pagination import keyset_paginate
+
+    events_record(
+        actor=Actor.system("tests"),
+        events=[
+            Event("tests.thing.recorded", Subject("tests.thing", str(n), "t"), {"n": n}) for n in range(5)
+        ],
+    )
+    seen, cursor = [], None
+    while True:
+        page = keyset_paginate(
+            EvidenceEvent.objects.all(), ordering=("-occurred_at", "-sequence"), cursor=cursor, page_size=2
+        )
+        seen += [e.sequence for e in page.items]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == [5, 4, 3, 2, 1]
+    back = keyset_paginate(
+        EvidenceEvent.objects.all(),
+        ordering=("-occurred_at", "-sequence"),
+        cursor=page.prev_cursor,
+        page_size=2,
+    )
+    assert [e.sequence for e in back.items] == [3, 2]

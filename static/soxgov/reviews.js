@@ -25,6 +25,8 @@
     if (!box) return;
     var form = document.getElementById("decide-form");
     form.querySelectorAll("input[name=item]").forEach(function (b) { b.checked = (b === box); });
+    var all = form.querySelector("input[name=all_matching]");
+    if (all) all.checked = false;  // a shortcut decides the focused row, never everything matching
     if (action === "revoke") {
       var why = window.prompt("Why revoke this access? (required)");
       if (!why) return;
