@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from evidence.models import EvidencePack
-from evidence.packs import build_campaign_pack
-from evidence.services import Actor, event_record
+from evidence.packs import build_campaign_pack, build_period_pack
+from evidence.services import Actor, Subject, event_record
 
 # A second request for the same campaign by the same person within this window shows the same pack.
 REUSE_WINDOW = dt.timedelta(minutes=10)
@@ -67,20 +67,23 @@ def pack_build(*, pack_id: int) -> EvidencePack:
     return _finish(pack, out, sha256, actor)
 
 
-def pack_write(*, campaign, out: Path, actor: Actor) -> str:
-    """The shell's way (export_evidence_pack): build straight to ``out`` and evidence it."""
-    sha256 = build_campaign_pack(campaign, out, actor=actor)
+def pack_write(*, out: Path, actor: Actor, campaign=None, period=None) -> str:
+    """The shell's way (export_evidence_pack): build straight to ``out`` and evidence it. ``period`` is
+    (since, until, application ids)."""
+    if campaign is not None:
+        sha256 = build_campaign_pack(campaign, out, actor=actor)
+        scope, subject = {"campaign": campaign.pk}, campaign
+    else:
+        since, until, application_ids = period
+        sha256 = build_period_pack(since, until, application_ids, out, actor=actor)
+        scope = {"since": since, "until": until, "applications": sorted(application_ids)}
+        subject = Subject("evidence.pack", "period", f"{since} to {until}")
     with transaction.atomic():
         event_record(
             actor=actor,
             action="evidence.pack.exported",
-            subject=campaign,
-            payload={
-                "scope": {"campaign": campaign.pk},
-                "sha256": sha256,
-                "bytes": out.stat().st_size,
-                "to": str(out),
-            },
+            subject=subject,
+            payload={"scope": scope, "sha256": sha256, "bytes": out.stat().st_size, "to": str(out)},
         )
     return sha256
 

@@ -186,6 +186,91 @@ def campaign_tables(campaign) -> tuple[list[Table], Q]:
     return tables, subjects
 
 
+def period_tables(since, until, application_ids: list[int]) -> tuple[list[Table], Q]:
+    """A period (inclusive dates) and a set of applications: the review items of campaigns launched in the period,
+    their decisions in it, SoD violations opened or resolved in it on rules touching the applications, and
+    remediation opened or closed in it; events of all of these and of the applications' own objects."""
+    from entitlements.models import Account, Application
+    from reviews.models import Decision, RemediationTask, ReviewItem
+    from sod.models import Violation
+
+    in_period = {"date__gte": since, "date__lte": until}
+    items = ReviewItem.objects.filter(
+        application_id__in=application_ids, **{f"campaign__launched_at__{k}": v for k, v in in_period.items()}
+    ).order_by("pk")
+    item_fields = [
+        "id", "campaign__name", "grant_id", "application__name", "identity_name", "department", "account_key",
+        "entitlement_key", "entitlement_name", "last_used_at", *ReviewItem.FLAGS, "reviewer__username", "status",
+        "decided_by__username", "decided_at", "comment", "signed_off",
+    ]  # fmt: skip
+    decisions = Decision.objects.filter(
+        item__in=items, **{f"at__{k}": v for k, v in in_period.items()}
+    ).order_by("pk")
+    decision_fields = [
+        "id",
+        "item_id",
+        "action",
+        "actor__username",
+        "at",
+        "comment",
+        "delegated_to__username",
+    ]
+    touched = Q(**{f"opened_at__{k}": v for k, v in in_period.items()}) | Q(
+        **{f"resolved_at__{k}": v for k, v in in_period.items()}
+    )
+    violations = (
+        Violation.objects.filter(touched, rule__members__entitlement__application_id__in=application_ids)
+        .distinct()
+        .order_by("pk")
+    )
+    violation_fields = [
+        "id",
+        "rule__code",
+        "rule__name",
+        "rule__risk",
+        "holder",
+        "status",
+        "opened_at",
+        "resolved_at",
+        "resolution",
+    ]
+    tasks = (
+        RemediationTask.objects.filter(application_id__in=application_ids)
+        .filter(
+            Q(**{f"created_at__{k}": v for k, v in in_period.items()})
+            | Q(**{f"closed_at__{k}": v for k, v in in_period.items()})
+        )
+        .order_by("pk")
+    )
+    task_fields = [
+        "id", "item_id", "application__name", "account_key", "entitlement_key", "identity_name", "due_on", "status",
+        "ticket", "created_at", "closed_at", "closing_run_id", "proof", "attachment_sha256",
+    ]  # fmt: skip
+    names = list(
+        Application.objects.filter(pk__in=application_ids).order_by("name").values_list("name", flat=True)
+    )
+    summary = [["since", since], ["until", until], ["applications", ", ".join(names)]]
+    text_ids = lambda qs: [str(pk) for pk in qs.values_list("pk", flat=True)]  # noqa: E731
+    subjects = Q(occurred_at__date__gte=since, occurred_at__date__lte=until) & (
+        Q(subject_type="reviews.reviewitem", subject_id__in=text_ids(items))
+        | Q(subject_type="reviews.remediationtask", subject_id__in=text_ids(tasks))
+        | Q(subject_type="sod.violation", subject_id__in=text_ids(violations))
+        | Q(subject_type="entitlements.application", subject_id__in=[str(pk) for pk in application_ids])
+        | Q(
+            subject_type="entitlements.account",
+            subject_id__in=text_ids(Account.objects.filter(application_id__in=application_ids)),
+        )
+    )
+    tables = [
+        Table("scope", ["field", "value"], lambda: iter(summary)),
+        Table("review_items", item_fields, _values(items, item_fields)),
+        Table("decisions", decision_fields, _values(decisions, decision_fields)),
+        Table("sod_violations", violation_fields, _values(violations, violation_fields)),
+        Table("remediation", task_fields, _values(tasks, task_fields)),
+    ]
+    return tables, subjects
+
+
 EVENT_FIELDS = ["sequence", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "subject_type",
                 "subject_id", "subject_repr", "payload", "prev_hash", "hash"]  # fmt: skip
 
@@ -201,9 +286,28 @@ def _event_rows(events) -> Iterator[list]:
 def build_campaign_pack(
     campaign, out: Path, *, actor: Actor, progress: Callable[[int], None] = lambda p: None
 ) -> str:
+    tables, subjects = campaign_tables(campaign)
+    label = f"Evidence pack for campaign {campaign.pk} ({campaign.name})"
+    return build_pack(
+        tables, subjects, out, name=f"campaign-{campaign.pk}", label=label, actor=actor, progress=progress
+    )
+
+
+def build_period_pack(
+    since, until, application_ids, out: Path, *, actor: Actor, progress=lambda p: None
+) -> str:
+    tables, subjects = period_tables(since, until, application_ids)
+    label = f"Evidence pack for {since} to {until}, applications {sorted(application_ids)}"
+    return build_pack(
+        tables, subjects, out, name=f"period-{since}-{until}", label=label, actor=actor, progress=progress
+    )
+
+
+def build_pack(
+    tables, subjects, out: Path, *, name: str, label: str, actor: Actor, progress=lambda p: None
+) -> str:
     """Write the pack to ``out`` (a .zip); returns its SHA-256. Signs a checkpoint first, so every event of the
     scope lies inside the chain segment the pack proves."""
-    tables, subjects = campaign_tables(campaign)
     checkpoint = checkpoint_create(reason=Checkpoint.Reason.EVIDENCE_PACK, actor=actor)
     events = EvidenceEvent.objects.filter(subjects, sequence__lte=checkpoint.sequence).order_by("sequence")
     first = events.values_list("sequence", flat=True).first() or checkpoint.sequence
@@ -214,7 +318,7 @@ def build_campaign_pack(
     chain_table = Table(
         "chain", ["sequence", "prev_hash", "hash"], _values(segment, ["sequence", "prev_hash", "hash"])
     )
-    bag_name = f"soxgov-campaign-{campaign.pk}-{timezone.now():%Y%m%dT%H%M%S}"
+    bag_name = f"soxgov-{name}-{timezone.now():%Y%m%dT%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="soxgov-pack-") as folder:
         bag = Path(folder) / bag_name
         data = bag / "data"
@@ -228,22 +332,22 @@ def build_campaign_pack(
         (data / "checkpoint.json").write_text(
             json.dumps(checkpoint.as_document(), indent=1, sort_keys=True) + "\n"
         )
-        _write_tags(bag, campaign)
+        _write_tags(bag, label)
         progress(90)
         _zip(bag, out)
     progress(100)
     return _sha256(out)
 
 
-def _write_tags(bag: Path, campaign) -> None:
+def _write_tags(bag: Path, label: str) -> None:
     (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
     payload = sorted(p for p in (bag / "data").rglob("*") if p.is_file())
     manifest = "".join(f"{_sha256(p)} {p.relative_to(bag).as_posix()}\n" for p in payload)
     (bag / "manifest-sha256.txt").write_text(manifest)
     octets = sum(p.stat().st_size for p in payload)
     (bag / "bag-info.txt").write_text(
-        f"Source-Organization: SOXGov\nExternal-Description: Evidence pack for campaign {campaign.pk} "
-        f"({campaign.name})\nBagging-Date: {timezone.localdate().isoformat()}\n"
+        f"Source-Organization: SOXGov\nExternal-Description: {label}\n"
+        f"Bagging-Date: {timezone.localdate().isoformat()}\n"
         f"Payload-Oxum: {octets}.{len(payload)}\n"
     )
     here = Path(__file__).parent

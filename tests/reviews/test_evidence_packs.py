@@ -178,3 +178,35 @@ def test_the_evidence_trail_filters_by_campaign_and_identity(decided, people, co
     assert [row["action"] for row in by_identity] == ["review.item.certified"]
     page = client.get("/evidence/", {"campaign": decided.pk, "since": "2000-01-01"})
     assert page.status_code == 200 and len(page.context["page"].items) == 4
+
+
+def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
+    decided, company, tmp_path, settings
+):
+    import datetime as dt
+    import json
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    out = tmp_path / "period.zip"
+    call_command(
+        "export_evidence_pack", "--since", str(today - dt.timedelta(days=1)), "--until", str(today),
+        "--application", "CRM", "--out", str(out), stdout=io.StringIO(),
+    )  # fmt: skip
+
+    files = read_pack(str(out))
+    assert verify(files, settings.SOXGOV_CHECKPOINT_KEY)[-1] == "checkpoint signature verified"
+    items = json.loads(files["data/review_items.json"])
+    assert [row["account_key"] for row in items] == ["ghost"]  # CRM only; ERP's items are out of scope
+    assert b"applications CRM" in files["data/scope.csv"].replace(b",", b" ")
+    with pytest.raises(Exception, match="at least one --application"):
+        call_command(
+            "export_evidence_pack",
+            "--since",
+            str(today),
+            "--until",
+            str(today),
+            "--out",
+            str(tmp_path / "x.zip"),
+        )
