@@ -10,6 +10,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from openpyxl import Workbook
 
+from evidence.packs import inert
 from evidence.services import Actor, event_record
 
 HEADER = (
@@ -27,14 +28,6 @@ HEADER = (
     "revoked_at",
     "justification",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
-
-
-def inert(value):
-    """A cell a spreadsheet will show, never evaluate (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _rows(tasks):

@@ -8,7 +8,7 @@ so two checks finishing together cannot open the same violation twice.
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -17,15 +17,14 @@ from entitlements.models import Account, Identity
 from evidence.services import Actor, Event, Subject, events_record
 from sod.engine import Key, Scope, conflict_grants, detect
 from sod.models import Check, Mitigation, RiskAcceptance, Rule, Violation
+from soxgov.db import advisory_xact_lock
 
 # "SODC" in ASCII: the advisory lock that serialises checks.
 CHECK_LOCK_KEY = 0x534F4443
 
 
 def _lock() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECK_LOCK_KEY])
+    advisory_xact_lock(CHECK_LOCK_KEY)
 
 
 def _live_in_scope(scope: Scope) -> dict[Key, Violation]:

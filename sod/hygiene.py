@@ -21,6 +21,7 @@ from entitlements.models import Account, Identity
 from evidence.services import Actor, Event, Subject, events_record
 from reviews.models import Campaign, RemediationTask, ReviewItem
 from sod.models import ControlException, Risk, Violation
+from soxgov.db import advisory_xact_lock
 
 Kind = ControlException.Kind
 # Days to close, by severity.
@@ -45,11 +46,7 @@ HYGIENE_LOCK_KEY = 0x4859474E
 
 
 def _lock() -> None:
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HYGIENE_LOCK_KEY])
+    advisory_xact_lock(HYGIENE_LOCK_KEY)
 
 
 def _app_severity(sox: bool, criticality: str) -> str:
