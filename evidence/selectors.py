@@ -51,3 +51,12 @@ def events_for_subject(obj, *, limit: int = 50):
     return EvidenceEvent.objects.filter(subject_type=obj._meta.label_lower, subject_id=str(obj.pk)).order_by(
         "-sequence"
     )[:limit]
+
+
+def events_visible(user, obj, *, limit: int = 50):
+    """The object's evidence, for users who may read evidence (an empty list for the others)."""
+    from soxgov import access
+
+    if not access.can_attempt(user, EvidenceEvent, access.VIEW):
+        return []
+    return events_for_subject(obj, limit=limit)

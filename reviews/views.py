@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from evidence.selectors import events_for_subject
+from evidence.selectors import events_visible
 from reviews import exports, remediation, selectors, services
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.forms import (
@@ -46,9 +46,7 @@ def campaign_detail(request, pk):
         "monitor": selectors.campaign_monitor(campaign)
         if campaign.status != Campaign.Status.DRAFT and _sees_everyone(request.user)
         else None,
-        "events": events_for_subject(campaign, limit=30)
-        if access.can_attempt(request.user, _evidence_model(), access.VIEW)
-        else [],
+        "events": events_visible(request.user, campaign, limit=30),
         "may_manage": access.can_attempt(request.user, Campaign, access.CHANGE),
         "today": timezone.localdate(),
     }
@@ -59,12 +57,6 @@ def _sees_everyone(user) -> bool:
     from soxgov.roles import user_roles
 
     return user.is_superuser or bool(user_roles(user) & access.FULL_SCOPE_ROLES)
-
-
-def _evidence_model():
-    from evidence.models import EvidenceEvent
-
-    return EvidenceEvent
 
 
 @require_http_methods(["GET", "POST"])
@@ -329,9 +321,7 @@ def remediation_detail(request, pk):
         "reviews/remediation_detail.html",
         {
             "task": task,
-            "events": events_for_subject(task, limit=20)
-            if access.can_attempt(request.user, _evidence_model(), access.VIEW)
-            else [],
+            "events": events_visible(request.user, task, limit=20),
             "may_change": task.is_open and access.can(request.user, task, access.CHANGE),
             # Distinct ids: both forms have a ticket field, and each label must point at its own input.
             "update_form": RemediationUpdateForm(

@@ -15,8 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from entitlements.connectors.problems import ImportRefused
 from entitlements.models import Identity
-from evidence.models import EvidenceEvent
-from evidence.selectors import events_for_subject
+from evidence.selectors import events_visible
 from evidence.services import Actor
 from sod import dashboard, services
 from sod import exceptions as exception_services
@@ -68,14 +67,10 @@ def rule_detail(request, pk):
         .count(),
         "checks": rule.checks.order_by("-id")[:5],
         "history": rule.history.select_related("history_user")[:20],
-        "events": _events(request.user, rule),
+        "events": events_visible(request.user, rule),
         "may_edit": access.can_attempt(request.user, Rule, access.CHANGE),
     }
     return render(request, "sod/rule_detail.html", context)
-
-
-def _events(user, obj):
-    return events_for_subject(obj, limit=50) if access.can_attempt(user, EvidenceEvent, access.VIEW) else []
 
 
 def _sides_initial(rule):
@@ -205,7 +200,7 @@ def violation_detail(request, pk):
         .filter(violation=violation)
         .select_related("requested_by", "decided_by"),
         "history": violation.history.select_related("history_user")[:30],
-        "events": _events(user, violation),
+        "events": events_visible(user, violation),
         "may_mitigate": violation.is_active and not own and access.can_attempt(user, Mitigation, access.ADD),
         "may_request": violation.is_active
         and not own
@@ -322,7 +317,7 @@ def exception_detail(request, pk):
         "exception": exception,
         "notes": exception.notes.all(),
         "history": exception.history.select_related("history_user")[:30],
-        "events": _events(user, exception),
+        "events": events_visible(user, exception),
         "may_change": may_change,
         "may_answer": may_change and exception.kind != ControlException.Kind.SOD_VIOLATION,
         "may_decide": may_change
