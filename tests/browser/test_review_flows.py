@@ -250,7 +250,10 @@ def test_reviewer_filters_her_queue_and_certifies_revokes_and_delegates_rows(pag
         .first()
     )
     search = page.get_by_role("searchbox", name="Search")
-    search.fill(own.entitlement_name)
+    # Wait for the filtered table itself: the delegate form lives in it, and a late swap would detach it.
+    with page.expect_response(lambda response: "/reviews/" in response.url and "q=" in response.url):
+        search.fill(own.entitlement_name)
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     expect(tick(page, own)).to_be_visible()
     for item, outcome in [
         (own, "Not delegated: Alice Nakamura is the subject of 1 of these items and may not review them."),
