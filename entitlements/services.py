@@ -178,25 +178,29 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
     with transaction.atomic():
         _tune_session()
         path = Path(run.source_path)
-        rows = access.stage_fast(
-            path, log=log, application_names=names, default_application=run.application_id
+        fast = access.stage_fast(
+            path,
+            log=log,
+            application_names=names,
+            default_application=run.application_id,
+            lock=_lock_applications,
         )
-        if rows is None:
+        if fast is None:
             connector = AccessFileConnector(
                 path, log=log, application_names=names, default_application=run.application_id
             )
-            rows = access.stage(connector.records(), log=log)
+            rows, plan = access.stage(connector.records(), log=log), None
             log.raise_if_any()
             scope = connector.applications()
         else:
-            scope = access.staged_applications() | ({run.application_id} if run.application_id else set())
-        # Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway).
-        list(Application.objects.select_for_update().filter(pk__in=scope).order_by("pk").values_list("pk"))
+            rows, plan, scope = fast.rows, fast.plan, fast.applications
+        # Again after the fast path, whose savepoint may have rolled back with the locks it took.
+        _lock_applications(scope)
         progress.report(run.pk, phase="checking", percent=60, rows=rows)
         access.check(log=log, scope=scope)
         log.raise_if_any()
         progress.report(run.pk, phase="diffing", percent=70, rows=rows)
-        diff = access.diff(scope=scope)
+        diff = access.diff(scope=scope, plan=plan)
         if not approved:
             _gate_access(run, diff, rows)
         progress.report(run.pk, phase="applying", percent=80, rows=rows)
@@ -205,7 +209,7 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
         removals = access.removals_for_evidence(limit=limit) if detailed else []
         affected = set(access.identities_losing_access())
         marks = _history_marks((Entitlement, Account, Grant))
-        access.apply(when=when, reason=reason, user_id=run.started_by_id)
+        access.apply(when=when, reason=reason, user_id=run.started_by_id, plan=plan)
         additions = access.additions_for_evidence(limit=limit, when=when) if detailed else []
         affected |= set(access.changed_identities())
         digest = _changes_digest(reason, marks)
@@ -218,7 +222,12 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
             warnings=log.warnings,
             details=removals + additions,
             detailed=detailed,
-            extra={"applications": sorted(diff.scope.values()), "approved": approved},
+            extra={
+                "applications": sorted(diff.scope.values()),
+                "approved": approved,
+                # How much of the file was read row by row (an incremental pull re-reads changed accounts only).
+                "rows_reread": plan.dirty_rows if plan is not None else rows,
+            },
         )
         identity_ids, application_ids = sorted(affected), sorted(scope)
         transaction.on_commit(
@@ -226,6 +235,16 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
                 sender=ConnectorRun, run=run, identity_ids=identity_ids, application_ids=application_ids
             )
         )
+
+
+def _lock_applications(application_ids) -> None:
+    """Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway)."""
+    list(
+        Application.objects.select_for_update()
+        .filter(pk__in=application_ids)
+        .order_by("pk")
+        .values_list("pk")
+    )
 
 
 def _gate_access(run: ConnectorRun, diff, rows: int) -> None:

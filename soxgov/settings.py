@@ -259,9 +259,11 @@ SOXGOV_XLSX_MAX_RATIO = envint("SOXGOV_XLSX_MAX_RATIO", 200, minimum=1)
 # Safety gate: hold a pull that removes more than this share of an application's grants and more than this many.
 SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
-# Runs with at most this many changes also write one evidence event per change (all runs write a sealed summary).
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).
 SOXGOV_IMPORT_WORK_MEM = envstr("SOXGOV_IMPORT_WORK_MEM", "256MB")
+# PostgreSQL CSV pulls re-read only the accounts whose rows changed since the last pull (off: every row, always).
+SOXGOV_IMPORT_INCREMENTAL = envbool("SOXGOV_IMPORT_INCREMENTAL", True)
+# Runs with at most this many changes also write one evidence event per change (all runs write a sealed summary).
 SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
 # Evidence checkpoints: the signing key (default: derived from the secret key; set a separate one in production)
 # and the external directory they are also written to (in production, a write-once store).

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from entitlements.connectors.problems import ProblemLog
-from entitlements.imports import sql
+from entitlements.imports import incremental, sql
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
 
 STAGE = "soxgov_stage_access"
@@ -69,10 +69,9 @@ def create_stage() -> None:
     )
 
 
-def stage_fast(
-    path, *, log: ProblemLog, application_names: dict[str, int], default_application
-) -> int | None:
-    """PostgreSQL and CSV: stage through COPY (see fastpath.py). None: use stage() instead."""
+def stage_fast(path, *, log: ProblemLog, application_names: dict[str, int], default_application, lock=None):
+    """PostgreSQL and CSV: stage through COPY (see fastpath.py), returning a fastpath.FastStage; on an
+    incremental pull only the accounts that can have changed are staged. None: use stage() instead."""
     from entitlements.imports import fastpath
 
     create_stage()
@@ -83,6 +82,7 @@ def stage_fast(
         stage_columns=STAGE_COLUMNS,
         application_names=application_names,
         default_application=default_application,
+        lock=lock,
     )
 
 
@@ -175,34 +175,51 @@ def _analyze(*tables: str) -> None:
             sql.execute(f"ANALYZE {table}")
 
 
-def diff(*, scope: set[int]) -> AccessDiff:
-    """Build per-object stage tables resolved against current data (one pass each) and count the changes."""
+def diff(*, scope: set[int], plan=None) -> AccessDiff:
+    """Build per-object stage tables resolved against current data (one pass each) and count the changes.
+
+    ``plan``: the fast path's incremental.Plan (None on the row-by-row path). On an incremental pull the stage
+    holds only the dirty accounts: the clean ones are left alone and counted as unchanged, removals are
+    looked for among the dirty accounts and the accounts absent from the file, and entitlements come from the
+    summary over every row.
+    """
     t = sql.true()
+    fast = plan is not None
+    partial = fast and plan.incremental
     _analyze(STAGE, S_SCOPE)
     sql.create_temp(
         S_ACCOUNT,
         f"""application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, row_no INTEGER, name VARCHAR(255),
         employee_id VARCHAR(64), email VARCHAR(254), status VARCHAR(16), last_used_at {sql.ts_type()},
-        privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
+        privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN, digest VARCHAR(32),
         PRIMARY KEY (application_id, account_key)""",
+    )
+    # The digest this pull leaves on each staged account (fast path only; see incremental.py).
+    digests = (
+        f"""LEFT JOIN {incremental.GROUPS} pg ON pg.application_id = g.application_id
+            AND pg.account_key = g.account_key AND pg.keys_per_account = 1"""
+        if fast
+        else ""
     )
     # One row per account. Any row saying "disabled" wins: the conservative reading of an account listed
     # twice. The identity is matched by employee id first, then by e-mail.
     sql.execute(
         f"""INSERT INTO {S_ACCOUNT} (application_id, account_key, row_no, name, employee_id, email, status,
-                                     last_used_at, privileged, identity_id, pk, is_new, is_changed)
+                                     last_used_at, privileged, identity_id, pk, is_new, is_changed, digest)
         SELECT g.application_id, g.account_key, g.row_no, g.name, g.employee_id, g.email, g.status, g.last_used_at,
                g.privileged, COALESCE(ie.id, im.id), a.id, a.id IS NULL,
                a.id IS NOT NULL AND (a.name <> COALESCE(g.name, '')
                    OR COALESCE(a.identity_id, 0) <> COALESCE(ie.id, im.id, 0)
-                   OR a.status <> g.status OR a.privileged <> g.privileged)
+                   OR a.status <> g.status OR a.privileged <> g.privileged),
+               {"pg.digest" if fast else "NULL"}
         FROM (SELECT application_id, account_key, MIN(row_no) AS row_no, MAX(account_name) AS name,
                      MAX(employee_id) AS employee_id, MAX(email) AS email, MIN(account_status) AS status,
                      MAX(last_used_at) AS last_used_at, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
               FROM {STAGE} GROUP BY application_id, account_key) g
         LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
         LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
-        LEFT JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key"""
+        LEFT JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key
+        {digests}"""
     )
 
     sql.create_temp(
@@ -211,15 +228,20 @@ def diff(*, scope: set[int]) -> AccessDiff:
         kind VARCHAR(16), privileged BOOLEAN, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
         PRIMARY KEY (application_id, entitlement_key)""",
     )
+    if partial:  # every entitlement of the file, from the summary over all rows (checked to agree)
+        entitlement_source = f"""SELECT DISTINCT application_id, entitlement_key, name, kind, privileged
+            FROM {incremental.ENTITLEMENTS}"""
+    else:
+        entitlement_source = f"""SELECT application_id, entitlement_key, MAX(entitlement_name) AS name,
+                MAX(entitlement_type) AS kind, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
+            FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key"""
     # A pull only ever raises the privileged flag; lowering it is a decision for the entitlement's owner.
     sql.execute(
         f"""INSERT INTO {S_ENTITLEMENT} (application_id, entitlement_key, name, kind, privileged, pk, is_new, is_changed)
         SELECT g.application_id, g.entitlement_key, g.name, g.kind, g.privileged, e.id, e.id IS NULL,
                e.id IS NOT NULL AND (e.name <> COALESCE(g.name, e.name) OR e.kind <> g.kind
                                      OR (g.privileged = {t} AND e.privileged <> {t}))
-        FROM (SELECT application_id, entitlement_key, MAX(entitlement_name) AS name, MAX(entitlement_type) AS kind,
-                     MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
-              FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key) g
+        FROM ({entitlement_source}) g
         LEFT JOIN {T_ENTITLEMENT} e ON e.application_id = g.application_id AND e.entitlement_id = g.entitlement_key"""
     )
     _analyze(S_ACCOUNT, S_ENTITLEMENT)
@@ -241,19 +263,35 @@ def diff(*, scope: set[int]) -> AccessDiff:
         LEFT JOIN {T_GRANT} g ON g.account_id = sa.pk AND g.entitlement_id = se.pk"""
     )
     _analyze(S_GRANT)
-    sql.create_temp(R_GRANT, "id BIGINT PRIMARY KEY, application_id BIGINT")
-    sql.execute(
-        f"""INSERT INTO {R_GRANT} (id, application_id)
-        SELECT g.id, a.application_id FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
-        JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
-        WHERE NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
-    )
     sql.create_temp(R_ACCOUNT, "id BIGINT PRIMARY KEY")
-    sql.execute(
-        f"""INSERT INTO {R_ACCOUNT} (id)
-        SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
-        WHERE NOT EXISTS (SELECT 1 FROM {S_ACCOUNT} sa WHERE sa.pk = a.id)"""
-    )
+    sql.create_temp(R_GRANT, "id BIGINT PRIMARY KEY, application_id BIGINT")
+    if partial:
+        # Absent from the file altogether (a clean account is in the file, so it is never removed) ...
+        sql.execute(
+            f"""INSERT INTO {R_ACCOUNT} (id)
+            SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+            WHERE NOT EXISTS (SELECT 1 FROM {incremental.GROUPS} pg
+                              WHERE pg.application_id = a.application_id AND pg.account_key = a.account_id)"""
+        )
+        # ... and grants are only looked for on the accounts staged or removed.
+        sql.execute(
+            f"""INSERT INTO {R_GRANT} (id, application_id)
+            SELECT g.id, a.application_id FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            WHERE a.id IN (SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT})
+              AND NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
+        )
+    else:
+        sql.execute(
+            f"""INSERT INTO {R_GRANT} (id, application_id)
+            SELECT g.id, a.application_id FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+            WHERE NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
+        )
+        sql.execute(
+            f"""INSERT INTO {R_ACCOUNT} (id)
+            SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+            WHERE NOT EXISTS (SELECT 1 FROM {S_ACCOUNT} sa WHERE sa.pk = a.id)"""
+        )
     _analyze(R_GRANT, R_ACCOUNT)
 
     result = AccessDiff(scope=dict(sql.fetchall(f"SELECT application_id, name FROM {S_SCOPE}")))
@@ -274,12 +312,27 @@ def diff(*, scope: set[int]) -> AccessDiff:
     )
     removed_accounts = sql.scalar(f"SELECT COUNT(*) FROM {R_ACCOUNT}")
     removed_grants = sql.scalar(f"SELECT COUNT(*) FROM {R_GRANT}")
+    result.current_by_application = dict(
+        sql.fetchall(
+            f"""SELECT a.application_id, COUNT(*) FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
+        )
+    )
+    clean_accounts = clean_grants = 0
+    if partial:
+        # The clean accounts keep every grant they hold: all current grants but those of accounts looked at.
+        looked_at = sql.scalar(
+            f"""SELECT COUNT(*) FROM {T_GRANT} g WHERE g.account_id IN (
+                SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT})"""
+        )
+        clean_accounts = plan.clean_accounts
+        clean_grants = sum(result.current_by_application.values()) - looked_at
     result.counts = {
         "accounts": {
             "added": a_new,
             "removed": removed_accounts,
             "changed": a_changed,
-            "unchanged": a_total - a_new - a_changed,
+            "unchanged": a_total - a_new - a_changed + clean_accounts,
         },
         "entitlements": {
             "added": e_new,
@@ -287,16 +340,15 @@ def diff(*, scope: set[int]) -> AccessDiff:
             "changed": e_changed,
             "unchanged": e_total - e_new - e_changed,
         },
-        "grants": {"added": g_new, "removed": removed_grants, "changed": 0, "unchanged": g_total - g_new},
+        "grants": {
+            "added": g_new,
+            "removed": removed_grants,
+            "changed": 0,
+            "unchanged": g_total - g_new + clean_grants,
+        },
     }
     result.removed_by_application = dict(
         sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_GRANT} GROUP BY application_id")
-    )
-    result.current_by_application = dict(
-        sql.fetchall(
-            f"""SELECT a.application_id, COUNT(*) FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
-            JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
-        )
     )
     result.removed_accounts_by_application = dict(
         sql.fetchall(
@@ -310,13 +362,18 @@ def diff(*, scope: set[int]) -> AccessDiff:
             JOIN {S_SCOPE} sc ON sc.application_id = a.application_id GROUP BY a.application_id"""
         )
     )
-    result.staged_by_application = dict(
-        sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id")
+    # Rows per application in the file (the gate's "empty file" test): on the fast path every row is in the
+    # summary, on an incremental pull only some are staged.
+    counted = (
+        f"SELECT application_id, SUM(n) FROM {incremental.GROUPS}"
+        if fast
+        else f"SELECT application_id, COUNT(*) FROM {STAGE}"
     )
+    result.staged_by_application = dict(sql.fetchall(f"{counted} GROUP BY application_id"))
     return result
 
 
-def apply(*, when, reason: str, user_id) -> None:
+def apply(*, when, reason: str, user_id, plan=None) -> None:
     """Apply the staged diff. Runs inside the caller's transaction, after diff()."""
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
@@ -367,8 +424,9 @@ def apply(*, when, reason: str, user_id) -> None:
     # Accounts: insert new, update changed; last_used_at only where it moved (it is kept out of history).
     sql.execute(
         f"""INSERT INTO {T_ACCOUNT} (application_id, account_id, name, identity_id, status, privileged, last_used_at,
-                                     first_seen)
-        SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s
+                                     first_seen, pull_digest)
+        SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s,
+               digest
         FROM {S_ACCOUNT} WHERE is_new = {t}""",
         [ts],
     )
@@ -401,6 +459,15 @@ def apply(*, when, reason: str, user_id) -> None:
         FROM {S_ACCOUNT} sa WHERE sa.pk = {T_ACCOUNT}.id AND sa.is_new <> {t} AND sa.last_used_at IS NOT NULL
           AND ({T_ACCOUNT}.last_used_at IS NULL OR {T_ACCOUNT}.last_used_at <> sa.last_used_at)"""
     )
+    # What this pull read, for the next one to compare with (NULL on the row-by-row path: re-read next time).
+    sql.execute(
+        f"""UPDATE {T_ACCOUNT} SET pull_digest = sa.digest FROM {S_ACCOUNT} sa
+        WHERE sa.pk = {T_ACCOUNT}.id AND sa.is_new <> {t}
+          AND NOT ({T_ACCOUNT}.pull_digest IS NULL AND sa.digest IS NULL)
+          AND ({T_ACCOUNT}.pull_digest IS NULL OR sa.digest IS NULL OR {T_ACCOUNT}.pull_digest <> sa.digest)"""
+    )
+    if plan is not None and plan.incremental:
+        incremental.refresh_last_used()
 
     # Grants: resolve the keys of new accounts and entitlements, then insert (first_seen = this run marks them).
     sql.execute(
@@ -540,7 +607,3 @@ def identities_losing_access() -> list[int]:
             WHERE sa.is_changed = {sql.true()} AND a.identity_id IS NOT NULL"""
     )
     return sorted(r[0] for r in rows)
-
-
-def staged_applications() -> set[int]:
-    return {row[0] for row in sql.fetchall(f"SELECT DISTINCT application_id FROM {STAGE}")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -21,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from entitlements.connectors.files import ACCESS_COLUMNS, map_header
 from entitlements.connectors.problems import ProblemLog
 from entitlements.connectors.tables import ZIP_MAGIC
-from entitlements.imports import sql
+from entitlements.imports import incremental, sql
 
 RAW = "soxgov_raw_access"
 APP_NAMES = "soxgov_raw_app_names"
@@ -50,6 +51,15 @@ def _header(path: Path) -> tuple[list[str], int] | None:
     return (cells, offset) if cells else None
 
 
+@dataclass(frozen=True)
+class FastStage:
+    """A file the fast path accepted: its data rows, the applications it names, and what was staged."""
+
+    rows: int
+    applications: set[int]
+    plan: incremental.Plan
+
+
 def stage_access(
     path: Path,
     *,
@@ -58,8 +68,14 @@ def stage_access(
     stage_columns: tuple[str, ...],
     application_names: dict[str, int],
     default_application: int | None,
-) -> int | None:
-    """Fill ``stage_table`` from ``path`` and return the row count, or None to use the row-by-row path."""
+    lock=None,
+) -> FastStage | None:
+    """Fill ``stage_table`` from ``path`` (only the accounts that can have changed, when the pull is
+    incremental), or return None to use the row-by-row path.
+
+    ``lock(applications)`` is called once the file's applications are known and before any current data is
+    read, so the caller can serialise pulls of the same applications.
+    """
     if connection.vendor != "postgresql" or path.stat().st_size > settings.SOXGOV_IMPORT_MAX_BYTES:
         return None
     found = _header(path)
@@ -73,7 +89,7 @@ def stage_access(
         return None
     try:
         with transaction.atomic():
-            rows = _copy_and_normalise(
+            staged = _copy_and_normalise(
                 path,
                 offset,
                 len(header),
@@ -82,35 +98,63 @@ def stage_access(
                 stage_columns,
                 application_names,
                 default_application,
+                lock,
             )
     except (DatabaseError, psycopg2.Error, _StepAside):
         # COPY goes through the raw psycopg2 cursor, whose errors Django does not wrap.
         return None
     for raw in unknown:
         log.warn(f"column {raw!r} is not used and was ignored")
-    return rows
+    return staged
 
 
 class _StepAside(Exception):
     pass
 
 
-def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, names, default) -> int:
+def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, names, default, lock):
     raw_columns = [f"c{i}" for i in range(width)]
     sql.create_temp(RAW, ", ".join(f"{c} TEXT" for c in raw_columns) + ", row_no BIGSERIAL")
+    # FORCE_NOT_NULL: an empty cell is '' whether quoted or not, so no expression below needs COALESCE.
+    columns = ", ".join(raw_columns)
     with path.open("rb") as stream, connection.cursor() as cursor:
         stream.seek(offset)
         cursor.cursor.copy_expert(
-            f"COPY {RAW} ({', '.join(raw_columns)}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')", stream
+            f"COPY {RAW} ({columns}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8', FORCE_NOT_NULL ({columns}))",
+            stream,
         )
     sql.create_temp(APP_NAMES, "name TEXT PRIMARY KEY, id BIGINT NOT NULL")
     for name, pk in names.items():
         sql.execute(f"INSERT INTO {APP_NAMES} (name, id) VALUES (%s, %s)", [name, pk])
     sql.execute(f"ANALYZE {RAW}")
 
+    def cell(name: str, table: str = "") -> str:
+        return f"{table}c{index[name]}" if name in index else "''"
+
+    incremental.summarise(
+        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, timestamp=TIMESTAMP
+    )
+    applications = incremental.applications() | ({default} if default is not None else set())
+    if lock is not None:
+        lock(applications)
+    plan = incremental.plan(scope=applications)
+    dirty_only = (
+        f"JOIN {incremental.DIRTY} d ON d.raw_app = {cell('application', 'r0.')} "
+        f"AND d.raw_key = {cell('account_id', 'r0.')}"
+        if plan.incremental
+        else ""
+    )
+    inserted = _normalise(index, stage_table, stage_columns, default, dirty_only)
+    if inserted != plan.dirty_rows:
+        raise _StepAside
+    return FastStage(rows=plan.rows, applications=applications, plan=plan)
+
+
+def _normalise(index, stage_table, stage_columns, default, dirty_only: str) -> int:
+    """Validate and normalise the raw rows (those of dirty accounts only, given a join) into the stage."""
     # Trim every cell once (OFFSET 0 keeps PostgreSQL from inlining the subquery and trimming again per use).
     trimmed = ", ".join(
-        f"btrim(COALESCE(c{index[name]}, ''), {WS}) AS {name}" if name in index else f"''::text AS {name}"
+        f"btrim(r0.c{index[name]}, {WS}) AS {name}" if name in index else f"''::text AS {name}"
         for name in ACCESS_COLUMNS
     )
     application_id = f"COALESCE(n.id, {int(default)})" if default is not None else "n.id"
@@ -157,9 +201,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     # Casting an impossible date (2026-02-30) raises instead; the caller's savepoint rolls back and steps aside.
     inserted = sql.execute(
         f"""INSERT INTO {stage_table} ({", ".join(stage_columns)}) SELECT {", ".join(values)}
-        FROM (SELECT row_no, {trimmed} FROM {RAW} OFFSET 0) r LEFT JOIN {APP_NAMES} n ON n.name = lower(r.application)
+        FROM (SELECT r0.row_no, {trimmed} FROM {RAW} r0 {dirty_only} OFFSET 0) r LEFT JOIN {APP_NAMES} n ON n.name = lower(r.application)
         WHERE NOT ({" OR ".join(f"({c})" for c in invalid)})"""
     )
-    if inserted != sql.scalar(f"SELECT COUNT(*) FROM {RAW}"):
-        raise _StepAside
     return inserted
