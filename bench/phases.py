@@ -80,13 +80,16 @@ def _run(out: Path, command: str, args: list[str]) -> int:
     from django.db import connection
 
     from entitlements import services
-    from entitlements.imports import access, identities, sql
+    from entitlements.imports import access, fastpath, identities, incremental, sql
     from evidence import services as evidence_services
 
     timers = Timers()
     # Pipeline phases, in the order run_execute meets them.
     timers.wrap(services, "_store_input", "store input copy (sha256)")
     timers.wrap(access, "stage_fast", "access: stage_fast (COPY raw + SQL normalise)")
+    timers.wrap(incremental, "summarise", "  of which incremental.summarise (per-account digests)")
+    timers.wrap(incremental, "plan", "  of which incremental.plan (clean / dirty accounts)")
+    timers.wrap(fastpath, "_normalise", "  of which fastpath._normalise (validate + stage rows)")
     timers.wrap(access, "stage", "access: stage (row-by-row parse + COPY)")
     timers.wrap(access, "check", "access: check")
     timers.wrap(access, "diff", "access: diff")

@@ -173,7 +173,9 @@ def _change_reason(run: ConnectorRun) -> str:
 
 def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor: Actor) -> None:
     names = {name.lower(): pk for pk, name in Application.objects.values_list("pk", "name")}
-    when = timezone.now()
+    # The run's start: its history rows carry it, which is how the next incremental pull tells them apart
+    # from edits made outside pulls (entitlements/imports/incremental.py).
+    when = run.started_at
     reason = _change_reason(run)
     with transaction.atomic():
         _tune_session()

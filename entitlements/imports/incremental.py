@@ -17,8 +17,8 @@ An account is clean only when all of this holds, so a clean account is one the f
 - the database account exists, carries the same digest, name and status, and its identity link is what
   resolving the cells against today's identities gives (new hires and changed e-mails re-link accounts);
 - nothing but a pull changed the account or its grants since its application's last pull (grant or account
-  history newer than that pull, or in the ten minutes before it, makes it dirty; the pull's own history
-  carries exactly its time and is skipped).
+  history newer than that pull, or up to a day before it, makes it dirty; pulls write their history at
+  exactly their run's start time, and those instants are skipped).
 
 Anything this module cannot decide cheaply makes the account dirty or turns the incremental path off for the
 run (entitlement cells that differ between rows or do not validate): dirty is always safe, only slower. The
@@ -28,18 +28,22 @@ every pull re-read every row.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import models
 
 from entitlements.imports import sql
-from entitlements.models import Account, Application, Grant, Identity
+from entitlements.models import Account, Application, ConnectorRun, Grant, Identity
 
 GROUPS = "soxgov_pull_account"
 ENTITLEMENTS = "soxgov_pull_entitlement"
 DIRTY = "soxgov_pull_dirty"
 TOUCHED = "soxgov_pull_touched"
-MARGIN = "10 minutes"
+# Edits that wait on a pull's locks commit after it with an earlier time; a day covers any pull's duration.
+MARGIN = dt.timedelta(days=1)
 
 T_ACCOUNT = Account._meta.db_table
 T_IDENTITY = Identity._meta.db_table
@@ -182,27 +186,10 @@ def plan(*, scope: set[int]) -> Plan:
     rows = int(sql.scalar(f"SELECT COALESCE(SUM(n), 0) FROM {GROUPS}"))
     if not (settings.SOXGOV_IMPORT_INCREMENTAL and scope and entitlements_summarised()):
         return Plan(incremental=False, rows=rows, dirty_rows=rows, clean_accounts=0)
-    if not Application.objects.filter(pk__in=scope, last_pulled_at__isnull=False).exists():
-        # Never pulled: no account carries a digest yet.
+    pulled = Application.objects.filter(pk__in=scope, last_pulled_at__isnull=False)
+    if not pulled.exists():  # never pulled: no account carries a digest yet
         return Plan(incremental=False, rows=rows, dirty_rows=rows, clean_accounts=0)
-    # Accounts changed outside a pull since their application's last pull. That pull's own history rows carry
-    # exactly its time, so they are skipped; a margin before it catches edits whose transaction started
-    # before the pull and committed after the pull had read the data. Per application, so that the history
-    # index is scanned over two short ranges each.
-    sql.create_temp(TOUCHED, "id BIGINT PRIMARY KEY")
-    scope_list = ", ".join(str(int(pk)) for pk in sorted(scope))
-    after = f"""(h.history_date > p.last_pulled_at
-        OR (h.history_date >= p.last_pulled_at - INTERVAL '{MARGIN}' AND h.history_date < p.last_pulled_at))"""
-    sql.execute(
-        f"""INSERT INTO {TOUCHED} (id)
-        SELECT h.account_id FROM {T_APPLICATION} p
-            CROSS JOIN LATERAL (SELECT h.account_id FROM {H_GRANT} h WHERE {after}) h
-            JOIN {T_ACCOUNT} a ON a.id = h.account_id AND a.application_id = p.id
-            WHERE p.id IN ({scope_list}) AND p.last_pulled_at IS NOT NULL
-        UNION SELECT h.id FROM {T_APPLICATION} p
-            CROSS JOIN LATERAL (SELECT h.id FROM {H_ACCOUNT} h WHERE h.application_id = p.id AND {after}) h
-            WHERE p.id IN ({scope_list}) AND p.last_pulled_at IS NOT NULL"""
-    )
+    _touched_outside_pulls(scope)
     # The identity is resolved as diff() resolves it: by employee id first, then by e-mail.
     sql.execute(
         f"""WITH resolved AS (
@@ -235,4 +222,41 @@ def refresh_last_used() -> None:
         WHERE g.clean AND g.last_used_at IS NOT NULL AND {T_ACCOUNT}.application_id = g.application_id
           AND {T_ACCOUNT}.account_id = g.account_key
           AND ({T_ACCOUNT}.last_used_at IS NULL OR {T_ACCOUNT}.last_used_at <> g.last_used_at)"""
+    )
+
+
+def _touched_outside_pulls(scope: set[int]) -> None:
+    """Fill TOUCHED with the accounts whose account or grant history moved since their application's last
+    pull (less MARGIN) other than by a pull.
+
+    A pull writes its history at its own time (its run's ``started_at``), so the history-date index is read
+    over the ranges between pull times: a first import's millions of rows are never visited.
+    """
+    sql.create_temp(TOUCHED, "id BIGINT PRIMARY KEY")
+    since = Application.objects.filter(pk__in=scope).aggregate(m=models.Min("last_pulled_at"))["m"] - MARGIN
+    pulls = sorted(
+        set(
+            ConnectorRun.objects.filter(
+                kind=ConnectorRun.Kind.ACCESS, status=ConnectorRun.Status.APPLIED, started_at__gte=since
+            ).values_list("started_at", flat=True)
+        )
+    )
+    bounds = [since, *pulls]
+    ranges = " OR ".join(
+        ["(h.history_date > %s AND h.history_date < %s)"] * (len(bounds) - 1) + ["h.history_date > %s"]
+    )
+    params = [sql.adapt_ts(b) for pair in itertools.pairwise(bounds) for b in pair]
+    params.append(sql.adapt_ts(bounds[-1]))
+    recent = f"({ranges}) AND h.history_date > p.last_pulled_at - INTERVAL '{MARGIN.days} days'"
+    scope_list = ", ".join(str(int(pk)) for pk in sorted(scope))
+    sql.execute(
+        f"""INSERT INTO {TOUCHED} (id)
+        SELECT h.account_id FROM {T_APPLICATION} p
+            CROSS JOIN LATERAL (SELECT h.account_id FROM {H_GRANT} h WHERE {recent}) h
+            JOIN {T_ACCOUNT} a ON a.id = h.account_id AND a.application_id = p.id
+            WHERE p.id IN ({scope_list}) AND p.last_pulled_at IS NOT NULL
+        UNION SELECT h.id FROM {T_APPLICATION} p
+            CROSS JOIN LATERAL (SELECT h.id FROM {H_ACCOUNT} h WHERE h.application_id = p.id AND {recent}) h
+            WHERE p.id IN ({scope_list}) AND p.last_pulled_at IS NOT NULL""",
+        params * 2,
     )

@@ -236,3 +236,16 @@ def test_a_pull_after_a_row_by_row_pull_rereads_everything(world, write_csv, wri
         second = run_file(write_csv("second.csv", [list(ACCESS_HEADER), *BASE]))
     assert second.status == APPLIED and _rows_reread(second) == len(BASE)
     assert Account.objects.filter(pull_digest=None).count() == 0
+
+
+def test_back_to_back_pulls_skip_each_others_history(world, write_csv, settings):
+    """A pull's own history is not an edit outside pulls: the pull after it still re-reads nothing."""
+    settings.SOXGOV_IMPORT_INCREMENTAL = True
+    changed = [r for r in BASE if r[1] != "bob"]
+    runs = [
+        run_file(write_csv(f"{n}.csv", [list(ACCESS_HEADER), *rows]))
+        for n, rows in enumerate((BASE, changed, changed, BASE))
+    ]
+    assert [r.status for r in runs] == [APPLIED] * 4
+    assert [_rows_reread(r) for r in runs] == [len(BASE), 0, 0, 1]
+    assert runs[1].counts["accounts"]["removed"] == 1 and runs[3].counts["accounts"]["added"] == 1
