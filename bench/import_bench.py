@@ -127,6 +127,11 @@ class Bench:
             SOXGOV_DELETION_THRESHOLD_COUNT=str(10**9),
             SOXGOV_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
+            # As in production, the SoD check an import announces runs on a Celery worker, not in the import's
+            # process: the children enqueue it on a private queue that no worker reads (bench/sod_bench.py
+            # measures the check itself). Without a broker, Celery would run it inline, eagerly.
+            REDIS_URL=args.redis_url,
+            SOXGOV_CELERY_QUEUE=f"soxgov-import-bench-{os.getpid()}",
         )
 
     # --- helpers ---------------------------------------------------------------------------------------
@@ -326,7 +331,18 @@ class Bench:
         )
         return dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
 
+    def empty_queue(self) -> int:
+        """Drop the SoD checks the imports enqueued (nobody runs them); returns how many there were."""
+        import redis
+
+        client = redis.Redis.from_url(self.args.redis_url)
+        queue = self.env["SOXGOV_CELERY_QUEUE"]
+        pending = client.llen(queue)
+        client.delete(queue)
+        return pending
+
     def cleanup(self) -> None:
+        print(f"SoD checks enqueued by the imports (not run here): {self.empty_queue()}")
         if self.args.keep:
             print(f"kept: database {self.args.db_name}, work dir {self.work}, data {self.args.data_dir}")
             return
@@ -457,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-host", default=os.environ.get("PGHOST", "127.0.0.1"))
     parser.add_argument("--db-port", type=int, default=int(os.environ.get("PGPORT", "5432")))
     parser.add_argument("--db-user", default=os.environ.get("PGUSER", "postgres"))
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/12",
+        help="broker the imports enqueue their SoD check on (a private queue, emptied before and after)",
+    )
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM ANALYZE between full and delta")
     parser.add_argument("--profile", action="store_true", help="phase/SQL timers and parse-only measurements")
     parser.add_argument("--cprofile", action="store_true", help="with --profile: also cProfile each import")

@@ -179,9 +179,8 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     """Build per-object stage tables resolved against current data (one pass each) and count the changes.
 
     ``plan``: the fast path's incremental.Plan (None on the row-by-row path). On an incremental pull the stage
-    holds only the dirty accounts: the clean ones are left alone and counted as unchanged, removals are
-    looked for among the dirty accounts and the accounts absent from the file, and entitlements come from the
-    summary over every row.
+    holds only the dirty accounts: the clean ones are left alone and counted as unchanged, and removals are
+    looked for among the dirty accounts and the accounts absent from the file.
     """
     t = sql.true()
     fast = plan is not None
@@ -211,10 +210,12 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
                a.id IS NOT NULL AND (a.name <> COALESCE(g.name, '')
                    OR COALESCE(a.identity_id, 0) <> COALESCE(ie.id, im.id, 0)
                    OR a.status <> g.status OR a.privileged <> g.privileged),
-               {"pg.digest" if fast else "NULL"}
+               CASE WHEN g.one_claim THEN {"pg.digest" if fast else "NULL"} END
         FROM (SELECT application_id, account_key, MIN(row_no) AS row_no, MAX(account_name) AS name,
                      MAX(employee_id) AS employee_id, MAX(email) AS email, MIN(account_status) AS status,
-                     MAX(last_used_at) AS last_used_at, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
+                     MAX(last_used_at) AS last_used_at, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged,
+                     MIN(COALESCE(employee_id, '')) = MAX(COALESCE(employee_id, ''))
+                         AND MIN(COALESCE(email, '')) = MAX(COALESCE(email, '')) AS one_claim
               FROM {STAGE} GROUP BY application_id, account_key) g
         LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
         LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
@@ -228,20 +229,15 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         kind VARCHAR(16), privileged BOOLEAN, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN,
         PRIMARY KEY (application_id, entitlement_key)""",
     )
-    if partial:  # every entitlement of the file, from the summary over all rows (checked to agree)
-        entitlement_source = f"""SELECT DISTINCT application_id, entitlement_key, name, kind, privileged
-            FROM {incremental.ENTITLEMENTS}"""
-    else:
-        entitlement_source = f"""SELECT application_id, entitlement_key, MAX(entitlement_name) AS name,
-                MAX(entitlement_type) AS kind, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
-            FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key"""
     # A pull only ever raises the privileged flag; lowering it is a decision for the entitlement's owner.
     sql.execute(
         f"""INSERT INTO {S_ENTITLEMENT} (application_id, entitlement_key, name, kind, privileged, pk, is_new, is_changed)
         SELECT g.application_id, g.entitlement_key, g.name, g.kind, g.privileged, e.id, e.id IS NULL,
                e.id IS NOT NULL AND (e.name <> COALESCE(g.name, e.name) OR e.kind <> g.kind
                                      OR (g.privileged = {t} AND e.privileged <> {t}))
-        FROM ({entitlement_source}) g
+        FROM (SELECT application_id, entitlement_key, MAX(entitlement_name) AS name, MAX(entitlement_type) AS kind,
+                     MAX(CASE WHEN privileged THEN 1 ELSE 0 END) = 1 AS privileged
+              FROM {STAGE} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key) g
         LEFT JOIN {T_ENTITLEMENT} e ON e.application_id = g.application_id AND e.entitlement_id = g.entitlement_key"""
     )
     _analyze(S_ACCOUNT, S_ENTITLEMENT)
@@ -327,6 +323,13 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         )
         clean_accounts = plan.clean_accounts
         clean_grants = sum(result.current_by_application.values()) - looked_at
+        # The file's entitlements: those staged, and those of the grants that stay (the clean accounts' hold).
+        e_total = e_new + sql.scalar(
+            f"""SELECT COUNT(*) FROM {T_ENTITLEMENT} e JOIN {S_SCOPE} sc ON sc.application_id = e.application_id
+            WHERE EXISTS (SELECT 1 FROM {S_ENTITLEMENT} se WHERE se.pk = e.id)
+               OR EXISTS (SELECT 1 FROM {T_GRANT} g WHERE g.entitlement_id = e.id
+                          AND NOT EXISTS (SELECT 1 FROM {R_GRANT} r WHERE r.id = g.id))"""
+        )
     result.counts = {
         "accounts": {
             "added": a_new,

@@ -27,6 +27,7 @@ from entitlements.imports import incremental, sql
 RAW = "soxgov_raw_access"
 APP_NAMES = "soxgov_raw_app_names"
 WS = r"E' \t\n\r\f\v'"  # what Python's str.strip() removes, less the non-ASCII spaces (those step aside)
+HAS_ZONE = r"'(Z|[+-]\d{2}(:?\d{2})?)$'"
 TIMESTAMP = r"'^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,6})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?$'"
 
 
@@ -129,25 +130,36 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     sql.execute(f"ANALYZE {RAW}")
 
     def cell(name: str, table: str = "") -> str:
-        return f"{table}c{index[name]}" if name in index else "''"
+        return f"{table}c{index[name]}" if name in index else "''::text"
 
     incremental.summarise(
-        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, timestamp=TIMESTAMP
+        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, timestamp=TIMESTAMP, cast=_timestamp
     )
     applications = incremental.applications() | ({default} if default is not None else set())
     if lock is not None:
         lock(applications)
     plan = incremental.plan(scope=applications)
-    dirty_only = (
-        f"JOIN {incremental.DIRTY} d ON d.raw_app = {cell('application', 'r0.')} "
-        f"AND d.raw_key = {cell('account_id', 'r0.')}"
-        if plan.incremental
-        else ""
-    )
-    inserted = _normalise(index, stage_table, stage_columns, default, dirty_only)
-    if inserted != plan.dirty_rows:
+    if plan.incremental:
+        dirty_only = (
+            f"JOIN {incremental.DIRTY} d ON d.raw_app = {cell('application', 'r0.')} "
+            f"AND d.raw_key = {cell('account_id', 'r0.')}"
+        )
+        inserted = _normalise(index, stage_table, stage_columns, default, dirty_only)
+        if inserted != plan.dirty_rows:
+            raise _StepAside
+        if incremental.entitlements_agree(stage_table):
+            return FastStage(rows=plan.rows, applications=applications, plan=plan)
+        # The changed rows rename or re-flag an entitlement that clean accounts hold too: read everything.
+        sql.execute(f"DELETE FROM {stage_table}")
+        plan = incremental.Plan(incremental=False, rows=plan.rows, dirty_rows=plan.rows, clean_accounts=0)
+    if _normalise(index, stage_table, stage_columns, default, "") != plan.rows:
         raise _StepAside
     return FastStage(rows=plan.rows, applications=applications, plan=plan)
+
+
+def _timestamp(text: str) -> str:
+    """SQL casting a validated, trimmed, non-empty timestamp cell: UTC unless it names its offset."""
+    return f"CASE WHEN {text} ~ {HAS_ZONE} THEN {text}::timestamptz ELSE ({text}::timestamp AT TIME ZONE 'UTC') END"
 
 
 def _normalise(index, stage_table, stage_columns, default, dirty_only: str) -> int:
@@ -181,7 +193,6 @@ def _normalise(index, stage_table, stage_columns, default, dirty_only: str) -> i
         for name in ACCESS_COLUMNS
         if name in index
     ]
-    has_zone = r"'(Z|[+-]\d{2}(:?\d{2})?)$'"
     values = [
         "r.row_no + 1",
         application_id,
@@ -190,8 +201,7 @@ def _normalise(index, stage_table, stage_columns, default, dirty_only: str) -> i
         "NULLIF(r.employee_id, '')",
         "NULLIF(lower(r.email), '')",
         "COALESCE(NULLIF(lower(r.account_status), ''), 'enabled')",
-        f"CASE WHEN r.last_used_at = '' THEN NULL WHEN r.last_used_at ~ {has_zone} THEN r.last_used_at::timestamptz "
-        "ELSE (r.last_used_at::timestamp AT TIME ZONE 'UTC') END",
+        f"CASE WHEN r.last_used_at = '' THEN NULL ELSE {_timestamp('r.last_used_at')} END",
         "NULLIF(r.entitlement_id, '')",
         "NULLIF(r.entitlement_name, '')",
         "COALESCE(NULLIF(lower(r.entitlement_type), ''), 'role')",

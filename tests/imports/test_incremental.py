@@ -156,7 +156,7 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
         ),
         pytest.param(
             lambda rows: [[*r[:8], "Read the ledger", *r[9:]] if r[7] == "GL_VIEW" else r for r in rows],
-            id="entitlement-renamed-everywhere",
+            id="entitlement-renamed-everywhere-rereads-all",
         ),
         pytest.param(
             lambda rows: [[*r[:8], "Read the ledger", *r[9:]] if r[1] == "bob" else r for r in rows],
@@ -193,7 +193,9 @@ def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, 
         case.rsplit("-", 1)[-1], APPLIED
     )
     assert status == expected
-    if status == APPLIED:
+    if case.endswith("-rereads-all"):  # clean accounts hold the entitlement too: the full path decides
+        assert reread == len(second)
+    elif status == APPLIED:
         assert reread < len(second), "the unchanged accounts should not have been re-read"
 
 
@@ -249,3 +251,14 @@ def test_back_to_back_pulls_skip_each_others_history(world, write_csv, settings)
     assert [r.status for r in runs] == [APPLIED] * 4
     assert [_rows_reread(r) for r in runs] == [len(BASE), 0, 0, 1]
     assert runs[1].counts["accounts"]["removed"] == 1 and runs[3].counts["accounts"]["added"] == 1
+
+
+def test_an_entitlement_edited_behind_the_pipeline_makes_the_pull_reread_everything(world, write_csv):
+    def rename_behind():
+        entitlement = Entitlement.objects.get(entitlement_id="GL_VIEW")
+        entitlement.name = "Renamed by hand"
+        entitlement.save()
+
+    (_, counts, _, (_, _, entitlements)), reread, _ = _compare(write_csv, BASE, between=rename_behind)
+    assert ("Ledger", "GL_VIEW", "GL_VIEW name", "role", False) in entitlements
+    assert counts["entitlements"]["changed"] == 1 and reread == len(BASE)
