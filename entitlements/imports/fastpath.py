@@ -127,7 +127,6 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     sql.create_temp(APP_NAMES, "name TEXT PRIMARY KEY, id BIGINT NOT NULL")
     for name, pk in names.items():
         sql.execute(f"INSERT INTO {APP_NAMES} (name, id) VALUES (%s, %s)", [name, pk])
-    sql.execute(f"ANALYZE {RAW}")
 
     def cell(name: str, table: str = "") -> str:
         return f"{table}c{index[name]}" if name in index else "''::text"
