@@ -190,13 +190,13 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         S_ACCOUNT,
         f"""application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, row_no INTEGER, name VARCHAR(255),
         employee_id VARCHAR(64), email VARCHAR(254), status VARCHAR(16), last_used_at {sql.ts_type()},
-        privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN, digest VARCHAR(32),
+        privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN, digest VARCHAR(64),
         PRIMARY KEY (application_id, account_key)""",
     )
     # The digest this pull leaves on each staged account (fast path only; see incremental.py).
     digests = (
         f"""LEFT JOIN {incremental.GROUPS} pg ON pg.application_id = g.application_id
-            AND pg.account_key = g.account_key AND pg.keys_per_account = 1"""
+            AND pg.account_key = g.account_key AND NOT pg.shared"""
         if fast
         else ""
     )

@@ -48,7 +48,10 @@ def _header(path: Path) -> tuple[list[str], int] | None:
     text = text.removeprefix("\ufeff")
     if '"' in text and text.count('"') % 2:  # a quoted header cell spanning lines
         return None
-    cells = next(csv.reader(io.StringIO(text)), None)
+    try:
+        cells = next(csv.reader(io.StringIO(text)), None)
+    except csv.Error:  # e.g. a bare CR inside the header line: the row-by-row reader explains it
+        return None
     return (cells, offset) if cells else None
 
 
@@ -131,13 +134,11 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     def cell(name: str, table: str = "") -> str:
         return f"{table}c{index[name]}" if name in index else "''::text"
 
-    incremental.summarise(
-        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, timestamp=TIMESTAMP, cast=_timestamp
-    )
+    incremental.summarise(raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS)
     applications = incremental.applications() | ({default} if default is not None else set())
     if lock is not None:
         lock(applications)
-    plan = incremental.plan(scope=applications)
+    plan = incremental.plan(scope=applications, timestamp=TIMESTAMP, cast=_timestamp)
     if plan.incremental:
         dirty_only = (
             f"JOIN {incremental.DIRTY} d ON d.raw_app = {cell('application', 'r0.')} "

@@ -41,6 +41,7 @@ from entitlements.models import Account, Application, ConnectorRun, Entitlement,
 GROUPS = "soxgov_pull_account"
 DIRTY = "soxgov_pull_dirty"
 TOUCHED = "soxgov_pull_touched"
+KEPT = "soxgov_pull_kept"
 # Edits that wait on a pull's locks commit after it with an earlier time; a day covers any pull's duration.
 MARGIN = dt.timedelta(days=1)
 
@@ -63,13 +64,13 @@ class Plan:
     clean_accounts: int
 
 
-def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, timestamp: str, cast) -> None:
-    """One row per raw account group of ``raw``: its digest, claim and ``last_used_at``, normalised.
+def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -> None:
+    """One row per raw account group of ``raw``: its digests and claim, normalised.
 
     ``cell(name)`` is the SQL for a column's raw text (a text literal when the file lacks it); the raw table
-    holds no NULLs (COPY ran with FORCE_NOT_NULL). ``timestamp`` is the regular expression a valid
-    ``last_used_at`` matches, and ``cast(sql)`` the SQL that casts one. One pass, no sort: a hash aggregate
-    of a row hash and four MIN/MAX, which is what keeps a no-change pull of millions of rows to seconds.
+    holds no NULLs (COPY ran with FORCE_NOT_NULL). One pass, no sort: a hash aggregate of a row hash and
+    four MIN/MAX, which is what keeps a no-change pull of millions of rows to seconds. Nothing per group
+    costs more than an md5 here: ``last_used_at`` is validated and cast later, only where it moved.
     """
     application_id = f"COALESCE(n.id, {int(default)})" if default is not None else "n.id"
 
@@ -79,40 +80,25 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, t
     hashed = ", ".join(cell(c) for c in DIGESTED)
     sql.create_temp(
         GROUPS,
-        f"""raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, n BIGINT NOT NULL, digest VARCHAR(32),
-        application_id BIGINT, account_key TEXT NOT NULL, employee_id TEXT, email TEXT,
-        last_used_at {sql.ts_type()}, used_ok BOOLEAN NOT NULL, keys_per_account BIGINT,
-        clean BOOLEAN NOT NULL DEFAULT FALSE""",
+        f"""raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, n BIGINT NOT NULL, digest VARCHAR(64),
+        used TEXT NOT NULL, application_id BIGINT, account_key TEXT NOT NULL, employee_id TEXT, email TEXT,
+        last_used_at {sql.ts_type()}, shared BOOLEAN NOT NULL DEFAULT FALSE, clean BOOLEAN NOT NULL DEFAULT TRUE""",
     )
-    used = trimmed("g.used_min")
-    # One last_used_at on every row, and a valid one; it is cast only then (a bad one makes the account
-    # dirty, and staging explains it).
-    used_ok = (
-        f"g.used_min = g.used_max AND NOT ({used} <> '' AND {used} !~ {timestamp}) "
-        f"AND left({used}, 4) NOT IN ('0000', '0001', '9999') "
-        f"AND ascii(g.used_min) <= 127 AND ascii(right(g.used_min, 1)) <= 127"
-    )
+    # The digest is two halves: the rows but last_used_at, then last_used_at (NULL unless the same on every
+    # row, which makes the account dirty: staging then takes the latest, as the full path does).
     sql.execute(
-        f"""INSERT INTO {GROUPS} (raw_app, raw_key, n, digest, application_id, account_key, employee_id, email,
-                                  last_used_at, used_ok)
-        SELECT g.raw_app, g.raw_key, g.n, md5(g.n || ':' || g.h), {application_id}, {trimmed("g.raw_key")},
-               NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), ''),
-               CASE WHEN v.ok AND {used} <> '' THEN {cast(used)} END,
-               v.ok
+        f"""INSERT INTO {GROUPS} (raw_app, raw_key, n, digest, used, application_id, account_key, employee_id, email)
+        SELECT g.raw_app, g.raw_key, g.n,
+               CASE WHEN g.used_min = g.used_max THEN md5(g.n || ':' || g.h) || md5(g.used_min) END,
+               {trimmed("g.used_min")}, {application_id}, {trimmed("g.raw_key")},
+               NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), '')
         FROM (SELECT {cell("application")} AS raw_app, {cell("account_id")} AS raw_key, COUNT(*) AS n,
                      SUM(hash_record_extended(ROW({hashed}), 0)) AS h,
                      MIN({cell("employee_id")} COLLATE "C") AS employee_id, MIN({cell("email")} COLLATE "C") AS email,
                      MIN({cell("last_used_at")} COLLATE "C") AS used_min,
                      MAX({cell("last_used_at")} COLLATE "C") AS used_max
               FROM {raw} GROUP BY 1, 2) g
-        LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")})
-        CROSS JOIN LATERAL (SELECT {used_ok} AS ok) v"""
-    )
-    # Two raw groups for one account (keys that differ only in spaces or case of the application) are dirty.
-    sql.execute(
-        f"""UPDATE {GROUPS} SET keys_per_account = c.k FROM (
-            SELECT application_id, account_key, COUNT(*) AS k FROM {GROUPS} GROUP BY application_id, account_key) c
-        WHERE c.application_id = {GROUPS}.application_id AND c.account_key = {GROUPS}.account_key"""
+        LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")})"""
     )
 
 
@@ -133,8 +119,12 @@ def applications() -> set[int]:
     return {r[0] for r in sql.fetchall(f"SELECT DISTINCT application_id FROM {GROUPS}") if r[0] is not None}
 
 
-def plan(*, scope: set[int]) -> Plan:
-    """Mark clean groups and fill DIRTY with the raw keys of the rest; decide whether to go incremental."""
+def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
+    """Mark the dirty groups and fill DIRTY with their raw keys; decide whether to go incremental.
+
+    ``timestamp`` is the regular expression a valid ``last_used_at`` matches, ``cast(sql)`` the SQL that casts
+    one: both are applied only to the clean accounts whose ``last_used_at`` moved.
+    """
     rows = int(sql.scalar(f"SELECT COALESCE(SUM(n), 0) FROM {GROUPS}"))
     full = Plan(incremental=False, rows=rows, dirty_rows=rows, clean_accounts=0)
     if not (settings.SOXGOV_IMPORT_INCREMENTAL and scope):
@@ -145,18 +135,42 @@ def plan(*, scope: set[int]) -> Plan:
     if _entitlements_edited(windows):
         return full
     _touched_outside_pulls(windows)
-    # The identity is resolved as diff() resolves it: by employee id first, then by e-mail.
+    # Two raw groups for one account (keys that differ only in spaces, or the application's case) are dirty.
     sql.execute(
-        f"""WITH resolved AS (
-            SELECT g.raw_app, g.raw_key, COALESCE(ie.id, im.id) AS identity_id FROM {GROUPS} g
-            LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
-            LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
-            WHERE g.used_ok AND g.keys_per_account = 1 AND g.application_id IS NOT NULL)
-        UPDATE {GROUPS} g SET clean = TRUE FROM resolved r, {T_ACCOUNT} a
-        WHERE r.raw_app = g.raw_app AND r.raw_key = g.raw_key
-          AND a.application_id = g.application_id AND a.account_id = g.account_key AND a.pull_digest = g.digest
-          AND COALESCE(a.identity_id, 0) = COALESCE(r.identity_id, 0)
+        f"""UPDATE {GROUPS} SET shared = TRUE WHERE (application_id, account_key) IN (
+            SELECT application_id, account_key FROM {GROUPS} GROUP BY application_id, account_key
+            HAVING COUNT(*) > 1)"""
+    )
+    # The accounts that stay as they are: same rows as the pull that applied them, the same identity link when
+    # resolved as diff() resolves it (employee id first, then e-mail), and not edited outside pulls since.
+    sql.create_temp(
+        KEPT, "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, account_pk BIGINT, used_moved BOOLEAN"
+    )
+    sql.execute(
+        f"""INSERT INTO {KEPT} (raw_app, raw_key, account_pk, used_moved)
+        SELECT g.raw_app, g.raw_key, a.id, right(a.pull_digest, 32) <> right(g.digest, 32) FROM {GROUPS} g
+        JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key
+            AND left(a.pull_digest, 32) = left(g.digest, 32)
+        LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
+        LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
+        WHERE NOT g.shared AND COALESCE(a.identity_id, 0) = COALESCE(ie.id, im.id, 0)
           AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.id = a.id)"""
+    )
+    sql.execute(
+        f"""UPDATE {GROUPS} g SET clean = FALSE
+        WHERE NOT EXISTS (SELECT 1 FROM {KEPT} k WHERE k.raw_app = g.raw_app AND k.raw_key = g.raw_key)"""
+    )
+    # A moved last_used_at is validated like a staged one (a bad one makes the account dirty, so that staging
+    # explains it) and cast; an impossible date raises, and the fast path steps aside.
+    moved = f"EXISTS (SELECT 1 FROM {KEPT} k WHERE k.used_moved AND k.raw_app = g.raw_app AND k.raw_key = g.raw_key)"
+    valid = (
+        f"(g.used = '' OR g.used ~ {timestamp}) AND left(g.used, 4) NOT IN ('0000', '0001', '9999') "
+        "AND ascii(g.used) <= 127 AND ascii(right(g.used, 1)) <= 127"
+    )
+    sql.execute(f"UPDATE {GROUPS} g SET clean = FALSE WHERE g.clean AND {moved} AND NOT ({valid})")
+    sql.execute(
+        f"""UPDATE {GROUPS} g SET last_used_at = {cast("g.used")}
+        WHERE g.clean AND g.used <> '' AND {moved}"""
     )
     sql.create_temp(DIRTY, "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, PRIMARY KEY (raw_app, raw_key)")
     sql.execute(
@@ -190,12 +204,13 @@ def entitlements_agree(stage: str) -> bool:
 
 
 def refresh_last_used() -> None:
-    """Move ``last_used_at`` of the clean accounts (left out of their digest) where the file moved it."""
+    """For the clean accounts whose ``last_used_at`` moved (it is left out of the rows' digest): store it where
+    the file gives one, as the full path does, and the digest's second half in any case."""
     sql.execute(
-        f"""UPDATE {T_ACCOUNT} SET last_used_at = g.last_used_at FROM {GROUPS} g
-        WHERE g.clean AND g.last_used_at IS NOT NULL AND {T_ACCOUNT}.application_id = g.application_id
-          AND {T_ACCOUNT}.account_id = g.account_key
-          AND ({T_ACCOUNT}.last_used_at IS NULL OR {T_ACCOUNT}.last_used_at <> g.last_used_at)"""
+        f"""UPDATE {T_ACCOUNT} SET last_used_at = COALESCE(g.last_used_at, {T_ACCOUNT}.last_used_at),
+                                  pull_digest = g.digest
+        FROM {KEPT} k JOIN {GROUPS} g ON g.raw_app = k.raw_app AND g.raw_key = k.raw_key
+        WHERE k.used_moved AND g.clean AND {T_ACCOUNT}.id = k.account_pk"""
     )
 
 

@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="account",
             name="pull_digest",
-            field=models.CharField(blank=True, editable=False, max_length=32, null=True),
+            field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
     ]

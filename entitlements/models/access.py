@@ -97,7 +97,7 @@ class Account(models.Model):
     first_seen = models.DateTimeField()
     # What the last pull said about this account, hashed (entitlements/imports/incremental.py): a later pull
     # whose rows hash the same need not re-read them. Bookkeeping, not access, so it stays out of history.
-    pull_digest = models.CharField(max_length=32, null=True, blank=True, editable=False)
+    pull_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     history = HistoricalRecords(excluded_fields=["last_used_at", "pull_digest"])
     objects = RestrictedQuerySet.as_manager()

@@ -114,3 +114,11 @@ def test_fast_path_never_disagrees_with_the_row_by_row_path(tmp_path, ledger, ro
     path.write_text(buffer.getvalue(), encoding="utf-8")
     fast, slow = _both_paths(path, ledger)
     assert fast is None or fast == slow
+
+
+def test_fast_path_steps_aside_for_a_header_the_csv_module_cannot_split(tmp_path, ledger):
+    """Found by the property test: a bare CR inside the header line made the header reader raise."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(HEADER.encode() + b",,\r0\nLedger,bob,,,,,,,,,\n")
+    fast, _slow = _both_paths(path, ledger)
+    assert fast is None
