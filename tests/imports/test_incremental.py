@@ -181,6 +181,16 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
             lambda rows: [[*r[:6], "2026-02-30", *r[7:]] if r[1] == "ann" else r for r in rows],
             id="impossible-date-is-refused",
         ),
+        pytest.param(
+            lambda rows: [[*r[:6], "yesterday", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-not-a-date-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [
+                [*r[:6], "2026-11-25", *r[7:]] if r[7] == "GL_VIEW" and r[1] == "ann" else r for r in rows
+            ],
+            id="last-used-differs-between-rows",
+        ),
     ],
 )
 def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, request, settings):
