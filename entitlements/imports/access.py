@@ -185,6 +185,10 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     t = sql.true()
     fast = plan is not None
     partial = fast and plan.incremental
+    if partial:
+        # A few dirty accounts against millions of current grants: index probes (nested loops), which the
+        # import session otherwise turns off for its million-row statements (services._tune_session).
+        sql.execute("SELECT set_config('enable_nestloop', 'on', true)")
     _analyze(STAGE, S_SCOPE)
     sql.create_temp(
         S_ACCOUNT,
