@@ -32,6 +32,7 @@ from evidence import chain as chain_module
 from evidence.chain import format_time
 from evidence.checkpoints import checkpoint_create
 from evidence.models import Checkpoint, EvidenceEvent
+from evidence.selectors import subjects_in
 from evidence.services import Actor
 
 EXCEL_MAX_ROWS = 1_048_576  # per sheet, header included
@@ -163,18 +164,9 @@ def campaign_tables(campaign) -> tuple[list[Table], Q]:
     ]  # fmt: skip
     subjects = (
         Q(subject_type="reviews.campaign", subject_id=str(campaign.pk))
-        | Q(
-            subject_type="reviews.reviewitem",
-            subject_id__in=[str(pk) for pk in items.values_list("pk", flat=True)],
-        )
-        | Q(
-            subject_type="reviews.remediationtask",
-            subject_id__in=[str(pk) for pk in tasks.values_list("pk", flat=True)],
-        )
-        | Q(
-            subject_type="sod.violation",
-            subject_id__in=[str(pk) for pk in violations.values_list("pk", flat=True)],
-        )
+        | subjects_in("reviews.reviewitem", items)
+        | subjects_in("reviews.remediationtask", tasks)
+        | subjects_in("sod.violation", violations)
     )
     tables = [
         Table("campaign", ["field", "value"], lambda: iter(summary)),
@@ -250,16 +242,12 @@ def period_tables(since, until, application_ids: list[int]) -> tuple[list[Table]
         Application.objects.filter(pk__in=application_ids).order_by("name").values_list("name", flat=True)
     )
     summary = [["since", since], ["until", until], ["applications", ", ".join(names)]]
-    text_ids = lambda qs: [str(pk) for pk in qs.values_list("pk", flat=True)]  # noqa: E731
     subjects = Q(occurred_at__date__gte=since, occurred_at__date__lte=until) & (
-        Q(subject_type="reviews.reviewitem", subject_id__in=text_ids(items))
-        | Q(subject_type="reviews.remediationtask", subject_id__in=text_ids(tasks))
-        | Q(subject_type="sod.violation", subject_id__in=text_ids(violations))
+        subjects_in("reviews.reviewitem", items)
+        | subjects_in("reviews.remediationtask", tasks)
+        | subjects_in("sod.violation", violations)
         | Q(subject_type="entitlements.application", subject_id__in=[str(pk) for pk in application_ids])
-        | Q(
-            subject_type="entitlements.account",
-            subject_id__in=text_ids(Account.objects.filter(application_id__in=application_ids)),
-        )
+        | subjects_in("entitlements.account", Account.objects.filter(application_id__in=application_ids))
     )
     tables = [
         Table("scope", ["field", "value"], lambda: iter(summary)),

@@ -180,6 +180,28 @@ def test_the_evidence_trail_filters_by_campaign_and_identity(decided, people, co
     assert page.status_code == 200 and len(page.context["page"].items) == 4
 
 
+def test_only_an_items_canonical_id_brings_its_events_into_a_campaign_scope(decided):
+    from evidence.filters import EvidenceEventFilter
+    from evidence.packs import campaign_tables
+    from evidence.services import Actor, Event, Subject, events_record
+
+    pk = ReviewItem.objects.filter(campaign=decided).order_by("pk").values_list("pk", flat=True).first()
+    # Look-alikes of the item's id that str(pk) never writes; the 20-digit one would overflow a bigint cast.
+    subject_ids = [str(pk), f"0{pk}", f"+{pk}", f" {pk}", f"{pk}.0", "abc", "", "0", "9" * 20]
+    events_record(
+        actor=Actor.system("test"),
+        events=[Event("test.subject.recorded", Subject("reviews.reviewitem", s, "x")) for s in subject_ids],
+    )
+    recorded = EvidenceEvent.objects.filter(action="test.subject.recorded")
+
+    _tables, subjects = campaign_tables(decided)
+    in_pack = recorded.filter(subjects).values_list("subject_id", flat=True)
+    trail = EvidenceEventFilter({"campaign": decided.pk}, queryset=recorded).qs.values_list(
+        "subject_id", flat=True
+    )
+    assert list(in_pack) == list(trail) == [str(pk)]
+
+
 def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
     decided, company, tmp_path, settings
 ):
