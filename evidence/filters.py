@@ -1,14 +1,9 @@
 import django_filters
 from django import forms
-from django.db.models import CharField, Q
-from django.db.models.functions import Cast
+from django.db.models import Q
 
 from evidence.models import EvidenceEvent
-
-
-def _ids(queryset) -> object:
-    """Primary keys as text, to match the events' subject_id column."""
-    return queryset.annotate(as_text=Cast("pk", CharField())).values("as_text")
+from evidence.selectors import subjects_in
 
 
 class EvidenceEventFilter(django_filters.FilterSet):
@@ -56,14 +51,8 @@ class EvidenceEventFilter(django_filters.FilterSet):
 
         return queryset.filter(
             Q(subject_type="reviews.campaign", subject_id=str(value))
-            | Q(
-                subject_type="reviews.reviewitem",
-                subject_id__in=_ids(ReviewItem.objects.filter(campaign_id=value)),
-            )
-            | Q(
-                subject_type="reviews.remediationtask",
-                subject_id__in=_ids(RemediationTask.objects.filter(item__campaign_id=value)),
-            )
+            | subjects_in("reviews.reviewitem", ReviewItem.objects.filter(campaign_id=value))
+            | subjects_in("reviews.remediationtask", RemediationTask.objects.filter(item__campaign_id=value))
         )
 
     def filter_identity(self, queryset, name, value):
@@ -73,17 +62,9 @@ class EvidenceEventFilter(django_filters.FilterSet):
 
         return queryset.filter(
             Q(subject_type="entitlements.identity", subject_id=str(value))
-            | Q(
-                subject_type="entitlements.account",
-                subject_id__in=_ids(Account.objects.filter(identity_id=value)),
-            )
-            | Q(
-                subject_type="reviews.reviewitem",
-                subject_id__in=_ids(ReviewItem.objects.filter(identity_id=value)),
-            )
-            | Q(
-                subject_type="sod.violation", subject_id__in=_ids(Violation.objects.filter(identity_id=value))
-            )
+            | subjects_in("entitlements.account", Account.objects.filter(identity_id=value))
+            | subjects_in("reviews.reviewitem", ReviewItem.objects.filter(identity_id=value))
+            | subjects_in("sod.violation", Violation.objects.filter(identity_id=value))
         )
 
     def filter_application(self, queryset, name, value):
@@ -91,16 +72,7 @@ class EvidenceEventFilter(django_filters.FilterSet):
 
         return queryset.filter(
             Q(subject_type="entitlements.application", subject_id=str(value))
-            | Q(
-                subject_type="entitlements.account",
-                subject_id__in=_ids(Account.objects.filter(application_id=value)),
-            )
-            | Q(
-                subject_type="entitlements.entitlement",
-                subject_id__in=_ids(Entitlement.objects.filter(application_id=value)),
-            )
-            | Q(
-                subject_type="entitlements.connectorrun",
-                subject_id__in=_ids(ConnectorRun.objects.filter(application_id=value)),
-            )
+            | subjects_in("entitlements.account", Account.objects.filter(application_id=value))
+            | subjects_in("entitlements.entitlement", Entitlement.objects.filter(application_id=value))
+            | subjects_in("entitlements.connectorrun", ConnectorRun.objects.filter(application_id=value))
         )

@@ -9,12 +9,12 @@
 
 Tables stream from the database (iterator) into CSV and JSON and into openpyxl's write-only workbook, whose
 cells that a spreadsheet would run as formulas are neutralised, and which starts a new sheet beyond Excel's row
-limit. Memory stays flat whatever the size.
+limit; on PostgreSQL, the database writes each query's CSV itself with COPY (pack_csv: the same bytes). Memory
+stays flat whatever the size.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import tempfile
@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Q
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from openpyxl import Workbook
 
 from evidence import chain as chain_module
+from evidence import pack_csv
 from evidence.chain import format_time
 from evidence.checkpoints import checkpoint_create
 from evidence.models import Checkpoint, EvidenceEvent
+from evidence.selectors import subjects_in
 from evidence.services import Actor
 
 EXCEL_MAX_ROWS = 1_048_576  # per sheet, header included
@@ -50,6 +53,9 @@ class Table:
     name: str
     header: list[str]
     rows: Callable[[], Iterable[list]]  # called once per output format
+    # The same rows as CSV cell texts (pack_csv.csv_cells), for COPY on PostgreSQL; None for the tables built in
+    # Python (the summaries), which the Python writer writes everywhere.
+    cells: Callable[[], QuerySet] | None = None
 
 
 def _cell(value):
@@ -59,14 +65,18 @@ def _cell(value):
 
 
 def _write_csv(table: Table, path: Path) -> int:
-    count = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(table.header)
-        for row in table.rows():
-            writer.writerow([inert(_cell(v)) for v in row])
-            count += 1
-    return count
+    """Both writers give the same bytes (pack_csv); PostgreSQL writes a query's table itself, at COPY's speed."""
+    if table.cells is not None and connection.vendor == "postgresql":
+        return _copy_csv(table, path)
+    return _python_csv(table, path)
+
+
+def _copy_csv(table: Table, path: Path) -> int:
+    return pack_csv.copy_rows(table.header, table.cells(), path)
+
+
+def _python_csv(table: Table, path: Path) -> int:
+    return pack_csv.write_rows(table.header, table.rows(), path, lambda v: inert(_cell(v)))
 
 
 def _write_json(table: Table, path: Path) -> None:
@@ -111,8 +121,13 @@ def _sha256(path: Path) -> str:
 # --- What a campaign pack holds --------------------------------------------------------------------------------
 
 
-def _values(queryset, fields: list[str]) -> Callable[[], Iterator[list]]:
-    return lambda: (list(row) for row in queryset.values_list(*fields).iterator(chunk_size=5000))
+def _query_table(name: str, queryset, fields: list[str]) -> Table:
+    return Table(
+        name,
+        fields,
+        lambda: (list(row) for row in queryset.values_list(*fields).iterator(chunk_size=5000)),
+        lambda: pack_csv.csv_cells(queryset, fields),
+    )
 
 
 def campaign_tables(campaign) -> tuple[list[Table], Q]:
@@ -163,25 +178,16 @@ def campaign_tables(campaign) -> tuple[list[Table], Q]:
     ]  # fmt: skip
     subjects = (
         Q(subject_type="reviews.campaign", subject_id=str(campaign.pk))
-        | Q(
-            subject_type="reviews.reviewitem",
-            subject_id__in=[str(pk) for pk in items.values_list("pk", flat=True)],
-        )
-        | Q(
-            subject_type="reviews.remediationtask",
-            subject_id__in=[str(pk) for pk in tasks.values_list("pk", flat=True)],
-        )
-        | Q(
-            subject_type="sod.violation",
-            subject_id__in=[str(pk) for pk in violations.values_list("pk", flat=True)],
-        )
+        | subjects_in("reviews.reviewitem", items)
+        | subjects_in("reviews.remediationtask", tasks)
+        | subjects_in("sod.violation", violations)
     )
     tables = [
         Table("campaign", ["field", "value"], lambda: iter(summary)),
-        Table("review_items", item_fields, _values(items, item_fields)),
-        Table("decisions", decision_fields, _values(decisions, decision_fields)),
-        Table("sod_violations", violation_fields, _values(violations, violation_fields)),
-        Table("remediation", task_fields, _values(tasks, task_fields)),
+        _query_table("review_items", items, item_fields),
+        _query_table("decisions", decisions, decision_fields),
+        _query_table("sod_violations", violations, violation_fields),
+        _query_table("remediation", tasks, task_fields),
     ]
     return tables, subjects
 
@@ -250,23 +256,19 @@ def period_tables(since, until, application_ids: list[int]) -> tuple[list[Table]
         Application.objects.filter(pk__in=application_ids).order_by("name").values_list("name", flat=True)
     )
     summary = [["since", since], ["until", until], ["applications", ", ".join(names)]]
-    text_ids = lambda qs: [str(pk) for pk in qs.values_list("pk", flat=True)]  # noqa: E731
     subjects = Q(occurred_at__date__gte=since, occurred_at__date__lte=until) & (
-        Q(subject_type="reviews.reviewitem", subject_id__in=text_ids(items))
-        | Q(subject_type="reviews.remediationtask", subject_id__in=text_ids(tasks))
-        | Q(subject_type="sod.violation", subject_id__in=text_ids(violations))
+        subjects_in("reviews.reviewitem", items)
+        | subjects_in("reviews.remediationtask", tasks)
+        | subjects_in("sod.violation", violations)
         | Q(subject_type="entitlements.application", subject_id__in=[str(pk) for pk in application_ids])
-        | Q(
-            subject_type="entitlements.account",
-            subject_id__in=text_ids(Account.objects.filter(application_id__in=application_ids)),
-        )
+        | subjects_in("entitlements.account", Account.objects.filter(application_id__in=application_ids))
     )
     tables = [
         Table("scope", ["field", "value"], lambda: iter(summary)),
-        Table("review_items", item_fields, _values(items, item_fields)),
-        Table("decisions", decision_fields, _values(decisions, decision_fields)),
-        Table("sod_violations", violation_fields, _values(violations, violation_fields)),
-        Table("remediation", task_fields, _values(tasks, task_fields)),
+        _query_table("review_items", items, item_fields),
+        _query_table("decisions", decisions, decision_fields),
+        _query_table("sod_violations", violations, violation_fields),
+        _query_table("remediation", tasks, task_fields),
     ]
     return tables, subjects
 
@@ -281,6 +283,26 @@ def _event_rows(events) -> Iterator[list]:
             e.sequence, format_time(e.occurred_at), e.actor_kind, e.actor_user_id, e.actor_name, e.action,
             e.subject_type, e.subject_id, e.subject_repr, e.payload, e.prev_hash, e.hash,
         ]  # fmt: skip
+
+
+def evidence_tables(subjects: Q, checkpoint) -> tuple[Table, Table]:
+    """The scope's events up to the checkpoint, and the chain segment from the first of them to the checkpoint."""
+    events = EvidenceEvent.objects.filter(subjects, sequence__lte=checkpoint.sequence).order_by("sequence")
+    first = events.values_list("sequence", flat=True).first() or checkpoint.sequence
+    event_columns = [
+        "sequence", pack_csv.EventTime("occurred_at"), "actor_kind", "actor_user_id", "actor_name", "action",
+        "subject_type", "subject_id", "subject_repr", "payload", "prev_hash", "hash",
+    ]  # fmt: skip
+    events_table = Table(
+        "evidence_events",
+        EVENT_FIELDS,
+        lambda: _event_rows(events),
+        lambda: pack_csv.csv_cells(events, event_columns),
+    )
+    segment = EvidenceEvent.objects.filter(sequence__gte=first, sequence__lte=checkpoint.sequence).order_by(
+        "sequence"
+    )
+    return events_table, _query_table("chain", segment, ["sequence", "prev_hash", "hash"])
 
 
 def build_campaign_pack(
@@ -309,15 +331,8 @@ def build_pack(
     """Write the pack to ``out`` (a .zip); returns its SHA-256. Signs a checkpoint first, so every event of the
     scope lies inside the chain segment the pack proves."""
     checkpoint = checkpoint_create(reason=Checkpoint.Reason.EVIDENCE_PACK, actor=actor)
-    events = EvidenceEvent.objects.filter(subjects, sequence__lte=checkpoint.sequence).order_by("sequence")
-    first = events.values_list("sequence", flat=True).first() or checkpoint.sequence
-    tables.append(Table("evidence_events", EVENT_FIELDS, lambda: _event_rows(events)))
-    segment = EvidenceEvent.objects.filter(sequence__gte=first, sequence__lte=checkpoint.sequence).order_by(
-        "sequence"
-    )
-    chain_table = Table(
-        "chain", ["sequence", "prev_hash", "hash"], _values(segment, ["sequence", "prev_hash", "hash"])
-    )
+    events_table, chain_table = evidence_tables(subjects, checkpoint)
+    tables.append(events_table)
     bag_name = f"soxgov-{name}-{timezone.now():%Y%m%dT%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="soxgov-pack-") as folder:
         bag = Path(folder) / bag_name

@@ -8,6 +8,8 @@ It checks (1) the BagIt manifests: every payload and tag file is present and has
 content with the chain's encoding (evidence_chain.py, shipped in the pack); (3) the chain segment: each link
 follows the one before, from the first event of the scope up to the checkpoint, whose head it must reach; and,
 with --key, (4) the checkpoint's HMAC signature. Exit 0 when everything holds; 1 naming the first failure.
+Files are read from the zip as they are checked and hashed block by block: of a pack's data, only the chain
+segment and the evidence events are held in memory, whatever the number of review items.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Iterator, MutableMapping
 from pathlib import PurePosixPath
+
+BLOCK = 1 << 20
 
 
 class PackError(Exception):
@@ -40,14 +45,27 @@ def _manifest(text: str, listed_in: str) -> dict[str, str]:
     return entries
 
 
-def _check_manifest(files: dict[str, bytes], manifest_name: str) -> dict[str, str]:
+def _open(files, name: str):
+    """A binary stream of one file: from the zip for PackFiles, so no large file is ever held whole."""
+    return files.open(name) if isinstance(files, PackFiles) else io.BytesIO(files[name])
+
+
+def _sha256(files, name: str) -> str:
+    digest = hashlib.sha256()
+    with _open(files, name) as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_manifest(files, manifest_name: str) -> dict[str, str]:
     if manifest_name not in files:
         raise PackError(f"{manifest_name} is missing")
     listed = _manifest(files[manifest_name].decode("utf-8"), manifest_name)
     for name, digest in listed.items():
         if name not in files:
             raise PackError(f"{name}: listed in {manifest_name} but missing from the pack")
-        if hashlib.sha256(files[name]).hexdigest() != digest:
+        if _sha256(files, name) != digest:
             raise PackError(f"{name}: SHA-256 does not match {manifest_name} (the file was changed)")
     return listed
 
@@ -60,18 +78,60 @@ def _load_chain_module(source: bytes):
     return module
 
 
-def read_pack(path: str) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+class PackFiles(MutableMapping):
+    """The pack's files by their path inside the bag, read from the zip only when asked for (a pack of 1M items
+    holds ~850 MB). Assigning bytes to a name replaces that file, as a forger would (the tests do)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._replaced: dict[str, bytes] = {}
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
         root = PurePosixPath(names[0]).parts[0] if names else ""
-        return {
-            str(PurePosixPath(*PurePosixPath(name).parts[1:])): archive.read(name)
+        self._members = {
+            str(PurePosixPath(*PurePosixPath(name).parts[1:])): name
             for name in names
             if not name.endswith("/") and PurePosixPath(name).parts[0] == root
         }
 
+    def open(self, name: str):
+        """A binary stream of the file."""
+        if name in self._replaced:
+            return io.BytesIO(self._replaced[name])
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.open(self._members[name])  # keeps the zip's file open until it is closed itself
 
-def verify(files: dict[str, bytes], key: str | None = None) -> list[str]:
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self:
+            raise KeyError(name)
+        with self.open(name) as handle:
+            return handle.read()
+
+    def __setitem__(self, name: str, data: bytes) -> None:
+        self._replaced[name] = data
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._replaced.pop(name, None)
+        self._members.pop(name, None)
+
+    def __contains__(self, name) -> bool:  # without reading the file, as Mapping's would
+        return name in self._replaced or name in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._members
+        yield from (name for name in self._replaced if name not in self._members)
+
+    def __len__(self) -> int:
+        return len(self._members.keys() | self._replaced.keys())
+
+
+def read_pack(path: str) -> PackFiles:
+    return PackFiles(path)
+
+
+def verify(files, key: str | None = None) -> list[str]:
     """Returns what was checked; raises PackError naming the first failure."""
     done = []
     if files.get("bagit.txt", b"").split(b"\n")[0].strip() != b"BagIt-Version: 1.0":
@@ -86,10 +146,9 @@ def verify(files: dict[str, bytes], key: str | None = None) -> list[str]:
 
     chain = _load_chain_module(files["evidence_chain.py"])
     checkpoint = json.loads(files["data/checkpoint.json"])
-    links = list(csv.DictReader(io.StringIO(files["data/chain.csv"].decode("utf-8"))))
     by_sequence = {}
-    previous = None
-    for row in links:
+    previous = first = None
+    for row in _chain_links(files):
         sequence = int(row["sequence"])
         if previous is not None:
             if sequence != previous[0] + 1:
@@ -100,9 +159,10 @@ def verify(files: dict[str, bytes], key: str | None = None) -> list[str]:
                 raise PackError(f"data/chain.csv: sequence {sequence} does not link to the event before it")
         by_sequence[sequence] = row["hash"]
         previous = (sequence, row["hash"])
+        first = sequence if first is None else first
     if previous is None or previous[0] != checkpoint["sequence"] or previous[1] != checkpoint["head_hash"]:
         raise PackError("data/chain.csv: the segment does not end at the checkpoint's head")
-    done.append(f"chain segment {links[0]['sequence']}..{previous[0]} links up to the checkpoint head")
+    done.append(f"chain segment {first}..{previous[0]} links up to the checkpoint head")
 
     events = json.loads(files["data/evidence_events.json"])
     for event in events:
@@ -119,6 +179,11 @@ def verify(files: dict[str, bytes], key: str | None = None) -> list[str]:
             raise PackError("data/checkpoint.json: the signature does not verify with this key")
         done.append("checkpoint signature verified")
     return done
+
+
+def _chain_links(files) -> Iterator[dict[str, str]]:
+    with _open(files, "data/chain.csv") as handle:
+        yield from csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
 
 
 def main(argv=None) -> int:

@@ -7,9 +7,11 @@ import zipfile
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from openpyxl import load_workbook
 
+from evidence import packs
 from evidence.models import EvidenceEvent, EvidencePack
 from evidence.packs import Table, _write_xlsx
 from evidence.verify_pack import PackError, read_pack, verify
@@ -135,6 +137,80 @@ def test_formula_cells_come_out_inert_in_csv_and_xlsx(decided, tmp_path):
     assert not any(isinstance(c, str) and c.startswith("=") for c in comments)
 
 
+def test_csv_rows_end_in_lf_and_a_field_holding_cr_or_lf_is_quoted(tmp_path):
+    import datetime as dt
+
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    rows = [
+        ["a\rb", "c\nd", "=1+1"],
+        [None, "", True],
+        [moment, moment.replace(microsecond=7), 'say "hi", ok'],
+    ]
+    table = Table("t", ["x", "y", "z"], lambda: iter(rows))
+    path = tmp_path / "t.csv"
+
+    assert packs._write_csv(table, path) == 3
+    assert path.read_bytes() == (
+        b'x,y,z\n"a\rb","c\nd",\'=1+1\n,,True\n'
+        b'2026-01-02T03:04:05+00:00,2026-01-02T03:04:05.000007+00:00,"say ""hi"", ok"\n'
+    )
+
+
+AWKWARD_TEXT = [
+    "=SUM(A1:A9)", "+1", "-2", "@cmd", "\tindented", "\rcarriage", 'say "hi", ok', "line one\nline two",
+    "crlf\r\ninside", "bare\rcr", "", " leading space", "'already quoted", "Zoë, café ✓", "-", "plain",
+]  # fmt: skip
+
+
+@pytest.fixture
+def awkward(decided, company):
+    """The decided campaign, its items' text, times and flags set to what CSV writers get wrong."""
+    import datetime as dt
+
+    base = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+    times = [None, base, base.replace(microsecond=120000), base.replace(year=999, microsecond=1)]
+    texts = iter(AWKWARD_TEXT)  # each value in a cell of its own (the campaign has 4 items, 5 text columns)
+    columns = ("comment", "department", "identity_name", "account_key", "entitlement_key")
+    for n, item in enumerate(ReviewItem.objects.filter(campaign=decided).order_by("pk")):
+        ReviewItem.objects.filter(pk=item.pk).update(
+            **{column: next(texts, "x") for column in columns},
+            last_used_at=times[n % len(times)],
+            decided_at=times[(n + 2) % len(times)] if item.decided_at else None,
+            dormant=n % 2 == 0,
+            signed_off=n % 3 == 0,
+        )
+    return decided
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY writes the pack's CSV on PostgreSQL only")
+def test_copy_writes_every_pack_csv_byte_for_byte_as_the_python_writer(awkward, tmp_path):
+    from evidence.checkpoints import checkpoint_create
+    from evidence.models import Checkpoint
+    from evidence.services import Actor
+
+    tables, subjects = packs.campaign_tables(awkward)
+    checkpoint = checkpoint_create(reason=Checkpoint.Reason.EVIDENCE_PACK, actor=Actor.system("test"))
+    tables.extend(packs.evidence_tables(subjects, checkpoint))
+    queried = [t for t in tables if t.cells is not None]
+    assert [t.name for t in queried] == [
+        "review_items", "decisions", "sod_violations", "remediation", "evidence_events", "chain",
+    ]  # fmt: skip
+
+    for table in queried:
+        by_copy, by_python = tmp_path / f"{table.name}.copy.csv", tmp_path / f"{table.name}.py.csv"
+        assert packs._copy_csv(table, by_copy) == packs._python_csv(table, by_python), table.name
+        assert by_copy.read_bytes() == by_python.read_bytes(), table.name
+
+    items = (tmp_path / "review_items.copy.csv").read_bytes()
+    for expected in (b",'=SUM(A1:A9),", b",'-2,", b",'@cmd,", b",'\tindented,", b'"\'\rcarriage"',
+                     b'"line one\nline two"', b'"crlf\r\ninside"', b'"bare\rcr"', b'"say ""hi"", ok"', b",,",
+                     b"2026-03-04T05:06:07+00:00", b"2026-03-04T05:06:07.120000+00:00",
+                     b"0999-03-04T05:06:07.000001+00:00", b",True,", b",False,",
+                     '"Zoë, café ✓"'.encode()):  # fmt: skip
+        assert expected in items, expected
+    assert b"\r\n" not in items.replace(b'"crlf\r\ninside"', b"")  # rows end in LF
+
+
 def test_xlsx_splits_across_sheets_beyond_the_row_limit(tmp_path):
     table = Table("items", ["n"], lambda: ([n] for n in range(7)))
     _write_xlsx(table, tmp_path / "t.xlsx", max_rows=3)  # header + 2 rows per sheet
@@ -178,6 +254,28 @@ def test_the_evidence_trail_filters_by_campaign_and_identity(decided, people, co
     assert [row["action"] for row in by_identity] == ["review.item.certified"]
     page = client.get("/evidence/", {"campaign": decided.pk, "since": "2000-01-01"})
     assert page.status_code == 200 and len(page.context["page"].items) == 4
+
+
+def test_only_an_items_canonical_id_brings_its_events_into_a_campaign_scope(decided):
+    from evidence.filters import EvidenceEventFilter
+    from evidence.packs import campaign_tables
+    from evidence.services import Actor, Event, Subject, events_record
+
+    pk = ReviewItem.objects.filter(campaign=decided).order_by("pk").values_list("pk", flat=True).first()
+    # Look-alikes of the item's id that str(pk) never writes; the 20-digit one would overflow a bigint cast.
+    subject_ids = [str(pk), f"0{pk}", f"+{pk}", f" {pk}", f"{pk}.0", "abc", "", "0", "9" * 20]
+    events_record(
+        actor=Actor.system("test"),
+        events=[Event("test.subject.recorded", Subject("reviews.reviewitem", s, "x")) for s in subject_ids],
+    )
+    recorded = EvidenceEvent.objects.filter(action="test.subject.recorded")
+
+    _tables, subjects = campaign_tables(decided)
+    in_pack = recorded.filter(subjects).values_list("subject_id", flat=True)
+    trail = EvidenceEventFilter({"campaign": decided.pk}, queryset=recorded).qs.values_list(
+        "subject_id", flat=True
+    )
+    assert list(in_pack) == list(trail) == [str(pk)]
 
 
 def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
