@@ -72,10 +72,17 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
     four MIN/MAX, which is what keeps a no-change pull of millions of rows to seconds. Nothing per group
     costs more than an md5 here: ``last_used_at`` is validated and cast later, only where it moved.
     """
-    application_id = f"COALESCE(n.id, {int(default)})" if default is not None else "n.id"
 
     def trimmed(expr: str) -> str:
         return f"btrim({expr}, {ws})"
+
+    # The run's application stands in for an empty cell only; a name that matches no application leaves the
+    # group without one, so it is dirty and staging refuses it (as the full path does).
+    application_id = (
+        f"CASE WHEN n.id IS NULL AND {trimmed('g.raw_app')} <> '' THEN NULL ELSE COALESCE(n.id, {int(default)}) END"
+        if default is not None
+        else "n.id"
+    )
 
     hashed = ", ".join(cell(c) for c in DIGESTED)
     sql.create_temp(

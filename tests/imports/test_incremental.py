@@ -272,3 +272,20 @@ def test_an_entitlement_edited_behind_the_pipeline_makes_the_pull_reread_everyth
     (_, counts, _, (_, _, entitlements)), reread, _ = _compare(write_csv, BASE, between=rename_behind)
     assert ("Ledger", "GL_VIEW", "GL_VIEW name", "role", False) in entitlements
     assert counts["entitlements"]["changed"] == 1 and reread == len(BASE)
+
+
+def test_an_unknown_application_name_is_refused_even_when_the_run_names_one(world, write_csv):
+    """The run's application fills empty cells only: a clean-looking account under a wrong name is refused."""
+    ledger = Application.objects.get(name="Ledger")
+    base = [["", *r[1:]] for r in BASE if r[0] == "Ledger"]
+    second = [["Nowhere", *r[1:]] if r[1] == "bob" else r for r in base]
+    outcomes = []
+    for incremental in (True, False):
+        with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental):
+            first = run_file(write_csv("first.csv", [list(ACCESS_HEADER), *base]), application=ledger)
+            assert first.status == APPLIED, first.problems
+            run = run_file(write_csv("second.csv", [list(ACCESS_HEADER), *second]), application=ledger)
+            outcomes.append((run.status, run.problem_count, _state()))
+            transaction.set_rollback(True)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == ConnectorRun.Status.FAILED and outcomes[0][1] == 1
