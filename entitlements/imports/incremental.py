@@ -20,8 +20,11 @@ An account is clean only when all of this holds, so a clean account is one the f
   exactly their run's start time, and those instants are skipped).
 
 The incremental path is off for the whole run when an entitlement was edited outside a pull since the last
-pull, or (fastpath.py) when the staged rows would rename or re-flag an entitlement that clean accounts also
-hold: the full path then re-reads every row. Dirty is always safe, only slower. The digest is a change
+pull, when a row leaves an entitlement's name empty (whether other rows name it is the full path's call), when
+an application of the file was last pulled more than MAX_PULLS_BETWEEN pulls ago, or (fastpath.py) when the
+staged rows would rename or re-flag an entitlement that clean accounts also hold: the full path then re-reads
+every row. One thing a skipped account does not repeat: the warning about an exact duplicate row (the
+duplicate is merged either way). Dirty is always safe, only slower. The digest is a change
 detector (a hash sum, not a cryptographic commitment); ``SOXGOV_IMPORT_INCREMENTAL=0`` makes every pull
 re-read every row.
 """
@@ -44,6 +47,9 @@ TOUCHED = "soxgov_pull_touched"
 KEPT = "soxgov_pull_kept"
 # Edits that wait on a pull's locks commit after it with an earlier time; a day covers any pull's duration.
 MARGIN = dt.timedelta(days=1)
+# Each pull since the scope's oldest last pull is a range boundary in the history queries; past this many the
+# run reads every row instead.
+MAX_PULLS_BETWEEN = 200
 
 T_ACCOUNT = Account._meta.db_table
 T_IDENTITY = Identity._meta.db_table
@@ -89,27 +95,37 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
         GROUPS,
         f"""raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, n BIGINT NOT NULL, digest VARCHAR(64),
         used TEXT NOT NULL, application_id BIGINT, account_key TEXT NOT NULL, employee_id TEXT, email TEXT,
-        last_used_at {sql.ts_type()}, shared BOOLEAN NOT NULL DEFAULT FALSE, clean BOOLEAN NOT NULL DEFAULT TRUE""",
+        last_used_at {sql.ts_type()}, unnamed BOOLEAN NOT NULL, shared BOOLEAN NOT NULL DEFAULT FALSE,
+        clean BOOLEAN NOT NULL DEFAULT TRUE""",
     )
     # The digest is two halves: the rows but last_used_at, then last_used_at (NULL unless the same on every
     # row, which makes the account dirty: staging then takes the latest, as the full path does).
     sql.execute(
-        f"""INSERT INTO {GROUPS} (raw_app, raw_key, n, digest, used, application_id, account_key, employee_id, email)
+        f"""INSERT INTO {GROUPS} (raw_app, raw_key, n, digest, used, application_id, account_key, employee_id, email,
+                                  unnamed)
         SELECT g.raw_app, g.raw_key, g.n,
                CASE WHEN g.used_min = g.used_max THEN md5(g.n || ':' || g.h) || md5(g.used_min) END,
                {trimmed("g.used_min")}, {application_id}, {trimmed("g.raw_key")},
-               NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), '')
+               NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), ''), g.unnamed
         FROM (SELECT {cell("application")} AS raw_app, {cell("account_id")} AS raw_key, COUNT(*) AS n,
                      SUM(hash_record_extended(ROW({hashed}), 0)) AS h,
                      MIN({cell("employee_id")} COLLATE "C") AS employee_id, MIN({cell("email")} COLLATE "C") AS email,
                      MIN({cell("last_used_at")} COLLATE "C") AS used_min,
-                     MAX({cell("last_used_at")} COLLATE "C") AS used_max
+                     MAX({cell("last_used_at")} COLLATE "C") AS used_max,
+                     BOOL_OR({cell("entitlement_id")} <> '' AND {trimmed(cell("entitlement_name"))} = '') AS unnamed
               FROM {raw} GROUP BY 1, 2) g
         LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")})"""
     )
     # Without statistics PostgreSQL plans merge joins over these temporary tables, sorting hundreds of
     # thousands of keys in the database's collation: seconds, where a hash join takes a fraction.
     sql.execute(f"ANALYZE {GROUPS}")
+    # Two raw groups for one account (keys that differ only in spaces, or the application's case): no digest
+    # is stored for it (diff() joins on it) and it is always dirty.
+    sql.execute(
+        f"""UPDATE {GROUPS} SET shared = TRUE WHERE (application_id, account_key) IN (
+            SELECT application_id, account_key FROM {GROUPS} GROUP BY application_id, account_key
+            HAVING COUNT(*) > 1)"""
+    )
 
 
 # Every cell but last_used_at, in file order; the application and account cells are the group's key.
@@ -141,16 +157,14 @@ def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
         return full
     if not Application.objects.filter(pk__in=scope, last_pulled_at__isnull=False).exists():
         return full  # never pulled: no account carries a digest yet
+    # A row that leaves an entitlement's name empty: the full path refuses the file if other rows name it, and
+    # the clean accounts' rows are not read here, so only the full path can tell.
+    if sql.scalar(f"SELECT EXISTS (SELECT 1 FROM {GROUPS} WHERE unnamed)"):
+        return full
     windows = _since_last_pulls(scope)
-    if _entitlements_edited(windows):
+    if windows is None or _entitlements_edited(windows):
         return full
     _touched_outside_pulls(windows)
-    # Two raw groups for one account (keys that differ only in spaces, or the application's case) are dirty.
-    sql.execute(
-        f"""UPDATE {GROUPS} SET shared = TRUE WHERE (application_id, account_key) IN (
-            SELECT application_id, account_key FROM {GROUPS} GROUP BY application_id, account_key
-            HAVING COUNT(*) > 1)"""
-    )
     # The accounts that stay as they are: same rows as the pull that applied them, the same identity link when
     # resolved as diff() resolves it (employee id first, then e-mail), and not edited outside pulls since.
     sql.create_temp(
@@ -226,7 +240,7 @@ def refresh_last_used() -> None:
     )
 
 
-def _since_last_pulls(scope: set[int]) -> tuple[str, list]:
+def _since_last_pulls(scope: set[int]) -> tuple[str, list] | None:
     """SQL (alias ``h`` for a history table, ``p`` for the application) matching history written since the
     application's last pull less MARGIN, except at the instants pulls wrote theirs; and its parameters.
 
@@ -241,6 +255,8 @@ def _since_last_pulls(scope: set[int]) -> tuple[str, list]:
             ).values_list("started_at", flat=True)
         )
     )
+    if len(pulls) > MAX_PULLS_BETWEEN:
+        return None  # an application of the file was last pulled long ago: read everything
     bounds = [since, *pulls]
     ranges = " OR ".join(
         ["(h.history_date > %s AND h.history_date < %s)"] * (len(bounds) - 1) + ["h.history_date > %s"]

@@ -164,6 +164,10 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
         ),
         pytest.param(lambda rows: [*rows, rows[0]], id="exact-duplicate-row"),
         pytest.param(
+            lambda rows: [*rows, row("dave", "GL_POST", emp="E2", ent_name="")],
+            id="entitlement-name-left-empty-on-a-new-row-is-refused",
+        ),
+        pytest.param(
             lambda rows: [[" Ledger ", " ann ", *r[2:]] if r[1] == "ann" else r for r in rows],
             id="whitespace-around-keys",
         ),
@@ -289,3 +293,22 @@ def test_an_unknown_application_name_is_refused_even_when_the_run_names_one(worl
             transaction.set_rollback(True)
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == ConnectorRun.Status.FAILED and outcomes[0][1] == 1
+
+
+def test_a_new_row_naming_an_entitlement_the_other_rows_leave_unnamed_is_refused(world, write_csv):
+    unnamed = [[*r[:8], "", *r[9:]] if r[7] == "GL_VIEW" else r for r in BASE]
+    second = [*unnamed, row("dave", "GL_VIEW", emp="E2", ent_name="GL_VIEW name")]
+    (status, _, problems, _), _, _ = _compare(write_csv, second, first_rows=unnamed)
+    assert status == ConnectorRun.Status.FAILED and problems == 1
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_one_account_under_two_spellings_is_merged_on_a_first_pull(world, write_csv, settings, incremental):
+    """Keys that differ only in spaces are one account: never two digests for it (found in review)."""
+    settings.SOXGOV_IMPORT_INCREMENTAL = incremental
+    rows = [*BASE, row("ann ", "AP_PAY", emp="E1", used="2026-11-01T10:00:00Z")]
+    for name in ("first.csv", "second.csv"):
+        run = run_file(write_csv(name, [list(ACCESS_HEADER), *rows]))
+        assert run.status == APPLIED, run.error
+    assert Account.objects.filter(account_id="ann").get().pull_digest is None
+    assert Grant.objects.filter(account__account_id="ann").count() == 3
