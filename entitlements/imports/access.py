@@ -21,6 +21,8 @@ S_GRANT = "soxgov_stage_grant"
 S_SCOPE = "soxgov_stage_scope"
 R_GRANT = "soxgov_removed_grant"
 R_ACCOUNT = "soxgov_removed_account"
+# On an incremental pull, the current accounts whose grants are compared: those staged and those removed.
+LOOKED_AT = f"SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT}"
 
 T_ACCOUNT = Account._meta.db_table
 T_ENTITLEMENT = Entitlement._meta.db_table
@@ -277,7 +279,7 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         sql.execute(
             f"""INSERT INTO {R_GRANT} (id, application_id)
             SELECT g.id, a.application_id FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
-            WHERE a.id IN (SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT})
+            WHERE a.id IN ({LOOKED_AT})
               AND NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
         )
     else:
@@ -323,10 +325,7 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     clean_accounts = clean_grants = 0
     if partial:
         # The clean accounts keep every grant they hold: all current grants but those of accounts looked at.
-        looked_at = sql.scalar(
-            f"""SELECT COUNT(*) FROM {T_GRANT} g WHERE g.account_id IN (
-                SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT})"""
-        )
+        looked_at = sql.scalar(f"SELECT COUNT(*) FROM {T_GRANT} g WHERE g.account_id IN ({LOOKED_AT})")
         clean_accounts = plan.clean_accounts
         clean_grants = sum(result.current_by_application.values()) - looked_at
         # The file's entitlements: those staged, and those of the grants that stay (the clean accounts' hold).
