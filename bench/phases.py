@@ -175,17 +175,13 @@ def _parse(out: Path, kind: str, path: Path) -> int:
         return sum(1 for _ in connector().records())
 
     def staged_rows():
-        # What stage() feeds to sql.load(): the records as tuples of COPY values.
-        adapt, value = sql.adapt_ts, sql._copy_value
+        # What stage() feeds to sql.load(): the records as tuples (sql._copy_line renders each as a COPY line).
         if kind == "access":
-            return (
-                tuple(value(v) for v in (*r[:7], adapt(r.last_used_at), *r[8:]))
-                for r in connector().records()
-            )
-        return (tuple(value(v) for v in r) for r in connector().records())
+            return ((*r[:7], sql.adapt_ts(r.last_used_at), *r[8:]) for r in connector().records())
+        return (tuple(r) for r in connector().records())
 
     def staged_rows_only():
-        # The per-value mapping (adapt_ts, _copy_value) without rendering any text.
+        # The per-record mapping (adapt_ts) without rendering any text.
         return sum(1 for _ in staged_rows())
 
     def drain(source, size: int) -> int:
@@ -224,7 +220,7 @@ def _parse(out: Path, kind: str, path: Path) -> int:
     for label, fn in (
         ("csv.reader only", csv_only),
         ("connector records (csv + validation)", records_only),
-        ("records + tuples of COPY values (adapt_ts, _copy_value)", staged_rows_only),
+        ("records + tuples for COPY (adapt_ts)", staged_rows_only),
         ("records + _CopySource, read(8 KiB) (as load() does)", copy_source_default),
         ("records + _CopySource, read(1 MiB)", copy_source_1mib),
         ("records + csv.writer batches (C)", csv_writer_batches),

@@ -5,9 +5,10 @@ costs tens of seconds at millions of grants; this module lets the pipeline stage
 have changed ("dirty") and leave the rest ("clean") as they are, after one cheap aggregate over the raw rows.
 
 Per raw account group (application cell, account cell) the aggregate hashes every cell of every row but
-``last_used_at`` (a sum of 64-bit row hashes, so row order does not matter) into a digest, which a pull stores
-on each account it stages (``Account.pull_digest``) when the account's rows name one employee id and one
-e-mail. ``last_used_at`` moves every day for active accounts; it is compared and updated on its own.
+``last_used_at`` (a sum of 64-bit row hashes, so row order does not matter; a row's hash chains its cells'
+hashes) into a digest, which a pull stores on each account it stages (``Account.pull_digest``) when the
+account's rows name one employee id and one e-mail. ``last_used_at`` moves every day for active accounts; it
+is compared and updated on its own.
 
 An account is clean only when all of this holds, so a clean account is one the full path would leave as it is:
 
@@ -90,13 +91,23 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
         else "n.id"
     )
 
-    hashed = ", ".join(cell(c) for c in DIGESTED)
+    # A row's hash chains one hash per cell, each seeded with the one before: column boundaries and order
+    # count, as in a ROW() hash, at half its cost (measured: 1.2 s against 2.4 s over 2M rows).
+    hashed = "0"
+    for column in DIGESTED:
+        hashed = f"hashtextextended({cell(column)}, {hashed})"
+    # Whether a row names an entitlement but leaves its name empty: trimmed only when the name starts with a
+    # space or a control character, as almost none does.
+    name = cell("entitlement_name")
+    unnamed = (
+        f"CASE WHEN {name} = '' THEN {cell('entitlement_id')} <> '' WHEN ascii({name}) > 32 THEN FALSE "
+        f"ELSE {cell('entitlement_id')} <> '' AND {trimmed(name)} = '' END"
+    )
     sql.create_temp(
         GROUPS,
         f"""raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, n BIGINT NOT NULL, digest VARCHAR(64),
         used TEXT NOT NULL, application_id BIGINT, account_key TEXT NOT NULL, employee_id TEXT, email TEXT,
-        last_used_at {sql.ts_type()}, unnamed BOOLEAN NOT NULL, shared BOOLEAN NOT NULL DEFAULT FALSE,
-        clean BOOLEAN NOT NULL DEFAULT TRUE""",
+        last_used_at {sql.ts_type()}, unnamed BOOLEAN NOT NULL, shared BOOLEAN NOT NULL DEFAULT FALSE""",
     )
     # The digest is two halves: the rows but last_used_at, then last_used_at (NULL unless the same on every
     # row, which makes the account dirty: staging then takes the latest, as the full path does).
@@ -108,11 +119,11 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
                {trimmed("g.used_min")}, {application_id}, {trimmed("g.raw_key")},
                NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), ''), g.unnamed
         FROM (SELECT {cell("application")} AS raw_app, {cell("account_id")} AS raw_key, COUNT(*) AS n,
-                     SUM(hash_record_extended(ROW({hashed}), 0)) AS h,
+                     SUM({hashed}) AS h,
                      MIN({cell("employee_id")} COLLATE "C") AS employee_id, MIN({cell("email")} COLLATE "C") AS email,
                      MIN({cell("last_used_at")} COLLATE "C") AS used_min,
                      MAX({cell("last_used_at")} COLLATE "C") AS used_max,
-                     BOOL_OR({cell("entitlement_id")} <> '' AND {trimmed(cell("entitlement_name"))} = '') AS unnamed
+                     BOOL_OR({unnamed}) AS unnamed
               FROM {raw} GROUP BY 1, 2) g
         LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")})"""
     )
@@ -165,46 +176,45 @@ def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
     if windows is None or _entitlements_edited(windows):
         return full
     _touched_outside_pulls(windows)
-    # The accounts that stay as they are: same rows as the pull that applied them, the same identity link when
-    # resolved as diff() resolves it (employee id first, then e-mail), and not edited outside pulls since.
+    # The accounts that stay as they are (KEPT): same rows as the pull that applied them, the same identity link
+    # when resolved as diff() resolves it (employee id first, then e-mail), not edited outside pulls since,
+    # and, where last_used_at moved, a valid one: it is validated like a staged one (a bad one makes the
+    # account dirty, so that staging explains it). The CASE validates only where it moved; a condition on
+    # ``g`` alone would be evaluated for every group, before the join.
+    valid = (
+        f"(g.used = '' OR g.used ~ {timestamp}) AND left(g.used, 4) NOT IN ('0000', '0001', '9999') "
+        "AND ascii(g.used) <= 127 AND ascii(right(g.used, 1)) <= 127"
+    )
+    moved = "right(a.pull_digest, 32) <> right(g.digest, 32)"
     sql.create_temp(
-        KEPT, "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, account_pk BIGINT, used_moved BOOLEAN"
+        KEPT,
+        "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, n BIGINT NOT NULL, account_pk BIGINT, used_moved BOOLEAN",
     )
     sql.execute(
-        f"""INSERT INTO {KEPT} (raw_app, raw_key, account_pk, used_moved)
-        SELECT g.raw_app, g.raw_key, a.id, right(a.pull_digest, 32) <> right(g.digest, 32) FROM {GROUPS} g
+        f"""INSERT INTO {KEPT} (raw_app, raw_key, n, account_pk, used_moved)
+        SELECT g.raw_app, g.raw_key, g.n, a.id, {moved} FROM {GROUPS} g
         JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key
             AND left(a.pull_digest, 32) = left(g.digest, 32)
         LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
         LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
         WHERE NOT g.shared AND COALESCE(a.identity_id, 0) = COALESCE(ie.id, im.id, 0)
-          AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.id = a.id)"""
+          AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.id = a.id)
+          AND CASE WHEN {moved} THEN {valid} ELSE TRUE END"""
     )
     sql.execute(f"ANALYZE {KEPT}")
+    # A moved last_used_at is cast (an impossible date raises, and the fast path steps aside).
     sql.execute(
-        f"""UPDATE {GROUPS} g SET clean = FALSE
-        WHERE NOT EXISTS (SELECT 1 FROM {KEPT} k WHERE k.raw_app = g.raw_app AND k.raw_key = g.raw_key)"""
-    )
-    # A moved last_used_at is validated like a staged one (a bad one makes the account dirty, so that staging
-    # explains it) and cast; an impossible date raises, and the fast path steps aside.
-    moved = f"EXISTS (SELECT 1 FROM {KEPT} k WHERE k.used_moved AND k.raw_app = g.raw_app AND k.raw_key = g.raw_key)"
-    valid = (
-        f"(g.used = '' OR g.used ~ {timestamp}) AND left(g.used, 4) NOT IN ('0000', '0001', '9999') "
-        "AND ascii(g.used) <= 127 AND ascii(right(g.used, 1)) <= 127"
-    )
-    sql.execute(f"UPDATE {GROUPS} g SET clean = FALSE WHERE g.clean AND {moved} AND NOT ({valid})")
-    sql.execute(
-        f"""UPDATE {GROUPS} g SET last_used_at = {cast("g.used")}
-        WHERE g.clean AND g.used <> '' AND {moved}"""
+        f"""UPDATE {GROUPS} g SET last_used_at = {cast("g.used")} FROM {KEPT} k
+        WHERE k.used_moved AND k.raw_app = g.raw_app AND k.raw_key = g.raw_key AND g.used <> ''"""
     )
     sql.create_temp(DIRTY, "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, PRIMARY KEY (raw_app, raw_key)")
     sql.execute(
-        f"INSERT INTO {DIRTY} (raw_app, raw_key) SELECT raw_app, raw_key FROM {GROUPS} WHERE NOT clean"
+        f"""INSERT INTO {DIRTY} (raw_app, raw_key) SELECT raw_app, raw_key FROM {GROUPS} g
+        WHERE NOT EXISTS (SELECT 1 FROM {KEPT} k WHERE k.raw_app = g.raw_app AND k.raw_key = g.raw_key)"""
     )
     sql.execute(f"ANALYZE {DIRTY}")
-    dirty_rows, clean = sql.fetchall(
-        f"SELECT COALESCE(SUM(n) FILTER (WHERE NOT clean), 0), COUNT(*) FILTER (WHERE clean) FROM {GROUPS}"
-    )[0]
+    clean, clean_rows = sql.fetchall(f"SELECT COUNT(*), COALESCE(SUM(n), 0) FROM {KEPT}")[0]
+    dirty_rows = rows - int(clean_rows)
     return Plan(incremental=True, rows=rows, dirty_rows=int(dirty_rows), clean_accounts=int(clean))
 
 
@@ -236,7 +246,7 @@ def refresh_last_used() -> None:
         f"""UPDATE {T_ACCOUNT} SET last_used_at = COALESCE(g.last_used_at, {T_ACCOUNT}.last_used_at),
                                   pull_digest = g.digest
         FROM {KEPT} k JOIN {GROUPS} g ON g.raw_app = k.raw_app AND g.raw_key = k.raw_key
-        WHERE k.used_moved AND g.clean AND {T_ACCOUNT}.id = k.account_pk"""
+        WHERE k.used_moved AND {T_ACCOUNT}.id = k.account_pk"""
     )
 
 
