@@ -68,11 +68,33 @@ def test_fast_path_stages_the_same_rows_as_the_row_by_row_path(tmp_path, ledger)
     assert fast == slow
 
 
+def test_fast_path_reads_a_repeated_last_used_at_as_the_row_by_row_path_reads_each_row(tmp_path, ledger):
+    """The fast path validates and casts each distinct last_used_at once (fastpath.TIMES): spellings that trim
+    to the same text share one cast, and every row still gets its own account's value."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        f"{HEADER}\n"
+        "Ledger,bob,,,,,2026-10-30T10:00:00+02:00,GL_POST,Post,,\n"
+        "Ledger,bob,,,, , 2026-10-30T10:00:00+02:00 ,GL_VIEW,View,,\n"
+        "Ledger,ann,,,,,2026-10-30 08:00:00Z,GL_POST,Post,,\n"
+        "Ledger,cat,,,,,2026-10-30,GL_POST,Post,,\n"
+        "Ledger,dan,,,,,,GL_POST,Post,,\n"
+        "Ledger,eve,,,,,2026-10-30T08:00,GL_VIEW,View,,\n",
+        encoding="utf-8",
+    )
+    fast, slow = _both_paths(path, ledger)
+    assert slow is not None and len(slow) == 6
+    assert fast == slow
+    used = access.STAGE_COLUMNS.index("last_used_at")
+    assert len({row[used] for row in fast}) == 3  # 08:00 UTC four ways, midnight, and none
+
+
 @pytest.mark.parametrize(
     "row",
     [
         "Ledger,bob,,,,enabled,2026-02-30,,,,",  # an impossible date: the cast fails
         "Ledger,bob,,,,enabled,yesterday,,,,",  # PostgreSQL would read it; SOXGov does not
+        "Ledger,bob,,,,Enabled,2026-11-20,,,,\nLedger,ann,,,,enabled,0001-01-01,,,,",  # a year Python decides
         "Nowhere,bob,,,,,,,,,",
         "Ledger,,,,,,,,,,",
         "Ledger,bob,,,not-an-email,,,,,,",
