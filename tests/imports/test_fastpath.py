@@ -94,6 +94,8 @@ def test_fast_path_reads_a_repeated_last_used_at_as_the_row_by_row_path_reads_ea
     [
         "Ledger,bob,,,,enabled,2026-02-30,,,,",  # an impossible date: the cast fails
         "Ledger,bob,,,,enabled,yesterday,,,,",  # PostgreSQL would read it; SOXGov does not
+        "Ledger,bob,,,,enabled,2026-10-30T24:00,,,,",  # PostgreSQL reads midnight of the next day; Python refuses
+        "Ledger,bob,,,,enabled,2026-10-30 23:59:60Z,,,,",  # PostgreSQL reads a leap second; Python refuses
         "Ledger,bob,,,,Enabled,2026-11-20,,,,\nLedger,ann,,,,enabled,0001-01-01,,,,",  # a year Python decides
         "Nowhere,bob,,,,,,,,,",
         "Ledger,,,,,,,,,,",

@@ -259,6 +259,14 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
             ],
             id="last-used-impossible-on-a-clean-and-a-changed-account-is-refused",
         ),
+        pytest.param(
+            lambda rows: [[*r[:6], "2026-11-20T24:00:00", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-hour-24-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "2026-11-20T23:59:60Z", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-second-60-is-refused",
+        ),
     ],
 )
 def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, request, settings):
