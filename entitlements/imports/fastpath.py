@@ -30,7 +30,9 @@ DIRTY_RAW = "soxgov_raw_dirty"
 APP_NAMES = "soxgov_raw_app_names"
 WS = r"E' \t\n\r\f\v'"  # what Python's str.strip() removes, less the non-ASCII spaces (those step aside)
 HAS_ZONE = r"'(Z|[+-]\d{2}(:?\d{2})?)$'"
-TIMESTAMP = r"'^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,6})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?$'"
+# Hours 0-23, minutes and seconds 0-59: PostgreSQL also reads 24:00 (the next midnight) and second 60 (a leap
+# second), which Python refuses.
+TIMESTAMP = r"'^\d{4}-\d{2}-\d{2}([T ]([01]?\d|2[0-3]):[0-5]?\d(:[0-5]?\d(\.\d{1,6})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?$'"
 
 
 def _header(path: Path) -> tuple[list[str], int] | None:

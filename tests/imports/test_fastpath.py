@@ -146,3 +146,26 @@ def test_fast_path_steps_aside_for_a_header_the_csv_module_cannot_split(tmp_path
     path.write_bytes(HEADER.encode() + b",,\r0\nLedger,bob,,,,,,,,,\n")
     fast, _slow = _both_paths(path, ledger)
     assert fast is None
+
+
+@pytest.mark.parametrize(
+    "used",
+    [
+        "2026-10-30T1:5",
+        "2026-10-30T09:05:07",
+        "2026-10-30 19:59:59.999999+14",
+        "2026-10-30T23:59:59.5 -05:30",
+        "2026-10-30T20:00Z",
+        "2026-10-30T00:00:00+0000",
+        "2026-10-30T24:00",
+        "2026-10-30T23:60",
+        "2026-10-30T23:59:60",
+        "2026-10-30T29:00",
+    ],
+)
+def test_fast_path_reads_a_time_of_day_only_as_the_row_by_row_path_does(tmp_path, ledger, used):
+    """Each of these the fast path reads exactly as Python does, or (24:00, minute or second 60) leaves alone."""
+    path = tmp_path / "h.csv"
+    path.write_text(f"{HEADER}\nLedger,bob,,,,,{used},,,,\n", encoding="utf-8")
+    fast, slow = _both_paths(path, ledger)
+    assert fast == slow
