@@ -7,10 +7,14 @@ switched off: same status, same counts, same accounts, grants and entitlements.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from unittest import mock
+
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 
+from entitlements.imports import fastpath
 from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import EvidenceEvent
 
@@ -100,9 +104,13 @@ def world(db):
         Identity.objects.create(employee_id=emp, email=email, display_name=emp)
 
 
-def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=None):
-    """Apply two files in a savepoint that is rolled back; the second run's outcome and the data after it."""
-    with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental):
+def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=None, row_by_row=False):
+    """Apply two files in a savepoint that is rolled back; the second run's outcome and the data after it.
+
+    ``row_by_row``: both files go through the Python path (entitlements/connectors/files.py), the reference.
+    """
+    python = mock.patch.object(fastpath, "stage_access", return_value=None) if row_by_row else nullcontext()
+    with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental), python:
         first = run_file(write_csv("first.csv", [list(ACCESS_HEADER), *first_rows]))
         assert first.status == APPLIED, first.problems
         if between:
@@ -110,14 +118,20 @@ def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=
         second = run_file(write_csv("second.csv", [list(ACCESS_HEADER), *second_rows]))
         outcome = (second.status, second.counts, second.problem_count, _state())
         reread = _rows_reread(second) if second.status == APPLIED else None
+        assert not (row_by_row and Account.objects.exclude(pull_digest=None).exists())  # no fast pull ran
         transaction.set_rollback(True)
     return outcome, reread
 
 
 def _compare(write_csv, second_rows, *, between=None, first_rows=BASE):
+    """The incremental pull, the fast path's full pull and the row-by-row path's pull end alike."""
     incremental, reread = _sequence(write_csv, first_rows, second_rows, incremental=True, between=between)
     full, full_reread = _sequence(write_csv, first_rows, second_rows, incremental=False, between=between)
     assert incremental == full
+    python, _ = _sequence(
+        write_csv, first_rows, second_rows, incremental=False, between=between, row_by_row=True
+    )
+    assert full == python
     return incremental, reread, full_reread
 
 
