@@ -103,6 +103,10 @@ def test_fast_path_reads_a_repeated_last_used_at_as_the_row_by_row_path_reads_ea
         "Ledger,bob,,,,maybe,,,,,",
         "Ledger,bob,,,,,,,,,perhaps",
         "Ledger,bob\u00a0,,,,,,,,,",  # a trailing space only Python strips
+        "Ledger,bob\x1f,,,,,,,,,",  # ASCII separators (0x1c-0x1f) are spaces to Python's strip()
+        "Ledger,bob,,,,,,GL_POST,\x1c,,",
+        "Ledger,bob,,,,d\u0130sabled,,,,,",  # Python lowers U+0130 to two characters, PostgreSQL to 'i'
+        "Ledger,bob,,,a\u0130b@example.com,,,,,,",
     ],
 )
 def test_fast_path_steps_aside_whenever_a_value_needs_the_row_by_row_path(tmp_path, ledger, row):
@@ -169,3 +173,14 @@ def test_fast_path_reads_a_time_of_day_only_as_the_row_by_row_path_does(tmp_path
     path.write_text(f"{HEADER}\nLedger,bob,,,,,{used},,,,\n", encoding="utf-8")
     fast, slow = _both_paths(path, ledger)
     assert fast == slow
+
+
+def test_fast_path_finds_an_application_only_as_python_lowers_its_name(tmp_path, db):
+    """Python lowers U+0130 (I with a dot) to 'i' and a combining dot, PostgreSQL to 'i' alone: 'B\u0130LLING'
+    names no application for the row-by-row path."""
+    names = {"billing": Application.objects.create(name="Billing").pk}
+    path = tmp_path / "i.csv"
+    path.write_text(f"{HEADER}\nB\u0130LLING,bob,,,,,,,,,\n", encoding="utf-8")
+    fast, slow = _both_paths(path, names)
+    assert slow is None
+    assert fast is None

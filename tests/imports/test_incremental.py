@@ -210,6 +210,14 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
             id="last-used-differs-between-rows",
         ),
         pytest.param(
+            lambda rows: [[r[0], "bob\x1f", *r[2:]] if r[1] == "bob" else r for r in rows],
+            id="account-key-with-a-trailing-separator-python-strips",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:5], "D\u0130SABLED", *r[6:]] if r[1] == "bob" else r for r in rows],
+            id="status-python-lowers-otherwise-is-refused",
+        ),
+        pytest.param(
             lambda rows: [[*r[:8], "  ", *r[9:]] if r[1] == "bob" else r for r in rows],
             id="entitlement-name-of-spaces-is-refused",
         ),
@@ -473,3 +481,13 @@ def test_the_pull_after_a_fallback_to_full_rereads_nothing(world, write_csv, set
     assert runs[1].counts["entitlements"]["changed"] == 1
     assert all(v == 0 for counts in runs[2].counts.values() for k, v in counts.items() if k != "unchanged")
     assert runs[2].counts["grants"]["unchanged"] == 6
+
+
+def test_an_application_cell_python_lowers_otherwise_is_refused(world, write_csv):
+    """'B\u0130LLING' is no application's name to Python (U+0130 lowers to 'i' and a combining dot); PostgreSQL
+    lowers it to 'billing'. The clean accounts' rows are never validated, only their group's lookup."""
+    Application.objects.create(name="Billing")
+    base = [row("ann", "BI_RUN", app="Billing", emp="E1"), row("bob", "BI_RUN", app="Billing", emp="E2")]
+    second = [["B\u0130LLING", *r[1:]] for r in base]
+    (status, _, problems, _), _, _ = _compare(write_csv, second, first_rows=base)
+    assert status == ConnectorRun.Status.FAILED and problems == 2
