@@ -123,7 +123,7 @@ def test_fast_path_steps_aside_for_bytes_that_are_not_utf8(tmp_path, ledger):
     assert fast is None and slow is None
 
 
-cell = st.text(alphabet=st.sampled_from(list('aB1 -_@.:TZ+",\n\u00e9\u00a0')), max_size=12)
+cell = st.text(alphabet=st.sampled_from(list('aB1 -_@.:TZ+",\n\u00e9\u00a0\x1f\u0130')), max_size=12)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
