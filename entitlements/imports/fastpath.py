@@ -28,9 +28,16 @@ RAW = "soxgov_raw_access"
 TIMES = "soxgov_raw_times"
 DIRTY_RAW = "soxgov_raw_dirty"
 APP_NAMES = "soxgov_raw_app_names"
-WS = r"E' \t\n\r\f\v'"  # what Python's str.strip() removes, less the non-ASCII spaces (those step aside)
+# What Python's str.strip() removes, less the non-ASCII spaces (those step aside): the ASCII file, group, record
+# and unit separators (0x1c-0x1f) are spaces to it too.
+WS = r"E' \t\n\r\f\v\x1c\x1d\x1e\x1f'"
+# The one character that Python's lower() and PostgreSQL's lower() map differently (U+0130, I with a dot above:
+# 'i' and a combining dot, against 'i'); a cell to be lowered that holds it steps aside.
+DOTTED_I = "chr(304)"
 HAS_ZONE = r"'(Z|[+-]\d{2}(:?\d{2})?)$'"
-TIMESTAMP = r"'^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,6})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?$'"
+# Hours 0-23, minutes and seconds 0-59: PostgreSQL also reads 24:00 (the next midnight) and second 60 (a leap
+# second), which Python refuses.
+TIMESTAMP = r"'^\d{4}-\d{2}-\d{2}([T ]([01]?\d|2[0-3]):[0-5]?\d(:[0-5]?\d(\.\d{1,6})?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?$'"
 
 
 def _header(path: Path) -> tuple[list[str], int] | None:
@@ -136,7 +143,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     def cell(name: str, table: str = "") -> str:
         return f"{table}c{index[name]}" if name in index else "''::text"
 
-    incremental.summarise(raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS)
+    incremental.summarise(raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, dotted_i=DOTTED_I)
     applications = incremental.applications() | ({default} if default is not None else set())
     if lock is not None:
         lock(applications)
@@ -231,6 +238,7 @@ def _normalise(index, stage_table, stage_columns, default, source: str) -> int:
         f"{kind} NOT IN ({_listed(ENTITLEMENT_TYPES)})",
         f"{flag} NOT IN ({_listed(FLAGS)})",
         "NOT t.valid",
+        f"strpos(r.application || r.email || r.account_status || r.entitlement_type || r.privileged, {DOTTED_I}) > 0",
     ]
     # A value starting or ending in a non-ASCII character might carry a space only Python strips.
     invalid += [

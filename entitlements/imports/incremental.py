@@ -71,7 +71,7 @@ class Plan:
     clean_accounts: int
 
 
-def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -> None:
+def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, dotted_i: str) -> None:
     """One row per raw account group of ``raw``: its digests and claim, normalised.
 
     ``cell(name)`` is the SQL for a column's raw text (a text literal when the file lacks it); the raw table
@@ -84,7 +84,8 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
         return f"btrim({expr}, {ws})"
 
     # The run's application stands in for an empty cell only; a name that matches no application leaves the
-    # group without one, so it is dirty and staging refuses it (as the full path does).
+    # group without one, so it is dirty and staging refuses it (as the full path does). So does a name holding
+    # ``dotted_i``, the character PostgreSQL lowers otherwise than Python (staging steps aside for it).
     application_id = (
         f"CASE WHEN n.id IS NULL AND {trimmed('g.raw_app')} <> '' THEN NULL ELSE COALESCE(n.id, {int(default)}) END"
         if default is not None
@@ -125,7 +126,7 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str) -
                      MAX({cell("last_used_at")} COLLATE "C") AS used_max,
                      BOOL_OR({unnamed}) AS unnamed
               FROM {raw} GROUP BY 1, 2) g
-        LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")})"""
+        LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")}) AND strpos(g.raw_app, {dotted_i}) = 0"""
     )
     # Without statistics PostgreSQL plans merge joins over these temporary tables, sorting hundreds of
     # thousands of keys in the database's collation: seconds, where a hash join takes a fraction.

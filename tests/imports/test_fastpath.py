@@ -94,6 +94,8 @@ def test_fast_path_reads_a_repeated_last_used_at_as_the_row_by_row_path_reads_ea
     [
         "Ledger,bob,,,,enabled,2026-02-30,,,,",  # an impossible date: the cast fails
         "Ledger,bob,,,,enabled,yesterday,,,,",  # PostgreSQL would read it; SOXGov does not
+        "Ledger,bob,,,,enabled,2026-10-30T24:00,,,,",  # PostgreSQL reads midnight of the next day; Python refuses
+        "Ledger,bob,,,,enabled,2026-10-30 23:59:60Z,,,,",  # PostgreSQL reads a leap second; Python refuses
         "Ledger,bob,,,,Enabled,2026-11-20,,,,\nLedger,ann,,,,enabled,0001-01-01,,,,",  # a year Python decides
         "Nowhere,bob,,,,,,,,,",
         "Ledger,,,,,,,,,,",
@@ -101,6 +103,10 @@ def test_fast_path_reads_a_repeated_last_used_at_as_the_row_by_row_path_reads_ea
         "Ledger,bob,,,,maybe,,,,,",
         "Ledger,bob,,,,,,,,,perhaps",
         "Ledger,bob\u00a0,,,,,,,,,",  # a trailing space only Python strips
+        "Ledger,bob\x1f,,,,,,,,,",  # ASCII separators (0x1c-0x1f) are spaces to Python's strip()
+        "Ledger,bob,,,,,,GL_POST,\x1c,,",
+        "Ledger,bob,,,,d\u0130sabled,,,,,",  # Python lowers U+0130 to two characters, PostgreSQL to 'i'
+        "Ledger,bob,,,a\u0130b@example.com,,,,,,",
     ],
 )
 def test_fast_path_steps_aside_whenever_a_value_needs_the_row_by_row_path(tmp_path, ledger, row):
@@ -117,7 +123,7 @@ def test_fast_path_steps_aside_for_bytes_that_are_not_utf8(tmp_path, ledger):
     assert fast is None and slow is None
 
 
-cell = st.text(alphabet=st.sampled_from(list('aB1 -_@.:TZ+",\n\u00e9\u00a0')), max_size=12)
+cell = st.text(alphabet=st.sampled_from(list('aB1 -_@.:TZ+",\n\u00e9\u00a0\x1f\u0130')), max_size=12)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -143,4 +149,38 @@ def test_fast_path_steps_aside_for_a_header_the_csv_module_cannot_split(tmp_path
     path = tmp_path / "d.csv"
     path.write_bytes(HEADER.encode() + b",,\r0\nLedger,bob,,,,,,,,,\n")
     fast, _slow = _both_paths(path, ledger)
+    assert fast is None
+
+
+@pytest.mark.parametrize(
+    "used",
+    [
+        "2026-10-30T1:5",
+        "2026-10-30T09:05:07",
+        "2026-10-30 19:59:59.999999+14",
+        "2026-10-30T23:59:59.5 -05:30",
+        "2026-10-30T20:00Z",
+        "2026-10-30T00:00:00+0000",
+        "2026-10-30T24:00",
+        "2026-10-30T23:60",
+        "2026-10-30T23:59:60",
+        "2026-10-30T29:00",
+    ],
+)
+def test_fast_path_reads_a_time_of_day_only_as_the_row_by_row_path_does(tmp_path, ledger, used):
+    """Each of these the fast path reads exactly as Python does, or (24:00, minute or second 60) leaves alone."""
+    path = tmp_path / "h.csv"
+    path.write_text(f"{HEADER}\nLedger,bob,,,,,{used},,,,\n", encoding="utf-8")
+    fast, slow = _both_paths(path, ledger)
+    assert fast == slow
+
+
+def test_fast_path_finds_an_application_only_as_python_lowers_its_name(tmp_path, db):
+    """Python lowers U+0130 (I with a dot) to 'i' and a combining dot, PostgreSQL to 'i' alone: 'B\u0130LLING'
+    names no application for the row-by-row path."""
+    names = {"billing": Application.objects.create(name="Billing").pk}
+    path = tmp_path / "i.csv"
+    path.write_text(f"{HEADER}\nB\u0130LLING,bob,,,,,,,,,\n", encoding="utf-8")
+    fast, slow = _both_paths(path, names)
+    assert slow is None
     assert fast is None

@@ -7,10 +7,14 @@ switched off: same status, same counts, same accounts, grants and entitlements.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from unittest import mock
+
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 
+from entitlements.imports import fastpath
 from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import EvidenceEvent
 
@@ -100,9 +104,13 @@ def world(db):
         Identity.objects.create(employee_id=emp, email=email, display_name=emp)
 
 
-def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=None):
-    """Apply two files in a savepoint that is rolled back; the second run's outcome and the data after it."""
-    with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental):
+def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=None, row_by_row=False):
+    """Apply two files in a savepoint that is rolled back; the second run's outcome and the data after it.
+
+    ``row_by_row``: both files go through the Python path (entitlements/connectors/files.py), the reference.
+    """
+    python = mock.patch.object(fastpath, "stage_access", return_value=None) if row_by_row else nullcontext()
+    with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental), python:
         first = run_file(write_csv("first.csv", [list(ACCESS_HEADER), *first_rows]))
         assert first.status == APPLIED, first.problems
         if between:
@@ -110,14 +118,20 @@ def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=
         second = run_file(write_csv("second.csv", [list(ACCESS_HEADER), *second_rows]))
         outcome = (second.status, second.counts, second.problem_count, _state())
         reread = _rows_reread(second) if second.status == APPLIED else None
+        assert not (row_by_row and Account.objects.exclude(pull_digest=None).exists())  # no fast pull ran
         transaction.set_rollback(True)
     return outcome, reread
 
 
 def _compare(write_csv, second_rows, *, between=None, first_rows=BASE):
+    """The incremental pull, the fast path's full pull and the row-by-row path's pull end alike."""
     incremental, reread = _sequence(write_csv, first_rows, second_rows, incremental=True, between=between)
     full, full_reread = _sequence(write_csv, first_rows, second_rows, incremental=False, between=between)
     assert incremental == full
+    python, _ = _sequence(
+        write_csv, first_rows, second_rows, incremental=False, between=between, row_by_row=True
+    )
+    assert full == python
     return incremental, reread, full_reread
 
 
@@ -194,6 +208,86 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
                 [*r[:6], "2026-11-25", *r[7:]] if r[7] == "GL_VIEW" and r[1] == "ann" else r for r in rows
             ],
             id="last-used-differs-between-rows",
+        ),
+        pytest.param(
+            lambda rows: [[r[0], "bob\x1f", *r[2:]] if r[1] == "bob" else r for r in rows],
+            id="account-key-with-a-trailing-separator-python-strips",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:5], "D\u0130SABLED", *r[6:]] if r[1] == "bob" else r for r in rows],
+            id="status-python-lowers-otherwise-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:8], "  ", *r[9:]] if r[1] == "bob" else r for r in rows],
+            id="entitlement-name-of-spaces-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:8], "\t", *r[9:]] if r[1] == "bob" else r for r in rows],
+            id="entitlement-name-of-a-tab-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:8], " GL_VIEW name", *r[9:]] if r[1] == "bob" else r for r in rows],
+            id="entitlement-name-with-a-leading-space",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:8], "\u00a0GL_VIEW name", *r[9:]] if r[1] == "bob" else r for r in rows],
+            id="entitlement-name-with-a-leading-non-ascii-space-rereads-all",
+        ),
+        pytest.param(
+            lambda rows: [
+                [*r[:8], {"GL_POST": "GL_VIEW name", "GL_VIEW": "GL_POST name"}[r[7]], *r[9:]]
+                if r[1] == "ann"
+                else r
+                for r in rows
+            ],
+            id="entitlement-names-swapped-between-an-accounts-rows-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:2], "enabled", r[3], r[4], "", *r[6:]] if r[1] == "bob" else r for r in rows],
+            id="cell-moved-to-another-column",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-emptied",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "2026-11-20", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-date-only",
+        ),
+        pytest.param(
+            lambda rows: [
+                [*r[:6], " 2026-11-20 08:00:00.123456 +02:00", *r[7:]] if r[1] == "ann" else r for r in rows
+            ],
+            id="last-used-microseconds-and-zone",
+        ),
+        pytest.param(
+            lambda rows: [
+                [*r[:6], "2026-11-20T08:00", *r[7:]] if r[1] in ("ann", "bob", "carol") else r for r in rows
+            ],
+            id="last-used-moved-on-several-accounts-to-one-value",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "yesterday", *r[7:]] if r[1] in ("ann", "bob") else r for r in rows],
+            id="last-used-invalid-on-a-clean-and-a-changed-account-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [
+                [*r[:5], "disabled", "2026-11-31", *r[7:]]
+                if r[1] == "bob"
+                else [*r[:6], "2026-11-31", *r[7:]]
+                if r[1] == "ann"
+                else r
+                for r in rows
+            ],
+            id="last-used-impossible-on-a-clean-and-a-changed-account-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "2026-11-20T24:00:00", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-hour-24-is-refused",
+        ),
+        pytest.param(
+            lambda rows: [[*r[:6], "2026-11-20T23:59:60Z", *r[7:]] if r[1] == "ann" else r for r in rows],
+            id="last-used-second-60-is-refused",
         ),
     ],
 )
@@ -312,3 +406,88 @@ def test_one_account_under_two_spellings_is_merged_on_a_first_pull(world, write_
         assert run.status == APPLIED, run.error
     assert Account.objects.filter(account_id="ann").get().pull_digest is None
     assert Grant.objects.filter(account__account_id="ann").count() == 3
+
+
+def _sequence_with(
+    write_csv, header, first_rows, second_rows, *, incremental: bool, application=None, between=None
+):
+    """As _sequence, with a header of the test's choosing and, optionally, the run's application."""
+    keep = [ACCESS_HEADER.index(name) for name in header]
+    with transaction.atomic(), override_settings(SOXGOV_IMPORT_INCREMENTAL=incremental):
+        app = Application.objects.get(name=application) if application else None
+        for n, rows in enumerate((first_rows, second_rows)):
+            content = [list(header), *([r[i] for i in keep] for r in rows)]
+            run = run_file(write_csv(f"{n}.csv", content), application=app)
+            if n == 0:
+                assert run.status == APPLIED, run.problems
+                if between:
+                    between()
+        outcome = (run.status, run.counts, run.problem_count, _state())
+        reread = _rows_reread(run) if run.status == APPLIED else None
+        transaction.set_rollback(True)
+    return outcome, reread
+
+
+@pytest.mark.parametrize(
+    "drop, application",
+    [
+        pytest.param(("last_used_at",), None, id="no-last-used-column"),
+        pytest.param(("application",), "Ledger", id="no-application-column"),
+        pytest.param(("application", "last_used_at", "email"), "Ledger", id="neither-nor-email"),
+    ],
+)
+def test_a_file_without_optional_columns_ends_where_a_full_reread_ends(world, write_csv, drop, application):
+    header = [name for name in ACCESS_HEADER if name not in drop]
+    base = [r for r in BASE if r[0] == "Ledger"] if application else BASE
+    second = [[*r[:5], "disabled", *r[6:]] if r[1] == "bob" else r for r in base if r[1] != "carol"]
+    second.append(row("dave", "GL_POST", emp="E2"))
+    outcomes = [
+        _sequence_with(write_csv, header, base, rows, incremental=incremental, application=application)
+        for rows in (base, second)
+        for incremental in (True, False)
+    ]
+    (same, same_reread), (same_full, _), (changed, changed_reread), (changed_full, _) = outcomes
+    assert same == same_full and changed == changed_full
+    assert same[0] == changed[0] == APPLIED
+    assert same_reread == 0
+    assert 0 < changed_reread < len(second)
+    accounts = len({(r[0], r[1]) for r in base})
+    assert changed[1]["accounts"] == {"added": 1, "removed": 1, "changed": 1, "unchanged": accounts - 2}
+
+
+def test_an_identity_whose_email_changes_unlinks_its_account_without_the_file_changing(world, write_csv):
+    def change_email():
+        identity = Identity.objects.get(employee_id="E2")
+        identity.email = "robert@example.com"
+        identity.save()
+
+    (_, counts, _, (accounts, _, _)), reread, _ = _compare(write_csv, BASE, between=change_email)
+    assert [a[3] for a in accounts if a[1] == "bob"] == [None]
+    assert counts["accounts"]["changed"] == 1
+    assert reread == 1
+
+
+def test_the_pull_after_a_fallback_to_full_rereads_nothing(world, write_csv, settings):
+    """A pull that went incremental, then read everything (a rename that clean accounts share), leaves digests
+    that let the next identical pull re-read nothing."""
+    settings.SOXGOV_IMPORT_INCREMENTAL = True
+    renamed = [[*r[:8], "Read the ledger", *r[9:]] if r[7] == "GL_VIEW" else r for r in BASE]
+    runs = [
+        run_file(write_csv(f"{n}.csv", [list(ACCESS_HEADER), *rows]))
+        for n, rows in enumerate((BASE, renamed, renamed))
+    ]
+    assert [r.status for r in runs] == [APPLIED] * 3
+    assert [_rows_reread(r) for r in runs] == [len(BASE), len(BASE), 0]
+    assert runs[1].counts["entitlements"]["changed"] == 1
+    assert all(v == 0 for counts in runs[2].counts.values() for k, v in counts.items() if k != "unchanged")
+    assert runs[2].counts["grants"]["unchanged"] == 6
+
+
+def test_an_application_cell_python_lowers_otherwise_is_refused(world, write_csv):
+    """'B\u0130LLING' is no application's name to Python (U+0130 lowers to 'i' and a combining dot); PostgreSQL
+    lowers it to 'billing'. The clean accounts' rows are never validated, only their group's lookup."""
+    Application.objects.create(name="Billing")
+    base = [row("ann", "BI_RUN", app="Billing", emp="E1"), row("bob", "BI_RUN", app="Billing", emp="E2")]
+    second = [["B\u0130LLING", *r[1:]] for r in base]
+    (status, _, problems, _), _, _ = _compare(write_csv, second, first_rows=base)
+    assert status == ConnectorRun.Status.FAILED and problems == 2
