@@ -491,3 +491,49 @@ def test_an_application_cell_python_lowers_otherwise_is_refused(world, write_csv
     second = [["B\u0130LLING", *r[1:]] for r in base]
     (status, _, problems, _), _, _ = _compare(write_csv, second, first_rows=base)
     assert status == ConnectorRun.Status.FAILED and problems == 2
+
+
+def test_an_identity_whose_employee_id_changes_unlinks_its_accounts_without_the_file_changing(
+    world, write_csv
+):
+    """The file still names E1, which no identity holds any more: ann's accounts become orphans, as a full
+    re-read makes them, although their rows did not change."""
+
+    def change_employee_id():
+        identity = Identity.objects.get(employee_id="E1")
+        identity.employee_id = "E7"
+        identity.save()
+
+    (_, counts, _, (accounts, _, _)), reread, _ = _compare(write_csv, BASE, between=change_employee_id)
+    assert {a[1]: a[3] for a in accounts if a[1] in ("ann", "idle", "pay-ann")} == {
+        "ann": None,
+        "idle": None,
+        "pay-ann": None,
+    }
+    assert counts["accounts"]["changed"] == 3
+    assert reread == 4
+
+
+def test_a_deleted_identity_leaves_its_account_an_orphan_in_every_path(world, write_csv):
+    """Deleting the identity unlinks the account there and then (on_delete, without account history); the pull
+    agrees and re-reads nothing: carol's group resolves to no one, as the account now says."""
+    (_, counts, _, (accounts, _, _)), reread, _ = _compare(
+        write_csv, BASE, between=lambda: Identity.objects.get(employee_id="E3").delete()
+    )
+    assert [a[3] for a in accounts if a[1] == "carol"] == [None]
+    assert counts["accounts"]["changed"] == 0
+    assert reread == 0
+
+
+def test_an_identity_change_that_moves_no_link_rereads_nothing(world, write_csv):
+    """A changed identity that every group still resolves as before leaves every account clean."""
+
+    def rename():
+        identity = Identity.objects.get(employee_id="E2")
+        identity.display_name = "Robert"
+        identity.save()
+
+    (status, counts, _, _), reread, _ = _compare(write_csv, BASE, between=rename)
+    assert status == APPLIED
+    assert reread == 0
+    assert all(v == 0 for c in counts.values() for k, v in c.items() if k != "unchanged")
