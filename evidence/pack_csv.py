@@ -28,22 +28,27 @@ _INTEGER_TYPES = {
 }  # fmt: skip
 _TEXT_TYPES = {"CharField", "TextField", "SlugField"}
 
-# For a column of each type, the text the Python writer puts in the cell, or NULL where it writes nothing: COPY
-# writes NULL as nothing but quotes an empty string (""), hence NULLIF. ``{0}`` is the column. Written for speed,
-# as each runs for every row and column (22M cells in a 1M-item pack): one to_char per date-time, whose
-# '.000000' is then dropped as isoformat() drops zero microseconds; ascii() of the first character (0 for ''),
-# not a substring, to find text starting as packs._FORMULA_START does (= + - @ tab CR; PostgreSQL text cannot
-# hold the NUL that list also names), most text (a letter first, above '@') settled by one comparison.
+# For a column of each type, what COPY should write so that the cell holds what the Python writer puts there:
+# NULL where it writes nothing (COPY writes NULL as nothing but quotes an empty string as ""). ``{0}`` is the
+# column. Written for speed, as each runs for every row and column (22M cells in a 1M-item pack; what each
+# costs: bench/README.md, evidence packs, finding 2):
+# - an integer is left to COPY, whose output is str()'s (a cast to text only added a step);
+# - a boolean is tested as a condition, not compared with true and then false (two function calls);
+# - one to_char per date-time, whose '.000000' is then dropped as isoformat() drops zero microseconds;
+# - ascii() of the first character, not a substring, finds text starting as packs._FORMULA_START does (= + - @
+#   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@') is
+#   settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second, before
+#   the list of formula characters is looked at.
 _CELL_SQL = {
-    "integer": "({0})::text",
-    "boolean": "CASE ({0}) WHEN true THEN 'True' WHEN false THEN 'False' END",
+    "integer": "{0}",
+    "boolean": "CASE WHEN {0} THEN 'True' WHEN NOT {0} THEN 'False' END",
     "date": "to_char({0}, 'YYYY-MM-DD')",
     "datetime": (
         "replace(to_char(({0}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), '.000000+', '+')"
     ),
     "text": (
-        "CASE WHEN ascii({0}) > 64 THEN {0}"
-        " WHEN ascii({0}) IN (9, 13, 43, 45, 61, 64) THEN '''' || ({0}) ELSE NULLIF({0}, '') END"
+        "CASE WHEN ascii({0}) > 64 THEN {0} WHEN ascii({0}) = 0 THEN NULL"
+        " WHEN ascii({0}) IN (9, 13, 43, 45, 61, 64) THEN '''' || ({0}) ELSE {0} END"
     ),
 }
 
@@ -64,7 +69,8 @@ def _cell_kind(field) -> str:
 
 
 class CsvCell(Func):
-    """One column as the text of its CSV cell (see the module's docstring); PostgreSQL only."""
+    """One column as COPY should write its CSV cell (see the module's docstring): as text, or an integer as it
+    is; PostgreSQL only."""
 
     output_field = TextField()
 
@@ -92,7 +98,7 @@ class EventTime(Func):
 
 
 def csv_cells(queryset, columns: list):
-    """``queryset`` as rows of CSV cell texts; a column is a field path or an expression."""
+    """``queryset`` as the rows COPY writes as the CSV's cells; a column is a field path or an expression."""
     return queryset.values_list(*(CsvCell(F(c) if isinstance(c, str) else c) for c in columns))
 
 

@@ -159,6 +159,8 @@ def test_csv_rows_end_in_lf_and_a_field_holding_cr_or_lf_is_quoted(tmp_path):
 AWKWARD_TEXT = [
     "=SUM(A1:A9)", "+1", "-2", "@cmd", "\tindented", "\rcarriage", 'say "hi", ok', "line one\nline two",
     "crlf\r\ninside", "bare\rcr", "", " leading space", "'already quoted", "Zoë, café ✓", "-", "plain",
+    # On either side of the SQL's first test (above '@': no formula) and of its list of formula characters.
+    "?just below @", "Above @", "42 starts with a digit", "✓ starts beyond ASCII",
 ]  # fmt: skip
 
 
@@ -205,7 +207,8 @@ def test_copy_writes_every_pack_csv_byte_for_byte_as_the_python_writer(awkward, 
     for expected in (b",'=SUM(A1:A9),", b",'-2,", b",'@cmd,", b",'\tindented,", b'"\'\rcarriage"',
                      b'"line one\nline two"', b'"crlf\r\ninside"', b'"bare\rcr"', b'"say ""hi"", ok"', b",,",
                      b"2026-03-04T05:06:07+00:00", b"2026-03-04T05:06:07.120000+00:00",
-                     b"0999-03-04T05:06:07.000001+00:00", b",True,", b",False,",
+                     b"0999-03-04T05:06:07.000001+00:00", b",True,", b",False,", b",?just below @,",
+                     b",Above @,", b",42 starts with a digit,", ",✓ starts beyond ASCII,".encode(),
                      '"Zoë, café ✓"'.encode()):  # fmt: skip
         assert expected in items, expected
     assert b"\r\n" not in items.replace(b'"crlf\r\ninside"', b"")  # rows end in LF
