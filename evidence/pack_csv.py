@@ -43,7 +43,8 @@ _TEXT_TYPES = {"CharField", "TextField", "SlugField"}
 #   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@') is
 #   settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second, before
 #   the list of formula characters is looked at.
-_UTC = "(({0}) AT TIME ZONE 'UTC')"
+# In UTC: a zero offset, as 'UTC' would be but for looking its name up for every value.
+_UTC = "(({0}) AT TIME ZONE INTERVAL '0')"
 _CELL_SQL = {
     "integer": "{0}",
     "boolean": "CASE WHEN {0} THEN 'True' WHEN NOT {0} THEN 'False' END",
