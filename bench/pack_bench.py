@@ -15,10 +15,10 @@
    (b) the pack's CSV writer for review_items: ``evidence.packs._write_csv`` with the Table built by
        ``evidence.packs.campaign_tables(campaign)`` (on PostgreSQL: ``COPY (<the same query, each cell formatted
        in SQL>) TO STDOUT WITH (FORMAT csv)`` into the file, see evidence/pack_csv.py);
-       (a) and (b) run alternately --csv-repeats times each (a, b, a, b, ...; default 3); every repetition is
-       printed and kept in the JSON (the steps' ``extra.repeats``), the steps show the medians, and the goal is
-       judged on median (b) / median (a). --only-csv stops here (the pack's CSV at full size in a few minutes):
-       no (c)-(f), no --breakdown, and the "pack for 1M items" goal is not judged;
+       (a) and (b) run alternately --csv-repeats times each (a, b, a, b, ...; default 3); every repetition
+       is printed and kept in the JSON (the steps' ``extra.repeats``), the steps show the medians, and the
+       goal is judged on median (b) / median (a). --only-csv stops here (the pack's CSV at full size in a few
+       minutes): no (c)-(f), no --breakdown, and the "pack for 1M items" goal is not judged;
    (c) baseline: a bare openpyxl write-only loop over the same tuples, fetched the same way (the same
        ``values_list().iterator(chunk_size=5000)``, streamed, not held in memory); each tuple is appended as
        fetched except the two datetime columns, which become ISO strings (openpyxl refuses time-zone-aware
@@ -191,7 +191,7 @@ class PackBench(CampaignBench):
         return found
 
     def copy_baseline_run(self, campaign, fields: list[str]):
-        """(a): the pack's items query, unformatted, by COPY into a file; returns the function that runs it."""
+        """(a): the pack's items query, unformatted, COPY'd into a file; returns what runs it and the file."""
         from django.db import connection
 
         queryset = self.items_queryset(campaign, fields)
@@ -222,8 +222,8 @@ class PackBench(CampaignBench):
         return time.perf_counter() - started, load, result
 
     def csv_steps(self, campaign, table) -> None:
-        """(a) and (b) alternately, --csv-repeats times each; the steps hold the medians, judged by their ratio
-        (one COPY of 1M rows varies by a second or more on a shared machine, so one pair is not a verdict)."""
+        """(a) and (b) alternately, --csv-repeats times each; the steps hold the medians, judged by their
+        ratio (one COPY of 1M rows varies by a second or more on a shared machine: one pair is no verdict)."""
         from evidence import packs
 
         baseline, baseline_path = self.copy_baseline_run(campaign, table.header)
@@ -500,10 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decide", type=int, help="items decided before the pack (default 10,000 x scale)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also build the pack in-process with a timer around each phase")  # fmt: skip
-    parser.add_argument("--csv-repeats", type=int, default=3,
-                        help="runs of (a) and of (b), alternated; judged on the ratio of the medians")  # fmt: skip
-    parser.add_argument("--only-csv", action="store_true",
-                        help="stop after the CSV steps (no fetch-only, XLSX, export, verifier, breakdown)")  # fmt: skip
+    parser.add_argument(
+        "--csv-repeats",
+        type=int,
+        default=3,
+        help="runs of (a) and of (b), alternated; judged on median ratio",
+    )
+    parser.add_argument(
+        "--only-csv", action="store_true", help="stop after the CSV steps (no fetch-only, XLSX, export, ...)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--db-name", default="soxgov_pack_bench")
     parser.add_argument("--db-host", default=os.environ.get("PGHOST", "127.0.0.1"))

@@ -40,9 +40,9 @@ _TEXT_TYPES = {"CharField", "TextField", "SlugField"}
 #   then dropped as isoformat() drops zero microseconds (BC and years beyond 9999, which Python cannot hold,
 #   come out neither way);
 # - ascii() of the first character, not a substring, finds text starting as packs._FORMULA_START does (= + - @
-#   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@') is
-#   settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second, before
-#   the list of formula characters is looked at.
+#   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@')
+#   is settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second,
+#   before the list of formula characters is looked at.
 # In UTC: a zero offset, as 'UTC' would be but for looking its name up for every value.
 _UTC = "(({0}) AT TIME ZONE INTERVAL '0')"
 _CELL_SQL = {
@@ -148,12 +148,12 @@ def write_rows(header: list[str], rows, path: Path, cell) -> int:
     return count
 
 
-# The cells' formatting raises the query's estimated cost far above the bare one's, enough for the planner to go
-# parallel (a Gather Merge of 1M formatted rows: slower than one process, measured 1.8x against 1.5x serial at 1M
-# items) and, from 500k, to have LLVM inline and optimise the JIT-compiled expressions (~0.3 s of compiling, not
-# won back). JIT itself is left as the server has it: compiling the expressions and the tuple deforming (~25 ms)
-# saves ~0.3 s at 1M items, and the planner JIT-compiles the bare COPY of the same rows too. DateStyle shapes
-# the date-times' text, which _CELL_SQL formats from.
+# The cells' formatting raises the query's estimated cost far above the bare one's, enough for the planner to
+# go parallel (a Gather Merge of 1M formatted rows: slower than one process, measured 1.8x against 1.5x serial
+# at 1M items) and, from 500k, to have LLVM inline and optimise the JIT-compiled expressions (~0.3 s of
+# compiling, not won back). JIT itself is left as the server has it: compiling the expressions and the tuple
+# deforming (~25 ms) saves ~0.2-0.3 s at 1M items, and the planner JIT-compiles the bare COPY of the same rows
+# too. DateStyle shapes the date-times' text, which _CELL_SQL formats from.
 _COPY_SETTINGS = {
     "DateStyle": "ISO",
     "max_parallel_workers_per_gather": "0",
