@@ -28,22 +28,34 @@ _INTEGER_TYPES = {
 }  # fmt: skip
 _TEXT_TYPES = {"CharField", "TextField", "SlugField"}
 
-# For a column of each type, the text the Python writer puts in the cell, or NULL where it writes nothing: COPY
-# writes NULL as nothing but quotes an empty string (""), hence NULLIF. ``{0}`` is the column. Written for speed,
-# as each runs for every row and column (22M cells in a 1M-item pack): one to_char per date-time, whose
-# '.000000' is then dropped as isoformat() drops zero microseconds; ascii() of the first character (0 for ''),
-# not a substring, to find text starting as packs._FORMULA_START does (= + - @ tab CR; PostgreSQL text cannot
-# hold the NUL that list also names), most text (a letter first, above '@') settled by one comparison.
+# For a column of each type, what COPY should write so that the cell holds what the Python writer puts there:
+# NULL where it writes nothing (COPY writes NULL as nothing but quotes an empty string as ""). ``{0}`` is the
+# column. Written for speed, as each runs for every row and column (22M cells in a 1M-item pack; what each
+# costs: bench/README.md, evidence packs, finding 2):
+# - an integer is left to COPY, whose output is str()'s (a cast to text only added a step);
+# - a boolean is tested as a condition, not compared with true and then false (two function calls);
+# - a date-time in UTC as text ('2026-03-04 05:06:07.123456', DateStyle ISO being set for the COPY) is what
+#   isoformat() writes but for the space and the offset when it has six digits of microseconds, as ~90% have;
+#   the rest (trailing zeros trimmed, or no microseconds) take one to_char, a third dearer, whose '.000000' is
+#   then dropped as isoformat() drops zero microseconds (BC and years beyond 9999, which Python cannot hold,
+#   come out neither way);
+# - ascii() of the first character, not a substring, finds text starting as packs._FORMULA_START does (= + - @
+#   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@')
+#   is settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second,
+#   before the list of formula characters is looked at.
+# In UTC: a zero offset, as 'UTC' would be but for looking its name up for every value.
+_UTC = "(({0}) AT TIME ZONE INTERVAL '0')"
 _CELL_SQL = {
-    "integer": "({0})::text",
-    "boolean": "CASE ({0}) WHEN true THEN 'True' WHEN false THEN 'False' END",
+    "integer": "{0}",
+    "boolean": "CASE WHEN {0} THEN 'True' WHEN NOT {0} THEN 'False' END",
     "date": "to_char({0}, 'YYYY-MM-DD')",
     "datetime": (
-        "replace(to_char(({0}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), '.000000+', '+')"
+        f"CASE WHEN octet_length({_UTC}::text) = 26 THEN replace({_UTC}::text, ' ', 'T') || '+00:00'"
+        f" ELSE replace(to_char({_UTC}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), '.000000+', '+') END"
     ),
     "text": (
-        "CASE WHEN ascii({0}) > 64 THEN {0}"
-        " WHEN ascii({0}) IN (9, 13, 43, 45, 61, 64) THEN '''' || ({0}) ELSE NULLIF({0}, '') END"
+        "CASE WHEN ascii({0}) > 64 THEN {0} WHEN ascii({0}) = 0 THEN NULL"
+        " WHEN ascii({0}) IN (9, 13, 43, 45, 61, 64) THEN '''' || ({0}) ELSE {0} END"
     ),
 }
 
@@ -64,7 +76,8 @@ def _cell_kind(field) -> str:
 
 
 class CsvCell(Func):
-    """One column as the text of its CSV cell (see the module's docstring); PostgreSQL only."""
+    """One column as COPY should write its CSV cell (see the module's docstring): as text, or an integer as it
+    is; PostgreSQL only."""
 
     output_field = TextField()
 
@@ -92,7 +105,7 @@ class EventTime(Func):
 
 
 def csv_cells(queryset, columns: list):
-    """``queryset`` as rows of CSV cell texts; a column is a field path or an expression."""
+    """``queryset`` as the rows COPY writes as the CSV's cells; a column is a field path or an expression."""
     return queryset.values_list(*(CsvCell(F(c) if isinstance(c, str) else c) for c in columns))
 
 
@@ -135,15 +148,25 @@ def write_rows(header: list[str], rows, path: Path, cell) -> int:
     return count
 
 
-# The cells' formatting costs the query far above the bare one, enough for the planner to go parallel (a Gather
-# Merge of 1M formatted rows: slower than one process, measured 1.8x against 1.5x serial at 1M items) and to
-# JIT-compile ~100 expressions; COPY of the same rows unformatted takes the plain serial plan.
-_COPY_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+# The cells' formatting raises the query's estimated cost far above the bare one's, enough for the planner to
+# go parallel (a Gather Merge of 1M formatted rows: slower than one process, measured 1.8x against 1.5x serial
+# at 1M items) and, from 500k, to have LLVM inline and optimise the JIT-compiled expressions (~0.3 s of
+# compiling, not won back). JIT itself is left as the server has it: compiling the expressions and the tuple
+# deforming (~25 ms) saves ~0.2-0.3 s at 1M items, and the planner JIT-compiles the bare COPY of the same rows
+# too. DateStyle shapes the date-times' text, which _CELL_SQL formats from.
+_COPY_SETTINGS = {
+    "DateStyle": "ISO",
+    "max_parallel_workers_per_gather": "0",
+    "jit_inline_above_cost": "-1",
+    "jit_optimize_above_cost": "-1",
+}
 
 
 def _set_local(cursor, settings: dict[str, str]) -> None:
-    for name, value in settings.items():
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+    cursor.execute(
+        "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
+        [part for setting in settings.items() for part in setting],
+    )
 
 
 def copy_rows(header: list[str], cells, path: Path) -> int:

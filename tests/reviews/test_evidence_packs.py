@@ -159,6 +159,8 @@ def test_csv_rows_end_in_lf_and_a_field_holding_cr_or_lf_is_quoted(tmp_path):
 AWKWARD_TEXT = [
     "=SUM(A1:A9)", "+1", "-2", "@cmd", "\tindented", "\rcarriage", 'say "hi", ok', "line one\nline two",
     "crlf\r\ninside", "bare\rcr", "", " leading space", "'already quoted", "Zoë, café ✓", "-", "plain",
+    # On either side of the SQL's first test (above '@': no formula) and of its list of formula characters.
+    "?just below @", "Above @", "42 starts with a digit", "✓ starts beyond ASCII",
 ]  # fmt: skip
 
 
@@ -168,13 +170,15 @@ def awkward(decided, company):
     import datetime as dt
 
     base = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
-    times = [None, base, base.replace(microsecond=120000), base.replace(year=999, microsecond=1)]
+    # No, trimmed (.12), and six digits of microseconds: the SQL formats each its own way.
+    times = [None, base, base.replace(microsecond=120000), base.replace(year=999, microsecond=1),
+             base.replace(microsecond=654321)]  # fmt: skip
     texts = iter(AWKWARD_TEXT)  # each value in a cell of its own (the campaign has 4 items, 5 text columns)
     columns = ("comment", "department", "identity_name", "account_key", "entitlement_key")
     for n, item in enumerate(ReviewItem.objects.filter(campaign=decided).order_by("pk")):
         ReviewItem.objects.filter(pk=item.pk).update(
             **{column: next(texts, "x") for column in columns},
-            last_used_at=times[n % len(times)],
+            last_used_at=times[1 + n % (len(times) - 1)],  # each item's a different date-time
             decided_at=times[(n + 2) % len(times)] if item.decided_at else None,
             dormant=n % 2 == 0,
             signed_off=n % 3 == 0,
@@ -205,10 +209,25 @@ def test_copy_writes_every_pack_csv_byte_for_byte_as_the_python_writer(awkward, 
     for expected in (b",'=SUM(A1:A9),", b",'-2,", b",'@cmd,", b",'\tindented,", b'"\'\rcarriage"',
                      b'"line one\nline two"', b'"crlf\r\ninside"', b'"bare\rcr"', b'"say ""hi"", ok"', b",,",
                      b"2026-03-04T05:06:07+00:00", b"2026-03-04T05:06:07.120000+00:00",
-                     b"0999-03-04T05:06:07.000001+00:00", b",True,", b",False,",
+                     b"0999-03-04T05:06:07.000001+00:00", b",True,", b",False,", b",?just below @,",
+                     b",Above @,", b",42 starts with a digit,", ",✓ starts beyond ASCII,".encode(),
+                     b"2026-03-04T05:06:07.654321+00:00",
                      '"Zoë, café ✓"'.encode()):  # fmt: skip
         assert expected in items, expected
     assert b"\r\n" not in items.replace(b'"crlf\r\ninside"', b"")  # rows end in LF
+
+    # The SQL formats date-times from their text, which DateStyle shapes: the COPY sets its own, then puts the
+    # session's back.
+    review_items = next(t for t in queried if t.name == "review_items")
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, DMY'")
+        try:
+            packs._copy_csv(review_items, tmp_path / "sql-datestyle.csv")
+            cursor.execute("SHOW DateStyle")
+            assert cursor.fetchone() == ("SQL, DMY",)
+        finally:
+            cursor.execute("RESET DateStyle")
+    assert (tmp_path / "sql-datestyle.csv").read_bytes() == items
 
 
 def test_xlsx_splits_across_sheets_beyond_the_row_limit(tmp_path):
