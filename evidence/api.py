@@ -1,10 +1,21 @@
-"""Read-only REST endpoints for the evidence trail and chain verifications."""
+"""Read-only REST endpoints for the evidence trail, chain verifications and evidence packs."""
 
+from pathlib import Path
+
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
 
+from evidence import pack_services
 from evidence.filters import EvidenceEventFilter
-from evidence.models import ChainVerification, EvidenceEvent
+from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
+from soxgov.views import restricted_object
 
 
 class EvidenceEventSerializer(serializers.ModelSerializer):
@@ -57,3 +68,59 @@ class EvidenceEventViewSet(RestrictedReadOnlyViewSet):
 class ChainVerificationViewSet(RestrictedReadOnlyViewSet):
     queryset = ChainVerification.objects.all()
     serializer_class = ChainVerificationSerializer
+
+
+class EvidencePackSerializer(serializers.ModelSerializer):
+    download = serializers.SerializerMethodField(help_text="Where to fetch the ZIP once the pack is built.")
+
+    class Meta:
+        model = EvidencePack
+        fields = [
+            "id",
+            "scope",
+            "scope_label",
+            "status",
+            "progress",
+            "requested_by_name",
+            "requested_at",
+            "finished_at",
+            "sha256",
+            "size",
+            "error",
+            "download",
+        ]
+
+    def get_download(self, pack) -> str | None:
+        if pack.status != EvidencePack.Status.DONE:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("evidencepack-download", args=[pack.pk]))
+
+
+class EvidencePackViewSet(RestrictedReadOnlyViewSet):
+    """Evidence packs: their progress, and the ZIP once built (check it with its own verify_pack.py).
+
+    ``GET campaign/{id}/`` asks for a campaign's pack, a GET as in the browser: an export changes nothing an
+    auditor could ask about (the export itself is evidenced), so the read-only auditor's token may do it.
+    """
+
+    queryset = EvidencePack.objects.all()
+    serializer_class = EvidencePackSerializer
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        pack = self.get_object()
+        if pack.status != EvidencePack.Status.DONE or not Path(pack.path).is_file():
+            raise NotFound("The pack is not ready.")
+        return FileResponse(Path(pack.path).open("rb"), as_attachment=True, filename=Path(pack.path).name)
+
+    @extend_schema(responses={200: EvidencePackSerializer, 202: EvidencePackSerializer})
+    @action(detail=False, methods=["get"], url_path=r"campaign/(?P<campaign_id>[0-9]+)")
+    def campaign(self, request, campaign_id=None):
+        """The pack of a campaign: queued now (202), or the one this user asked for minutes ago."""
+        from reviews.models import Campaign
+
+        campaign = restricted_object(request, Campaign, campaign_id)
+        pack = pack_services.pack_request(campaign=campaign, user=request.user)
+        done = pack.status == EvidencePack.Status.DONE
+        return Response(self.get_serializer(pack).data, status=200 if done else 202)

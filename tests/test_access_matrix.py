@@ -46,6 +46,7 @@ HIDDEN = 404  # outside the reviewer's scope: answered as if it did not exist
 READ_ONLY = 405  # the role may attempt the action, but the read-only API does not offer the method
 INVALID = 400  # allowed to try, but the request (no file) is refused by validation
 CREATED = 201  # the API made what was asked
+ACCEPTED = 202  # the API queued what was asked (an evidence pack: built by a worker)
 CONFLICT = 409  # allowed to try, but the object's state refuses it (e.g. deciding your own risk acceptance)
 POST_ONLY = 405  # the endpoint changes state, so it answers POST only (no GET ever changes state)
 LOGIN = "-> login"  # redirected to a login page (the site's, or the admin's)
@@ -111,6 +112,10 @@ ROUTES = {
     "api event": (API, "evidenceevent-detail", EvidenceEvent),
     "api verifications": (API, "chainverification-list", None),
     "api verification": (API, "chainverification-detail", ChainVerification),
+    "api packs": (API, "evidencepack-list", None),
+    "api pack": (API, "evidencepack-detail", EvidencePack),
+    "api pack download": (API, "evidencepack-download", EvidencePack),
+    "api pack for campaign": (API, "evidencepack-campaign", Campaign),
     "api connectors": (API, "connector-list", None),
     "api connector": (API, "connector-detail", Connector),
     "api runs": (API, "connectorrun-list", None),
@@ -344,6 +349,12 @@ MATRIX = [
     ("GET",    "api event",               "event 1",         OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api verifications",       None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api verification",        "verification",    OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    # Evidence packs over the API, as in the browser: asked for with a GET (queued: 202), the failed one here has
+    # nothing to download.
+    ("GET",    "api packs",               None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api pack",                "pack",            OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api pack download",       "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    HIDDEN,        DENIED,    DENIED),
+    ("GET",    "api pack for campaign",   "campaign",        ACCEPTED,  DENIED,    ACCEPTED,  ACCEPTED,  ACCEPTED,      DENIED,    DENIED),
     ("GET",    "api connectors",          None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api connector",           "ERP nightly",     OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api runs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
@@ -442,6 +453,12 @@ MATRIX = [
     ("PUT",    "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Nobody writes evidence packs: they are asked for with a GET and built by a worker.
+    ("POST",   "api packs",               None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api pack for campaign",   "campaign",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Connectors are configured in Django admin; runs are started by upload, then decided by another admin.
     ("POST",   "api connectors",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api connector",           "ERP nightly",     READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -514,6 +531,8 @@ BODIES = {
     "api event": {"action": "forged.event"},
     "api verifications": {"status": "intact"},
     "api verification": {"status": "broken"},
+    "api packs": {"scope": {"campaign": 1}, "status": "done"},
+    "api pack": {"status": "done", "sha256": "0" * 64},
     "api connectors": {"name": "Rogue feed", "kind": "access_file"},
     "api connector": {"enabled": False},
     "api run": {"status": "applied"},

@@ -273,6 +273,9 @@ def test_schema_is_an_openapi_document_listing_every_endpoint(client, personas):
         "/api/evidence/events/",
         "/api/evidence/events/{sequence}/",
         "/api/evidence/verifications/",
+        "/api/evidence/packs/",
+        "/api/evidence/packs/{id}/download/",
+        "/api/evidence/packs/campaign/{campaign_id}/",
     ):
         assert path in schema["paths"], path
     assert "tokenAuth" in schema["components"]["securitySchemes"]

@@ -327,3 +327,35 @@ def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
             "--out",
             str(tmp_path / "x.zip"),
         )
+
+
+def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_record_hashes(
+    decided, people, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    """The same export over the API, with the read-only token an auditor's tools use: a GET queues the pack
+    (202), the record says when it is built, and the download is the ZIP whose SHA-256 the record holds."""
+    import hashlib
+
+    from rest_framework.authtoken.models import Token
+
+    settings.SOXGOV_PACK_DIR = tmp_path / "packs"
+    client = Client()
+    auth = {"Authorization": f"Token {Token.objects.create(user=people['audrey']).key}"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth)
+    assert (
+        asked.status_code == 202 and asked.json()["status"] == "queued" and asked.json()["download"] is None
+    )
+
+    record = client.get(f"/api/evidence/packs/{asked.json()['id']}/", headers=auth).json()
+    assert record["status"] == "done" and record["scope"] == {"campaign": decided.pk}
+    download = client.get(record["download"], headers=auth)
+    body = b"".join(download.streaming_content)
+    assert download.status_code == 200 and body[:2] == b"PK"
+    assert hashlib.sha256(body).hexdigest() == record["sha256"] and len(body) == record["size"]
+    again = client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth)
+    assert again.status_code == 200 and again.json()["id"] == record["id"]  # asked twice: the same pack
+    assert client.post("/api/evidence/packs/", {"scope": {}}, headers=auth).status_code == 403
+    listed = client.get("/api/evidence/packs/", headers=auth).json()["results"]
+    assert [p["id"] for p in listed] == [record["id"]]
