@@ -133,11 +133,14 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
         log.warn(f"row {last} repeats row {first} exactly ({n} copies); merged")
     # An account named with different keys on different rows: resolve each row's claim to an identity (by
     # employee id, else e-mail) and refuse the account if two rows claim different people. Only accounts with
-    # more than one distinct key pair are resolved, so the common case costs one GROUP BY.
+    # more than one distinct key pair are resolved, so the common case costs one GROUP BY. "More than one
+    # distinct value" is MIN <> MAX throughout: a hash aggregate, where COUNT(DISTINCT) sorts every row (2M
+    # rows: 0.8-1.0 s against 1.9-2.6 s).
     conflicts = sql.fetchall(
         f"""WITH multi AS (
             SELECT application_id, account_key FROM {STAGE} GROUP BY application_id, account_key
-            HAVING COUNT(DISTINCT COALESCE(employee_id, '') || '|' || COALESCE(email, '')) > 1)
+            HAVING MIN(COALESCE(employee_id, '')) <> MAX(COALESCE(employee_id, ''))
+                OR MIN(COALESCE(email, '')) <> MAX(COALESCE(email, '')))
         SELECT c.account_key, MIN(c.row_no), MAX(c.row_no), MIN(c.shown), MAX(c.shown)
         FROM (SELECT s.application_id, s.account_key, s.row_no, COALESCE(s.employee_id, s.email) AS shown,
                      CASE WHEN COALESCE(ie.id, im.id) IS NOT NULL THEN 'i' || CAST(COALESCE(ie.id, im.id) AS TEXT)
@@ -159,7 +162,8 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
     conflicts = sql.fetchall(
         f"""SELECT MIN(account_key), entitlement_key, MIN(row_no), MAX(row_no) FROM {STAGE}
         WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key
-        HAVING COUNT(DISTINCT COALESCE(entitlement_name, '')) > 1 OR COUNT(DISTINCT entitlement_type) > 1
+        HAVING MIN(COALESCE(entitlement_name, '')) <> MAX(COALESCE(entitlement_name, ''))
+            OR MIN(entitlement_type) <> MAX(entitlement_type)
         ORDER BY 3 LIMIT 50"""
     )
     for _account, entitlement_key, first, last in conflicts:

@@ -231,11 +231,12 @@ def entitlements_agree(stage: str) -> bool:
         f"""SELECT EXISTS (
             SELECT 1 FROM (SELECT application_id, entitlement_key, MAX(entitlement_name) AS name,
                                   MAX(entitlement_type) AS kind, MAX(CASE WHEN privileged THEN 1 ELSE 0 END) AS priv,
-                                  COUNT(DISTINCT COALESCE(entitlement_name, '')) AS names,
-                                  COUNT(DISTINCT entitlement_type) AS kinds
+                                  MIN(COALESCE(entitlement_name, '')) <> MAX(COALESCE(entitlement_name, ''))
+                                      AS names_differ,
+                                  MIN(entitlement_type) <> MAX(entitlement_type) AS kinds_differ
                            FROM {stage} WHERE entitlement_key IS NOT NULL GROUP BY application_id, entitlement_key) s
             LEFT JOIN {T_ENTITLEMENT} e ON e.application_id = s.application_id AND e.entitlement_id = s.entitlement_key
-            WHERE s.names > 1 OR s.kinds > 1 OR (e.id IS NOT NULL AND (e.name <> COALESCE(s.name, e.name)
+            WHERE s.names_differ OR s.kinds_differ OR (e.id IS NOT NULL AND (e.name <> COALESCE(s.name, e.name)
                   OR e.kind <> s.kind OR (s.priv = 1 AND e.privileged <> {t}))))"""
     )
 
