@@ -602,6 +602,18 @@ def test_exact_duplicate_access_rows_are_merged_with_a_warning(write_csv, accept
     assert run.counts["grants"]["added"] == 1
 
 
+def test_duplicates_are_exact_rows_including_an_account_without_entitlements(write_csv, accept):
+    """An account listed twice with no entitlement repeats its row; a row naming the same grant with another
+    account name does not (the check groups only keys on more than one row by every column)."""
+    bare = access(account_id="solo", entitlement_id="", entitlement_name="", entitlement_type="", privileged="")
+    renamed = list(NEW_ACCOUNT)
+    renamed[2] = "Newbie N."
+    run = accept(write_csv("erp.csv", access_rows(bare, renamed, bare)))
+    assert run.warnings == ["row 8 repeats row 6 exactly (2 copies); merged"]
+    assert Grant.objects.filter(account__account_id="newbie").count() == 1
+    assert not Grant.objects.filter(account__account_id="solo").exists()
+
+
 def test_exact_duplicate_identity_rows_are_merged_with_a_warning(write_csv, accept):
     run = accept(write_csv("hr.csv", identity_rows(NEW_PERSON)), "identities")
     assert run.warnings == ["row 7 repeats row 6 exactly (2 copies); merged"]
