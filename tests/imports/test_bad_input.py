@@ -605,7 +605,9 @@ def test_exact_duplicate_access_rows_are_merged_with_a_warning(write_csv, accept
 def test_duplicates_are_exact_rows_including_an_account_without_entitlements(write_csv, accept):
     """An account listed twice with no entitlement repeats its row; a row naming the same grant with another
     account name does not (the check groups only keys on more than one row by every column)."""
-    bare = access(account_id="solo", entitlement_id="", entitlement_name="", entitlement_type="", privileged="")
+    bare = access(
+        account_id="solo", entitlement_id="", entitlement_name="", entitlement_type="", privileged=""
+    )
     renamed = list(NEW_ACCOUNT)
     renamed[2] = "Newbie N."
     run = accept(write_csv("erp.csv", access_rows(bare, renamed, bare)))
