@@ -1,19 +1,16 @@
 """Read-only REST endpoints for the evidence trail, chain verifications and evidence packs."""
 
-from pathlib import Path
-
-from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from evidence import pack_services
 from evidence.filters import EvidenceEventFilter
 from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
+from evidence.views import pack_file_response
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
 from soxgov.views import restricted_object
 
@@ -109,10 +106,7 @@ class EvidencePackViewSet(RestrictedReadOnlyViewSet):
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        pack = self.get_object()
-        if pack.status != EvidencePack.Status.DONE or not Path(pack.path).is_file():
-            raise NotFound("The pack is not ready.")
-        return FileResponse(Path(pack.path).open("rb"), as_attachment=True, filename=Path(pack.path).name)
+        return pack_file_response(self.get_object())
 
     @extend_schema(responses={200: EvidencePackSerializer, 202: EvidencePackSerializer})
     @action(detail=False, methods=["get"], url_path=r"campaign/(?P<campaign_id>[0-9]+)")

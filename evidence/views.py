@@ -86,7 +86,11 @@ def pack_detail(request, pk):
 
 
 def pack_download(request, pk):
-    pack = restricted_object(request, EvidencePack, pk)
+    return pack_file_response(restricted_object(request, EvidencePack, pk))
+
+
+def pack_file_response(pack: EvidencePack) -> FileResponse:
+    """The built pack's ZIP as a download (also for the API); 404 until it is built."""
     if pack.status != EvidencePack.Status.DONE or not Path(pack.path).is_file():
         raise Http404("the pack is not ready")
     return FileResponse(Path(pack.path).open("rb"), as_attachment=True, filename=Path(pack.path).name)

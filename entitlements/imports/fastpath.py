@@ -147,7 +147,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     applications = incremental.applications() | ({default} if default is not None else set())
     if lock is not None:
         lock(applications)
-    plan = incremental.plan(scope=applications, timestamp=TIMESTAMP, cast=_timestamp)
+    plan = incremental.plan(scope=applications, valid=_valid_timestamp, cast=_timestamp)
     if plan.incremental:
         # The dirty accounts' rows, copied out once: both passes of _normalise read them.
         sql.execute(f"DROP TABLE IF EXISTS {DIRTY_RAW}")
@@ -171,6 +171,16 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
 def _timestamp(text: str) -> str:
     """SQL casting a validated, trimmed, non-empty timestamp cell: UTC unless it names its offset."""
     return f"CASE WHEN {text} ~ {HAS_ZONE} THEN {text}::timestamptz ELSE ({text}::timestamp AT TIME ZONE 'UTC') END"
+
+
+def _valid_timestamp(text: str) -> str:
+    """SQL: whether a trimmed timestamp cell is one the fast path accepts ('' included). The first and last
+    years may fall outside 1..9999 once moved to UTC; Python decides those. A value starting or ending in a
+    non-ASCII character might carry a space only Python strips."""
+    return (
+        f"({text} = '' OR {text} ~ {TIMESTAMP}) AND left({text}, 4) NOT IN ('0000', '0001', '9999') "
+        f"AND ascii({text}) <= 127 AND ascii(right({text}, 1)) <= 127"
+    )
 
 
 def _listed(words: tuple[str, ...]) -> str:
@@ -200,16 +210,10 @@ def _times(index, source: str) -> None:
     """
     cell = f"btrim(r0.c{index['last_used_at']}, {WS})" if "last_used_at" in index else "''::text"
     sql.create_temp(TIMES, f"text TEXT NOT NULL, valid BOOLEAN NOT NULL, value {sql.ts_type()}")
-    # The first and last years may fall outside 1..9999 once moved to UTC; Python decides those. A value
-    # starting or ending in a non-ASCII character might carry a space only Python strips.
-    valid = (
-        f"(u = '' OR u ~ {TIMESTAMP}) AND left(u, 4) NOT IN ('0000', '0001', '9999') "
-        "AND ascii(u) <= 127 AND ascii(right(u, 1)) <= 127"
-    )
     sql.execute(
         f"""INSERT INTO {TIMES} (text, valid, value)
         SELECT u, ok, CASE WHEN ok AND u <> '' THEN {_timestamp("u")} END
-        FROM (SELECT u, {valid} AS ok FROM (SELECT DISTINCT {cell} AS u FROM {source} r0) d) v"""
+        FROM (SELECT u, {_valid_timestamp("u")} AS ok FROM (SELECT DISTINCT {cell} AS u FROM {source} r0) d) v"""
     )
     sql.execute(f"ANALYZE {TIMES}")
 

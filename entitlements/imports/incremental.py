@@ -157,11 +157,12 @@ def applications() -> set[int]:
     return {r[0] for r in sql.fetchall(f"SELECT DISTINCT application_id FROM {GROUPS}") if r[0] is not None}
 
 
-def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
+def plan(*, scope: set[int], valid, cast) -> Plan:
     """Mark the dirty groups and fill DIRTY with their raw keys; decide whether to go incremental.
 
-    ``timestamp`` is the regular expression a valid ``last_used_at`` matches, ``cast(sql)`` the SQL that casts
-    one: both are applied only to the clean accounts whose ``last_used_at`` moved.
+    ``valid(sql)`` is the SQL telling whether a trimmed ``last_used_at`` text is one the fast path accepts,
+    ``cast(sql)`` the SQL that casts one: both are applied only to the clean accounts whose ``last_used_at``
+    moved.
     """
     rows = int(sql.scalar(f"SELECT COALESCE(SUM(n), 0) FROM {GROUPS}"))
     full = Plan(incremental=False, rows=rows, dirty_rows=rows, clean_accounts=0)
@@ -182,10 +183,6 @@ def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
     # and, where last_used_at moved, a valid one: it is validated like a staged one (a bad one makes the
     # account dirty, so that staging explains it). The CASE validates only where it moved; a condition on
     # ``g`` alone would be evaluated for every group, before the join.
-    valid = (
-        f"(g.used = '' OR g.used ~ {timestamp}) AND left(g.used, 4) NOT IN ('0000', '0001', '9999') "
-        "AND ascii(g.used) <= 127 AND ascii(right(g.used, 1)) <= 127"
-    )
     moved = "right(a.pull_digest, 32) <> right(g.digest, 32)"
     sql.create_temp(
         KEPT,
@@ -200,7 +197,7 @@ def plan(*, scope: set[int], timestamp: str, cast) -> Plan:
         LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
         WHERE NOT g.shared AND COALESCE(a.identity_id, 0) = COALESCE(ie.id, im.id, 0)
           AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.id = a.id)
-          AND CASE WHEN {moved} THEN {valid} ELSE TRUE END"""
+          AND CASE WHEN {moved} THEN {valid("g.used")} ELSE TRUE END"""
     )
     sql.execute(f"ANALYZE {KEPT}")
     # A moved last_used_at is cast (an impossible date raises, and the fast path steps aside).
