@@ -274,13 +274,11 @@ def _normalise(index, stage_table, stage_columns, default, source: str) -> int:
     # The join to TIMES must be a hash join: the raw table has no statistics, and a nested loop over it was
     # measured at 95 s against 10 s for 2M rows. The import session turns nested loops off already; this holds
     # for any caller, and gives the caller's setting back.
-    before = sql.scalar("SELECT current_setting('enable_nestloop')")
-    sql.execute("SELECT set_config('enable_nestloop', 'off', true)")
-    inserted = sql.execute(
-        f"""INSERT INTO {stage_table} ({", ".join(stage_columns)}) SELECT {", ".join(values)}
-        FROM (SELECT r0.row_no, {trimmed} FROM {source} r0 OFFSET 0) r LEFT JOIN {APP_NAMES} n ON n.name = lower(r.application)
-        JOIN {TIMES} t ON t.text = r.last_used_at
-        WHERE NOT ({" OR ".join(f"({c})" for c in invalid)})"""
-    )
-    sql.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
-    return inserted
+    with sql.planner_setting("enable_nestloop", "off"):
+        return sql.execute(
+            f"""INSERT INTO {stage_table} ({", ".join(stage_columns)}) SELECT {", ".join(values)}
+            FROM (SELECT r0.row_no, {trimmed} FROM {source} r0 OFFSET 0) r
+            LEFT JOIN {APP_NAMES} n ON n.name = lower(r.application)
+            JOIN {TIMES} t ON t.text = r.last_used_at
+            WHERE NOT ({" OR ".join(f"({c})" for c in invalid)})"""
+        )

@@ -132,7 +132,16 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, d
     # thousands of keys in the database's collation: seconds, where a hash join takes a fraction.
     sql.execute(f"ANALYZE {GROUPS}")
     # Two raw groups for one account (keys that differ only in spaces, or the application's case): no digest
-    # is stored for it (diff() joins on it) and it is always dirty.
+    # is stored for it (diff() joins on it) and it is always dirty. Only possible when some group's key was
+    # trimmed or an application is spelled two ways, which two cheap scans rule out for most files (0.07 s
+    # against 0.2 s for the grouping UPDATE over 300k groups).
+    possible = sql.scalar(
+        f"""SELECT EXISTS (SELECT 1 FROM {GROUPS} WHERE raw_key <> account_key)
+            OR EXISTS (SELECT 1 FROM {GROUPS} WHERE application_id IS NOT NULL GROUP BY application_id
+                       HAVING MIN(raw_app COLLATE "C") <> MAX(raw_app COLLATE "C"))"""
+    )
+    if not possible:
+        return
     sql.execute(
         f"""UPDATE {GROUPS} SET shared = TRUE WHERE (application_id, account_key) IN (
             SELECT application_id, account_key FROM {GROUPS} GROUP BY application_id, account_key
@@ -183,6 +192,12 @@ def plan(*, scope: set[int], valid, cast) -> Plan:
     # and, where last_used_at moved, a valid one: it is validated like a staged one (a bad one makes the
     # account dirty, so that staging explains it). The CASE validates only where it moved; a condition on
     # ``g`` alone would be evaluated for every group, before the join.
+    #
+    # The identity link is checked from the account's side: when its linked identity carries the group's
+    # employee id (or, for a group without one, its e-mail), resolving would give that identity again, as
+    # employee ids and e-mails are unique among identities. Only the other groups (orphans, links by e-mail
+    # where an employee id is given, moved links) resolve the claim, by index probes. Joining every group to
+    # the identities twice cost more (300k groups: 1.4 s against 1.0 s for the statement).
     moved = "right(a.pull_digest, 32) <> right(g.digest, 32)"
     sql.create_temp(
         KEPT,
@@ -193,9 +208,14 @@ def plan(*, scope: set[int], valid, cast) -> Plan:
         SELECT g.raw_app, g.raw_key, g.n, a.id, {moved} FROM {GROUPS} g
         JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key
             AND left(a.pull_digest, 32) = left(g.digest, 32)
-        LEFT JOIN {T_IDENTITY} ie ON ie.employee_id = g.employee_id
-        LEFT JOIN {T_IDENTITY} im ON ie.id IS NULL AND g.email IS NOT NULL AND LOWER(im.email) = g.email
-        WHERE NOT g.shared AND COALESCE(a.identity_id, 0) = COALESCE(ie.id, im.id, 0)
+        LEFT JOIN {T_IDENTITY} i ON i.id = a.identity_id
+        WHERE NOT g.shared
+          AND CASE WHEN i.employee_id = g.employee_id THEN TRUE
+                   WHEN g.employee_id IS NULL AND LOWER(i.email) = g.email THEN TRUE
+                   ELSE COALESCE(a.identity_id, 0) = COALESCE(
+                       (SELECT ie.id FROM {T_IDENTITY} ie WHERE ie.employee_id = g.employee_id),
+                       (SELECT im.id FROM {T_IDENTITY} im WHERE g.email IS NOT NULL AND LOWER(im.email) = g.email),
+                       0) END
           AND NOT EXISTS (SELECT 1 FROM {TOUCHED} t WHERE t.id = a.id)
           AND CASE WHEN {moved} THEN {valid("g.used")} ELSE TRUE END"""
     )

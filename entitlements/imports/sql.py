@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,19 @@ def fetchall(sql: str, params: Iterable = ()) -> list[tuple]:
 def scalar(sql: str, params: Iterable = ()):
     rows = fetchall(sql, params)
     return rows[0][0] if rows else None
+
+
+@contextlib.contextmanager
+def planner_setting(name: str, value: str):
+    """PostgreSQL: a planner setting for the statements inside, then the transaction's own value again (a
+    no-op elsewhere). Set for the transaction only, so an error inside leaves nothing behind either."""
+    if vendor() != "postgresql":
+        yield
+        return
+    before = scalar("SELECT current_setting(%s)", [name])
+    execute("SELECT set_config(%s, %s, true)", [name, value])
+    yield
+    execute("SELECT set_config(%s, %s, true)", [name, before])
 
 
 def create_temp(name: str, columns_sql: str) -> None:

@@ -537,3 +537,17 @@ def test_an_identity_change_that_moves_no_link_rereads_nothing(world, write_csv)
     assert status == APPLIED
     assert reread == 0
     assert all(v == 0 for c in counts.values() for k, v in c.items() if k != "unchanged")
+
+
+def test_a_new_identity_with_the_employee_id_a_row_names_takes_an_account_linked_by_email(world, write_csv):
+    """The row names employee id X9 (no one's) and ann's e-mail, so the account links to ann by e-mail; once an
+    identity holds X9 the employee id wins, although neither the file nor ann changed."""
+    base = [*BASE, row("eve", "GL_VIEW", emp="X9", email="ann@example.com")]
+
+    def hire():
+        Identity.objects.create(employee_id="X9", email="eve@example.com", display_name="Eve")
+
+    (_, counts, _, (accounts, _, _)), reread, _ = _compare(write_csv, base, between=hire, first_rows=base)
+    assert {a[1]: a[3] for a in accounts if a[1] in ("eve", "ghost")} == {"eve": "X9", "ghost": "X9"}
+    assert counts["accounts"]["changed"] == 2
+    assert reread == 2
