@@ -194,7 +194,8 @@ def check(*, log: ProblemLog, scope: set[int]) -> None:
 
 def _analyze(*tables: str) -> None:
     # PostgreSQL never auto-analyzes temporary tables; without statistics it plans nested loops over millions
-    # of staged rows. SQLite plans well enough without.
+    # of staged rows. SQLite plans well enough without. A table given as "name (columns)" gets statistics of
+    # those columns only.
     if sql.vendor() == "postgresql":
         for table in tables:
             sql.execute(f"ANALYZE {table}")
@@ -220,7 +221,9 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         # thousand of them by id; the tables of a pull are in memory.
         sql.execute("SELECT set_config('enable_nestloop', 'on', true)")
         sql.execute("SELECT set_config('random_page_cost', '1.1', true)")
-    _analyze(STAGE, S_SCOPE)
+    # The stage's keys only: statistics of its names and flags, which no join or grouping here needs, cost as
+    # much again (250k rows: 0.18 s against 0.11 s).
+    _analyze(f"{STAGE} (application_id, account_key, entitlement_key, employee_id, email)", S_SCOPE)
     sql.create_temp(
         S_ACCOUNT,
         f"""application_id BIGINT NOT NULL, account_key VARCHAR(255) NOT NULL, row_no INTEGER, name VARCHAR(255),

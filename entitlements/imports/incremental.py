@@ -129,8 +129,9 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, d
         LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")}) AND strpos(g.raw_app, {dotted_i}) = 0"""
     )
     # Without statistics PostgreSQL plans merge joins over these temporary tables, sorting hundreds of
-    # thousands of keys in the database's collation: seconds, where a hash join takes a fraction.
-    sql.execute(f"ANALYZE {GROUPS}")
+    # thousands of keys in the database's collation: seconds, where a hash join takes a fraction. Only the
+    # join keys: statistics of every text column cost twice as much (300k groups: 0.21 s against 0.11 s).
+    sql.execute(f"ANALYZE {GROUPS} (raw_app, raw_key, application_id, account_key)")
     # Two raw groups for one account (keys that differ only in spaces, or the application's case): no digest
     # is stored for it (diff() joins on it) and it is always dirty. Only possible when some group's key was
     # trimmed or an application is spelled two ways, which two cheap scans rule out for most files (0.07 s
