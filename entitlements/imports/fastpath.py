@@ -249,9 +249,11 @@ def _normalise(index, stage_table, stage_columns, default, source: str) -> int:
         # The other lowered cells (status, type, privileged) leave DOTTED_I in place, see _lowered().
         f"strpos(r.application, {DOTTED_I}) > 0 OR strpos(r.email, {DOTTED_I}) > 0",
     ]
-    # A value starting or ending in a non-ASCII character might carry a space only Python strips.
+    # A value starting or ending in a non-ASCII character might carry a space only Python strips. Only a value
+    # with a non-ASCII character at all (more bytes than characters) is looked at closer: right() counts and
+    # copies characters, which over every cell cost 1 us a row (250k rows: 0.26 s against 0.14 s).
     invalid += [
-        f"ascii(r.{name}) > 127 OR ascii(right(r.{name}, 1)) > 127"
+        f"octet_length(r.{name}) <> char_length(r.{name}) AND (ascii(r.{name}) > 127 OR ascii(right(r.{name}, 1)) > 127)"
         for name in ACCESS_COLUMNS
         if name in index and name != "last_used_at"
     ]
