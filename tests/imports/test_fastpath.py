@@ -116,6 +116,30 @@ def test_fast_path_steps_aside_whenever_a_value_needs_the_row_by_row_path(tmp_pa
     assert fast is None or fast == slow
 
 
+@pytest.mark.parametrize(
+    ("cells", "fast_reads_it"),
+    [
+        (
+            "Ledger,m\u00fcller,J\u00fcrgen M\u00fcller,,,,,GL_POST,Z\u00e4hlen,,",
+            True,
+        ),  # inside: no space to strip
+        ("Ledger,\u00e9ric,,,,,,,,,", False),  # starts with one: only Python knows whether it is a space
+        ("Ledger,bob,Bob \u00e9,,,,,,,,", False),  # ends with one
+        ("Ledger,bob,\u3000Bob,,,,,,,,", False),  # an ideographic space, which Python strips
+    ],
+)
+def test_fast_path_reads_non_ascii_inside_values_and_steps_aside_at_their_ends(
+    tmp_path, ledger, cells, fast_reads_it
+):
+    path = tmp_path / "n.csv"
+    path.write_text(f"{HEADER}\n{cells}\n", encoding="utf-8")
+    fast, slow = _both_paths(path, ledger)
+    assert slow is not None
+    assert (fast is not None) == fast_reads_it
+    if fast_reads_it:
+        assert fast == slow
+
+
 def test_fast_path_steps_aside_for_bytes_that_are_not_utf8(tmp_path, ledger):
     path = tmp_path / "c.csv"
     path.write_bytes(HEADER.encode() + b"\nLedger,b\xe9b,,,,,,,,,\n")

@@ -551,3 +551,12 @@ def test_a_new_identity_with_the_employee_id_a_row_names_takes_an_account_linked
     assert {a[1]: a[3] for a in accounts if a[1] in ("eve", "ghost")} == {"eve": "X9", "ghost": "X9"}
     assert counts["accounts"]["changed"] == 2
     assert reread == 2
+
+
+def test_the_account_table_leaves_room_in_its_pages_for_pulls_to_update_accounts_in_place(db):
+    """Migration 0008: pulls rewrite last_used_at and the digest of many accounts; with room in the page
+    PostgreSQL updates them without touching the table's indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Account._meta.db_table])
+        (options,) = cursor.fetchone()
+    assert "fillfactor=85" in (options or [])
