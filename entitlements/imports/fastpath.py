@@ -91,6 +91,8 @@ def stage_access(
     """
     if connection.vendor != "postgresql" or path.stat().st_size > settings.SOXGOV_IMPORT_MAX_BYTES:
         return None
+    if not _utf8_database():
+        return None
     found = _header(path)
     if found is None:
         return None
@@ -123,6 +125,12 @@ def stage_access(
 
 class _StepAside(Exception):
     pass
+
+
+def _utf8_database() -> bool:
+    """The SQL below reads characters as UTF-8 does (a non-ASCII character is more than one byte, lower() as
+    PostgreSQL's UTF-8 locales do it); in a database of another encoding the row-by-row path reads the file."""
+    return sql.scalar("SELECT current_setting('server_encoding')") == "UTF8"
 
 
 def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, names, default, lock):

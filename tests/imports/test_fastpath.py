@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from entitlements.connectors.files import AccessFileConnector
 from entitlements.connectors.problems import ProblemLog
-from entitlements.imports import access, sql
+from entitlements.imports import access, fastpath, sql
 from entitlements.models import Application
 
 pytestmark = pytest.mark.skipif(
@@ -138,6 +138,16 @@ def test_fast_path_reads_non_ascii_inside_values_and_steps_aside_at_their_ends(
     assert (fast is not None) == fast_reads_it
     if fast_reads_it:
         assert fast == slow
+
+
+def test_fast_path_steps_aside_in_a_database_that_is_not_utf8(tmp_path, ledger, monkeypatch):
+    """Its byte and character tests assume UTF-8; the row-by-row path reads the same file all the same."""
+    path = tmp_path / "e.csv"
+    path.write_text(f"{HEADER}\nLedger,bob,,,,,,,,,\n", encoding="utf-8")
+    assert _both_paths(path, ledger)[0] is not None
+    monkeypatch.setattr(fastpath, "_utf8_database", lambda: False)
+    fast, slow = _both_paths(path, ledger)
+    assert fast is None and slow is not None and len(slow) == 1
 
 
 def test_fast_path_steps_aside_for_bytes_that_are_not_utf8(tmp_path, ledger):
