@@ -438,7 +438,11 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
 
 
 def apply(*, when, reason: str, user_id, plan=None) -> None:
-    """Apply the staged diff. Runs inside the caller's transaction, after diff()."""
+    """Apply the staged diff. Runs inside the caller's transaction, after diff().
+
+    New rows are inserted in a stated order (entitlements by key, accounts in file order, grants by account
+    and entitlement), so the same file gives the same ids and history order whichever plan PostgreSQL picks.
+    """
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
     # Entitlements: insert new, update changed.
@@ -447,7 +451,7 @@ def apply(*, when, reason: str, user_id, plan=None) -> None:
                                          sensitive, created_at, updated_at)
         SELECT application_id, entitlement_key, COALESCE(name, entitlement_key), COALESCE(kind, 'role'), '',
                privileged, FALSE, %s, %s
-        FROM {S_ENTITLEMENT} WHERE is_new = {t}""",
+        FROM {S_ENTITLEMENT} WHERE is_new = {t} ORDER BY application_id, entitlement_key""",
         [ts, ts],
     )
     sql.execute(
@@ -491,7 +495,7 @@ def apply(*, when, reason: str, user_id, plan=None) -> None:
                                      first_seen, pull_digest)
         SELECT application_id, account_key, COALESCE(name, ''), identity_id, status, privileged, last_used_at, %s,
                digest
-        FROM {S_ACCOUNT} WHERE is_new = {t}""",
+        FROM {S_ACCOUNT} WHERE is_new = {t} ORDER BY row_no""",
         [ts],
     )
     sql.execute(
@@ -616,7 +620,7 @@ def additions_for_evidence(*, limit: int, when) -> list[tuple[str, str, str, str
     for pk, key, name, app, is_new in sql.fetchall(
         f"""SELECT se.pk, se.entitlement_key, se.name, sc.name, se.is_new FROM {S_ENTITLEMENT} se
         JOIN {S_SCOPE} sc ON sc.application_id = se.application_id
-        WHERE se.is_new = {t} OR se.is_changed = {t} LIMIT %s""",
+        WHERE se.is_new = {t} OR se.is_changed = {t} ORDER BY se.pk LIMIT %s""",
         [limit],
     ):
         action = "access.entitlement.added" if is_new else "access.entitlement.changed"

@@ -408,6 +408,32 @@ def test_one_account_under_two_spellings_is_merged_on_a_first_pull(world, write_
     assert Grant.objects.filter(account__account_id="ann").count() == 3
 
 
+@pytest.mark.parametrize(
+    "spelling, default",
+    [
+        pytest.param("LEDGER", None, id="application-in-capitals"),
+        pytest.param(" Ledger", None, id="application-with-a-space"),
+        pytest.param("", "Ledger", id="empty-application-cell-and-the-runs-application"),
+    ],
+)
+def test_one_account_under_two_application_spellings_is_never_clean(
+    world, write_csv, settings, spelling, default
+):
+    """Two raw groups of one account through the application cell: the account gets no digest, so every pull
+    re-reads it, as with keys that differ in spaces."""
+    settings.SOXGOV_IMPORT_INCREMENTAL = True
+    rows = [*BASE, row("ann", "AP_PAY", app=spelling, emp="E1", used="2026-11-01T10:00:00Z")]
+    application = Application.objects.get(name=default) if default else None
+    runs = [
+        run_file(write_csv(name, [list(ACCESS_HEADER), *rows]), application=application)
+        for name in ("first.csv", "second.csv")
+    ]
+    assert [r.status for r in runs] == [APPLIED, APPLIED], runs[0].error
+    assert Account.objects.get(application__name="Ledger", account_id="ann").pull_digest is None
+    assert Grant.objects.filter(account__application__name="Ledger", account__account_id="ann").count() == 3
+    assert _rows_reread(runs[1]) == 3  # ann's three rows, under both spellings
+
+
 def _sequence_with(
     write_csv, header, first_rows, second_rows, *, incremental: bool, application=None, between=None
 ):

@@ -677,3 +677,19 @@ def test_removing_many_accounts_without_grants_is_held_too(ledger, write_csv):
     assert run.status == ConnectorRun.Status.HELD
     assert "would remove 30 of 130 accounts" in run.held_reason
     assert Account.objects.filter(account_id__startswith="idle").count() == 30
+
+
+def test_new_accounts_are_numbered_in_file_order_and_new_entitlements_in_key_order(db, write_csv):
+    """The same file gives the same ids on every database and whichever plan the database picks: accounts
+    in the order the file first names them, entitlements by key."""
+    Application.objects.create(name="ERP")
+    keys = ["zed", "amy", "mia", "bob", "kim", "ann", "lee", "dan"]
+    rows = [ACCESS_HEADER]
+    for n, key in enumerate(keys):
+        for entitlement in (f"R{(7 * n) % 5}", f"Q{n % 3}"):
+            rows.append(["ERP", key, "", "", "", "enabled", "", entitlement, entitlement, "role", "false"])
+    run = run_file(write_csv("order.csv", rows))
+    assert run.status == ConnectorRun.Status.APPLIED, run.problems
+    assert list(Account.objects.order_by("pk").values_list("account_id", flat=True)) == keys
+    entitlements = list(Entitlement.objects.order_by("pk").values_list("entitlement_id", flat=True))
+    assert entitlements == sorted(entitlements)
