@@ -5,7 +5,7 @@ per-application entitlement metadata, O(entitlements), never the rows), and fast
 
     .venv/bin/python bench/generate.py OUT_DIR [--scale 1.0] [--seed 20240601]
 
-Writes OUT_DIR/identities.csv, access.csv, access_delta.csv and manifest.json. The manifest holds the exact
+Writes OUT_DIR/identities.csv, access.csv, access_delta.csv, access_nightly.csv and manifest.json. The manifest holds the exact
 sizes and the changes the delta should produce, so the benchmark can check the importer's counts.
 
 Formats are the public contract (README "File formats"):
@@ -22,7 +22,9 @@ distribution (mean grants/accounts; ~7% of accounts hold nothing and appear as o
 favour popular entitlements. The delta, made in the same pass from an independent random stream (so the base
 files do not depend on the delta settings): each grant is dropped with probability rate/2 and a new grant is
 added next to it with probability rate/2; 0.05% of accounts disappear, 0.2% flip enabled/disabled, 0.2% are
-re-linked to someone else, and each application gains 0.05% new accounts.
+re-linked to someone else, and each application gains 0.05% new accounts. The nightly file is the delta as the
+next night's pull sees it: the same accounts and grants, with last_used_at moved to a later time for the
+accounts used since (USED_SHARE of them, from a third random stream), which is what most nightly files change.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ DEFAULT_APPLICATIONS = 20
 DEFAULT_SEED = 20240601
 DEFAULT_DELTA_RATE = 0.01
 # Bump when the output for given parameters changes, so cached data is regenerated (import_bench.py).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+# Share of the delta's accounts whose last_used_at moves in the nightly file.
+USED_SHARE = 0.3
 
 FIRST = [
     "Ada",
@@ -355,9 +359,15 @@ def _last_used(rng: random.Random) -> str:
     return f"{year}-{month:02d}-{day:02d}T{d % 24:02d}:{(d * 7) % 60:02d}:00+00:00"
 
 
+def _used_again(rng: random.Random, n: int) -> str:
+    """A last_used_at later than any _last_used() value (those end in December 2025)."""
+    return f"2026-01-02T{n % 24:02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}+00:00"
+
+
 def write_access(
     full_path: Path,
     delta_path: Path,
+    nightly_path: Path,
     *,
     n_identities: int,
     n_accounts: int,
@@ -367,6 +377,7 @@ def write_access(
     delta_rate: float,
     rng: random.Random,
     drng: random.Random,
+    nrng: random.Random,
 ) -> dict:
     names = application_names(n_applications)
     mean_k = n_grants / max(n_accounts, 1)
@@ -382,17 +393,32 @@ def write_access(
         "accounts_relinked": 0,
         "entitlements_added": 0,
     }
+    nightly = {"rows": 0, "accounts_used": 0}
     half = delta_rate / 2
     with (
         full_path.open("w", newline="", encoding="utf-8") as f_full,
         delta_path.open("w", newline="", encoding="utf-8") as f_delta,
+        nightly_path.open("w", newline="", encoding="utf-8") as f_nightly,
     ):
         wf = csv.writer(f_full, lineterminator="\n")
         wd = csv.writer(f_delta, lineterminator="\n")
-        wf.writerow(ACCESS_HEADER)
-        wd.writerow(ACCESS_HEADER)
+        wn = csv.writer(f_nightly, lineterminator="\n")
+        for writer in (wf, wd, wn):
+            writer.writerow(ACCESS_HEADER)
         bf: list[list[str]] = []
         bd: list[list[str]] = []
+        bn: list[list[str]] = []
+
+        def to_delta(rows: list[list[str]]) -> None:
+            """The delta's rows of one account, and the nightly file's: the same, but for a moved last_used_at."""
+            delta["rows"] += len(rows)
+            bd.extend(rows)
+            nightly["rows"] += len(rows)
+            if nrng.random() < USED_SHARE:
+                nightly["accounts_used"] += 1
+                used = _used_again(nrng, nightly["accounts_used"])
+                rows = [[*r[:6], used, *r[7:]] for r in rows]
+            bn.extend(rows)
 
         def rows_for(app, acct, name, emp, mail, status, used, ents):
             if not ents:
@@ -460,15 +486,15 @@ def write_access(
                         _privileged(ents),
                     ):
                         delta["accounts_changed"] += 1
-                    rows = rows_for(app, acct, d_name, d_emp, d_mail, d_status, last, d_ents)
-                    delta["rows"] += len(rows)
-                    bd.extend(rows)
+                    to_delta(rows_for(app, acct, d_name, d_emp, d_mail, d_status, last, d_ents))
                 if len(bf) >= 5000:
                     wf.writerows(bf)
                     bf.clear()
                 if len(bd) >= 5000:
                     wd.writerows(bd)
                     bd.clear()
+                    wn.writerows(bn)
+                    bn.clear()
             # New accounts in the delta, after the application's existing ones.
             for j in range(n_acc, n_acc + max(1, round(n_acc * 0.0005))):
                 acct = f"{app_name.lower()}-{j:07d}"
@@ -478,14 +504,13 @@ def write_access(
                 d_used.update(ents)
                 delta["accounts_added"] += 1
                 delta["grants_added"] += len(ents)
-                rows = rows_for(app, acct, acct_name, emp, mail, "enabled", _last_used(drng), ents)
-                delta["rows"] += len(rows)
-                bd.extend(rows)
+                to_delta(rows_for(app, acct, acct_name, emp, mail, "enabled", _last_used(drng), ents))
             full["entitlements"] += len(used)
             delta["entitlements_added"] += len(d_used - used)
         wf.writerows(bf)
         wd.writerows(bd)
-    return {"full": full, "delta": delta}
+        wn.writerows(bn)
+    return {"full": full, "delta": delta, "nightly": nightly}
 
 
 # --- Entry points -------------------------------------------------------------------------------------------
@@ -515,6 +540,7 @@ def generate(
     access = write_access(
         out_dir / "access.csv",
         out_dir / "access_delta.csv",
+        out_dir / "access_nightly.csv",
         n_identities=sizes["identities"],
         n_accounts=sizes["accounts"],
         n_entitlements=sizes["entitlements"],
@@ -523,6 +549,7 @@ def generate(
         delta_rate=delta_rate,
         rng=rng,
         drng=drng,
+        nrng=random.Random(seed + 2),
     )
     manifest = {
         "parameters": {
@@ -536,11 +563,12 @@ def generate(
         "application_names": application_names(applications),
         "files": {
             name: {"path": str(out_dir / name), "bytes": (out_dir / name).stat().st_size}
-            for name in ("identities.csv", "access.csv", "access_delta.csv")
+            for name in ("identities.csv", "access.csv", "access_delta.csv", "access_nightly.csv")
         },
         "identities": identities,
         "access": access["full"],
         "delta": access["delta"],
+        "nightly": access["nightly"],
         "seconds": round(time.perf_counter() - started, 2),
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
