@@ -169,6 +169,20 @@ def test_an_unchanged_file_rereads_nothing_and_changes_nothing(world, write_csv)
             id="last-used-moved",
         ),
         pytest.param(
+            # One account re-read for three reasons at once: its details, its last_used_at and its grants
+            # (apply() writes them in one UPDATE).
+            lambda rows: [
+                *(
+                    [*r[:2], "Ann A", r[3], r[4], "disabled", "2026-11-21T07:00:00Z", *r[7:]]
+                    if r[1] == "ann"
+                    else r
+                    for r in rows
+                ),
+                row("ann", "AP_PAY", name="Ann A", emp="E1", status="disabled", used="2026-11-21T07:00:00Z"),
+            ],
+            id="account-renamed-disabled-last-used-moved-and-grant-added",
+        ),
+        pytest.param(
             lambda rows: [[*r[:8], "Read the ledger", *r[9:]] if r[7] == "GL_VIEW" else r for r in rows],
             id="entitlement-renamed-everywhere-rereads-all",
         ),
