@@ -23,8 +23,12 @@ R_GRANT = "soxgov_removed_grant"
 R_ACCOUNT = "soxgov_removed_account"
 # Grant keys (application, account, entitlement or '') on more than one staged row: filled by check().
 REPEATED = "soxgov_stage_repeated"
-# On an incremental pull, the current accounts whose grants are compared: those staged and those removed.
-LOOKED_AT = f"SELECT pk FROM {S_ACCOUNT} WHERE pk IS NOT NULL UNION SELECT id FROM {R_ACCOUNT}"
+# On an incremental pull, the current accounts whose grants are compared, with their applications: those staged
+# and those removed (never both: a removed account is absent from the file).
+LOOKED_AT = (
+    f"SELECT pk AS id, application_id FROM {S_ACCOUNT} WHERE pk IS NOT NULL "
+    f"UNION ALL SELECT id, application_id FROM {R_ACCOUNT}"
+)
 # On an incremental pull: the current grants of the accounts looked at (the only ones it can add or remove).
 HELD = "soxgov_held_grant"
 
@@ -231,10 +235,11 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         privileged BOOLEAN, identity_id BIGINT, pk BIGINT, is_new BOOLEAN, is_changed BOOLEAN, digest VARCHAR(64),
         PRIMARY KEY (application_id, account_key)""",
     )
-    # The digest this pull leaves on each staged account (fast path only; see incremental.py).
+    # The digest this pull leaves on each staged account (fast path only; see incremental.py). An incremental
+    # pull stages the dirty groups only, which DIRTY holds with their digests.
     digests = (
-        f"""LEFT JOIN {incremental.GROUPS} pg ON pg.application_id = g.application_id
-            AND pg.account_key = g.account_key AND NOT pg.shared"""
+        f"""LEFT JOIN {incremental.DIRTY if partial else incremental.GROUPS} pg
+            ON pg.application_id = g.application_id AND pg.account_key = g.account_key AND NOT pg.shared"""
         if fast
         else ""
     )
@@ -280,25 +285,30 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     )
     _analyze(S_ACCOUNT, S_ENTITLEMENT)
 
-    sql.create_temp(R_ACCOUNT, "id BIGINT PRIMARY KEY")
+    sql.create_temp(R_ACCOUNT, "id BIGINT PRIMARY KEY, application_id BIGINT NOT NULL")
     if partial:
-        # Absent from the file altogether (a clean account is in the file, so it is never removed) ...
+        # Absent from the file altogether (a clean account is in the file, so it is never removed) ... Every
+        # group of the file is either clean (KEPT names its account) or dirty, so the accounts are matched by id
+        # against the clean ones first and only the rest by key against the dirty ones: hashing 300k ids costs
+        # less than hashing 300k pairs of keys.
         sql.execute(
-            f"""INSERT INTO {R_ACCOUNT} (id)
-            SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
-            WHERE NOT EXISTS (SELECT 1 FROM {incremental.GROUPS} pg
-                              WHERE pg.application_id = a.application_id AND pg.account_key = a.account_id)"""
+            f"""INSERT INTO {R_ACCOUNT} (id, application_id)
+            SELECT a.id, a.application_id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+            WHERE NOT EXISTS (SELECT 1 FROM {incremental.KEPT} k WHERE k.account_pk = a.id)
+              AND NOT EXISTS (SELECT 1 FROM {incremental.DIRTY} d
+                              WHERE d.application_id = a.application_id AND d.account_key = a.account_id)"""
         )
         # ... and grants are only looked for on the accounts staged or removed: read once, then joined by hash
-        # (a quarter of a million index probes into the grants cost more).
+        # (a quarter of a million index probes into the grants cost more). The applications come with the
+        # accounts looked at, so the account table is not read for them.
         sql.create_temp(
             HELD,
             "id BIGINT NOT NULL, account_id BIGINT NOT NULL, entitlement_id BIGINT NOT NULL, application_id BIGINT",
         )
         sql.execute(
             f"""INSERT INTO {HELD} (id, account_id, entitlement_id, application_id)
-            SELECT g.id, g.account_id, g.entitlement_id, a.application_id
-            FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id WHERE a.id IN ({LOOKED_AT})"""
+            SELECT g.id, g.account_id, g.entitlement_id, l.application_id
+            FROM ({LOOKED_AT}) l JOIN {T_GRANT} g ON g.account_id = l.id"""
         )
         _analyze(HELD)
     sql.create_temp(
@@ -337,8 +347,8 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
             WHERE NOT EXISTS (SELECT 1 FROM {S_GRANT} sg WHERE sg.pk = g.id)"""
         )
         sql.execute(
-            f"""INSERT INTO {R_ACCOUNT} (id)
-            SELECT a.id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
+            f"""INSERT INTO {R_ACCOUNT} (id, application_id)
+            SELECT a.id, a.application_id FROM {T_ACCOUNT} a JOIN {S_SCOPE} sc ON sc.application_id = a.application_id
             WHERE NOT EXISTS (SELECT 1 FROM {S_ACCOUNT} sa WHERE sa.pk = a.id)"""
         )
     _analyze(R_GRANT, R_ACCOUNT)
@@ -421,10 +431,7 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
         sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_GRANT} GROUP BY application_id")
     )
     result.removed_accounts_by_application = dict(
-        sql.fetchall(
-            f"""SELECT a.application_id, COUNT(*) FROM {R_ACCOUNT} r JOIN {T_ACCOUNT} a ON a.id = r.id
-            GROUP BY a.application_id"""
-        )
+        sql.fetchall(f"SELECT application_id, COUNT(*) FROM {R_ACCOUNT} GROUP BY application_id")
     )
     # Rows per application in the file (the gate's "empty file" test): on the fast path every row is in the
     # summary, on an incremental pull only some are staged.

@@ -202,7 +202,11 @@ def plan(*, scope: set[int], valid, cast) -> Plan:
     # employee ids and e-mails are unique among identities. Only the other groups (orphans, links by e-mail
     # where an employee id is given, moved links) resolve the claim, by index probes. Joining every group to
     # the identities twice cost more (300k groups: 1.4 s against 1.0 s for the statement).
-    moved = "right(a.pull_digest, 32) <> right(g.digest, 32)"
+    # Both digests are two 32-character halves, so with the first halves equal, "last_used_at moved" is the
+    # whole digests differing. Equal whole digests are tested first: they are what almost every account has,
+    # and comparing two columns costs less than cutting the halves out of both (300k groups: 0.87 s against
+    # 1.3 s for the statement).
+    moved = "a.pull_digest <> g.digest"
     sql.create_temp(
         KEPT,
         "gid BIGINT NOT NULL, n BIGINT NOT NULL, account_pk BIGINT, used_moved BOOLEAN",
@@ -211,7 +215,7 @@ def plan(*, scope: set[int], valid, cast) -> Plan:
         f"""INSERT INTO {KEPT} (gid, n, account_pk, used_moved)
         SELECT g.gid, g.n, a.id, {moved} FROM {GROUPS} g
         JOIN {T_ACCOUNT} a ON a.application_id = g.application_id AND a.account_id = g.account_key
-            AND left(a.pull_digest, 32) = left(g.digest, 32)
+            AND (a.pull_digest = g.digest OR left(a.pull_digest, 32) = left(g.digest, 32))
         LEFT JOIN {T_IDENTITY} i ON i.id = a.identity_id
         WHERE NOT g.shared
           AND CASE WHEN i.employee_id = g.employee_id THEN TRUE
@@ -229,9 +233,16 @@ def plan(*, scope: set[int], valid, cast) -> Plan:
         f"""UPDATE {GROUPS} g SET last_used_at = {cast("g.used")} FROM {KEPT} k
         WHERE k.used_moved AND k.gid = g.gid AND g.used <> ''"""
     )
-    sql.create_temp(DIRTY, "raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, PRIMARY KEY (raw_app, raw_key)")
+    # The dirty groups carry what diff() reads of them (their digests, whether they are in the file), so that
+    # it joins these thousands of rows instead of the hundreds of thousands of GROUPS.
+    sql.create_temp(
+        DIRTY,
+        """raw_app TEXT NOT NULL, raw_key TEXT NOT NULL, application_id BIGINT, account_key TEXT NOT NULL,
+        digest VARCHAR(64), shared BOOLEAN NOT NULL, PRIMARY KEY (raw_app, raw_key)""",
+    )
     sql.execute(
-        f"""INSERT INTO {DIRTY} (raw_app, raw_key) SELECT raw_app, raw_key FROM {GROUPS} g
+        f"""INSERT INTO {DIRTY} (raw_app, raw_key, application_id, account_key, digest, shared)
+        SELECT raw_app, raw_key, application_id, account_key, digest, shared FROM {GROUPS} g
         WHERE NOT EXISTS (SELECT 1 FROM {KEPT} k WHERE k.gid = g.gid)"""
     )
     sql.execute(f"ANALYZE {DIRTY}")
