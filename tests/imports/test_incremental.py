@@ -328,6 +328,27 @@ def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, 
         assert reread < len(second), "the unchanged accounts should not have been re-read"
 
 
+def test_digests_stored_before_the_last_used_part_changed_format_reread_nothing(world, write_csv):
+    """Until 2026-11 a digest's last_used_at part was an md5 too (64 characters in all). Such an account keeps
+    its rows' part, so the next pull takes it as a used account: nothing re-read, nothing changed, and the
+    digest rewritten in the current format."""
+    rows = [list(ACCESS_HEADER), *BASE]
+    with override_settings(SOXGOV_IMPORT_INCREMENTAL=True):
+        assert run_file(write_csv("first.csv", rows)).status == APPLIED
+        current = dict(Account.objects.values_list("pk", "pull_digest"))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE entitlements_account SET pull_digest = left(pull_digest, 32) || md5(account_id)"
+            )
+        assert all(len(d) == 64 for d in Account.objects.values_list("pull_digest", flat=True))
+        before = _state()
+        second = run_file(write_csv("second.csv", rows))
+    assert second.status == APPLIED and _rows_reread(second) == 0
+    assert second.counts["accounts"]["changed"] == 0 and _state() == before
+    assert dict(Account.objects.values_list("pk", "pull_digest")) == current
+    assert {len(d) for d in current.values()} == {48}
+
+
 def test_a_new_hire_claims_an_orphan_account_without_the_file_changing(world, write_csv):
     def hire():
         Identity.objects.create(employee_id="E4", email="new.hire@example.com", display_name="New hire")
