@@ -435,12 +435,11 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     )
     # Rows per application in the file (the gate's "empty file" test): on the fast path every row is in the
     # summary, on an incremental pull only some are staged.
-    counted = (
-        f"SELECT application_id, SUM(n) FROM {incremental.GROUPS}"
+    result.staged_by_application = (
+        dict(plan.rows_by_application)
         if fast
-        else f"SELECT application_id, COUNT(*) FROM {STAGE}"
+        else dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id"))
     )
-    result.staged_by_application = dict(sql.fetchall(f"{counted} GROUP BY application_id"))
     return result
 
 

@@ -11,6 +11,7 @@ the two stages row for row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,11 +159,13 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     def cell(name: str, table: str = "") -> str:
         return f"{table}c{index[name]}" if name in index else "''::text"
 
-    incremental.summarise(raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, dotted_i=DOTTED_I)
-    applications = incremental.applications() | ({default} if default is not None else set())
+    totals = incremental.summarise(
+        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, dotted_i=DOTTED_I
+    )
+    applications = totals.applications | ({default} if default is not None else set())
     if lock is not None:
         lock(applications)
-    plan = incremental.plan(scope=applications, valid=_valid_timestamp, cast=_timestamp)
+    plan = incremental.plan(scope=applications, totals=totals, valid=_valid_timestamp, cast=_timestamp)
     if plan.incremental:
         # The dirty accounts' rows, copied out once: both passes of _normalise read them.
         sql.execute(f"DROP TABLE IF EXISTS {DIRTY_RAW}")
@@ -177,7 +180,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
             return FastStage(rows=plan.rows, applications=applications, plan=plan)
         # The changed rows rename or re-flag an entitlement that clean accounts hold too: read everything.
         sql.execute(f"DELETE FROM {stage_table}")
-        plan = incremental.Plan(incremental=False, rows=plan.rows, dirty_rows=plan.rows, clean_accounts=0)
+        plan = dataclasses.replace(plan, incremental=False, dirty_rows=plan.rows, clean_accounts=0)
     if _normalise(index, stage_table, stage_columns, default, RAW) != plan.rows:
         raise _StepAside
     return FastStage(rows=plan.rows, applications=applications, plan=plan)
