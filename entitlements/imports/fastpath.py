@@ -11,9 +11,8 @@ the two stages row for row.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg2
@@ -180,7 +179,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
             return FastStage(rows=plan.rows, applications=applications, plan=plan)
         # The changed rows rename or re-flag an entitlement that clean accounts hold too: read everything.
         sql.execute(f"DELETE FROM {stage_table}")
-        plan = dataclasses.replace(plan, incremental=False, dirty_rows=plan.rows, clean_accounts=0)
+        plan = replace(plan, incremental=False, dirty_rows=plan.rows, clean_accounts=0)
     if _normalise(index, stage_table, stage_columns, default, RAW) != plan.rows:
         raise _StepAside
     return FastStage(rows=plan.rows, applications=applications, plan=plan)
