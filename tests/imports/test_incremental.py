@@ -7,6 +7,7 @@ switched off: same status, same counts, same accounts, grants and entitlements.
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import nullcontext
 from unittest import mock
 
@@ -91,6 +92,10 @@ def _state():
     return accounts, grants, entitlements
 
 
+def _digests():
+    return sorted(Account.objects.values_list("application__name", "account_id", "pull_digest"))
+
+
 def _rows_reread(run) -> int:
     event = EvidenceEvent.objects.get(action="import.run.applied", subject_id=str(run.pk))
     return event.payload_data["rows_reread"]
@@ -118,7 +123,7 @@ def _sequence(write_csv, first_rows, second_rows, *, incremental: bool, between=
         second = run_file(write_csv("second.csv", [list(ACCESS_HEADER), *second_rows]))
         outcome = (second.status, second.counts, second.problem_count, _state())
         reread = _rows_reread(second) if second.status == APPLIED else None
-        digests = sorted(Account.objects.values_list("application__name", "account_id", "pull_digest"))
+        digests = _digests()
         assert not (row_by_row and any(d for _, _, d in digests))  # no fast pull ran
         transaction.set_rollback(True)
     return outcome, reread, digests
@@ -330,23 +335,28 @@ def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, 
 
 def test_digests_stored_before_the_last_used_part_changed_format_reread_nothing(world, write_csv):
     """Until 2026-11 a digest's last_used_at part was an md5 too (64 characters in all). Such an account keeps
-    its rows' part, so the next pull takes it as a used account: nothing re-read, nothing changed, and the
-    digest rewritten in the current format."""
-    rows = [list(ACCESS_HEADER), *BASE]
+    its rows' part, so the next pull takes it as a used account: nothing re-read, nothing changed but a
+    last_used_at the file moves, and the digest rewritten as a pull of that file writes it."""
+    moved = [[*r[:6], "2026-11-02T09:30:00Z", *r[7:]] if r[1] == "ann" else r for r in BASE]
+    with override_settings(SOXGOV_IMPORT_INCREMENTAL=True), transaction.atomic():
+        assert run_file(write_csv("first.csv", [list(ACCESS_HEADER), *BASE])).status == APPLIED
+        assert run_file(write_csv("moved.csv", [list(ACCESS_HEADER), *moved])).status == APPLIED
+        expected = (_state(), _digests())
+        transaction.set_rollback(True)
     with override_settings(SOXGOV_IMPORT_INCREMENTAL=True):
-        assert run_file(write_csv("first.csv", rows)).status == APPLIED
-        current = dict(Account.objects.values_list("pk", "pull_digest"))
+        assert run_file(write_csv("first.csv", [list(ACCESS_HEADER), *BASE])).status == APPLIED
         with connection.cursor() as cursor:
-            cursor.execute(
+            cursor.execute(  # the old format: the same rows' part, then an md5
                 "UPDATE entitlements_account SET pull_digest = left(pull_digest, 32) || md5(account_id)"
             )
-        assert all(len(d) == 64 for d in Account.objects.values_list("pull_digest", flat=True))
-        before = _state()
-        second = run_file(write_csv("second.csv", rows))
+        assert all(d and len(d) == 64 for d in Account.objects.values_list("pull_digest", flat=True))
+        second = run_file(write_csv("moved.csv", [list(ACCESS_HEADER), *moved]))
     assert second.status == APPLIED and _rows_reread(second) == 0
-    assert second.counts["accounts"]["changed"] == 0 and _state() == before
-    assert dict(Account.objects.values_list("pk", "pull_digest")) == current
-    assert {len(d) for d in current.values()} == {48}
+    assert second.counts["accounts"]["changed"] == 0
+    state, digests = expected
+    assert _state() == state and _digests() == digests
+    assert {len(d) for _, _, d in digests} == {48}
+    assert [a[6] for a in state[0] if a[1] == "ann"] == [dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)]
 
 
 def test_a_new_hire_claims_an_orphan_account_without_the_file_changing(world, write_csv):
