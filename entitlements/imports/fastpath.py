@@ -29,8 +29,9 @@ TIMES = "soxgov_raw_times"
 DIRTY_RAW = "soxgov_raw_dirty"
 APP_NAMES = "soxgov_raw_app_names"
 # What Python's str.strip() removes, less the non-ASCII spaces (those step aside): the ASCII file, group, record
-# and unit separators (0x1c-0x1f) are spaces to it too.
-WS = r"E' \t\n\r\f\v\x1c\x1d\x1e\x1f'"
+# and unit separators (0x1c-0x1f) are spaces to it too. The vertical tab is \x0b: PostgreSQL's E'' strings have no
+# \v escape and read it as the letter v, which cut a "v" from the ends of cells until 2026-11-30.
+WS = r"E' \t\n\r\f\x0b\x1c\x1d\x1e\x1f'"
 # The one character that Python's lower() and PostgreSQL's lower() map differently (U+0130, I with a dot above:
 # 'i' and a combining dot, against 'i'); a cell to be lowered that holds it steps aside.
 DOTTED_I = "chr(304)"
@@ -159,7 +160,7 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
         return f"{table}c{index[name]}" if name in index else "''::text"
 
     totals = incremental.summarise(
-        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, ws=WS, dotted_i=DOTTED_I
+        raw=RAW, app_names=APP_NAMES, cell=cell, default=default, trim=_trimmed, dotted_i=DOTTED_I
     )
     applications = totals.applications | ({default} if default is not None else set())
     if lock is not None:
@@ -183,6 +184,14 @@ def _copy_and_normalise(path, offset, width, index, stage_table, stage_columns, 
     if _normalise(index, stage_table, stage_columns, default, RAW) != plan.rows:
         raise _StepAside
     return FastStage(rows=plan.rows, applications=applications, plan=plan)
+
+
+def _trimmed(text: str) -> str:
+    """SQL: a cell with what Python's str.strip() removes (WS) cut from both ends. Every character of WS is at
+    most a space, so a cell that starts and ends above it is left as it is without calling btrim(), which in
+    a UTF-8 database costs about twice that test: almost every cell is such a cell (the stage of 250k rows:
+    1.39 s -> 1.2 s)."""
+    return f"CASE WHEN ascii({text}) > 32 AND ascii(right({text}, 1)) > 32 THEN {text} ELSE btrim({text}, {WS}) END"
 
 
 def _timestamp(text: str) -> str:
@@ -232,7 +241,7 @@ def _times(index, source: str) -> None:
     A regular expression costs PostgreSQL 1-2 us a value; a file repeats an account's last_used_at on each of
     its rows, so checking the distinct values saves seconds over millions of rows.
     """
-    cell = f"btrim(r0.c{index['last_used_at']}, {WS})" if "last_used_at" in index else "''::text"
+    cell = _trimmed(f"r0.c{index['last_used_at']}") if "last_used_at" in index else "''::text"
     sql.create_temp(TIMES, f"text TEXT NOT NULL, valid BOOLEAN NOT NULL, value {sql.ts_type()}")
     sql.execute(
         f"""INSERT INTO {TIMES} (text, valid, value)
@@ -247,7 +256,7 @@ def _normalise(index, stage_table, stage_columns, default, source: str) -> int:
     _times(index, source)
     # Trim every cell once (OFFSET 0 keeps PostgreSQL from inlining the subquery and trimming again per use).
     trimmed = ", ".join(
-        f"btrim(r0.c{index[name]}, {WS}) AS {name}" if name in index else f"''::text AS {name}"
+        f"{_trimmed(f'r0.c{index[name]}')} AS {name}" if name in index else f"''::text AS {name}"
         for name in ACCESS_COLUMNS
     )
     application_id = f"COALESCE(n.id, {int(default)})" if default is not None else "n.id"

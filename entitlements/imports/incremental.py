@@ -51,6 +51,11 @@ MARGIN = dt.timedelta(days=1)
 # Each pull since the scope's oldest last pull is a range boundary in the history queries; past this many the
 # run reads every row instead.
 MAX_PULLS_BETWEEN = 200
+# Part of every digest: a new value makes every stored digest stale, so the next pull of each application
+# re-reads every row. Raise it whenever a release changes what staging makes of an unchanged file, so that data
+# an earlier release staged otherwise is put right. 2 (2026-11-30): cells no longer lose a "v" at their ends
+# (fastpath.WS spelled the vertical tab as \v, which PostgreSQL reads as the letter v).
+DIGEST_VERSION = 2
 
 T_ACCOUNT = Account._meta.db_table
 T_IDENTITY = Identity._meta.db_table
@@ -89,23 +94,20 @@ class Plan:
     rows_by_application: dict[int | None, int]
 
 
-def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, dotted_i: str) -> Totals:
+def summarise(*, raw: str, app_names: str, cell, default: int | None, trim, dotted_i: str) -> Totals:
     """One row per raw account group of ``raw``: its digests and claim, normalised; and the file's totals.
 
     ``cell(name)`` is the SQL for a column's raw text (a text literal when the file lacks it); the raw table
     holds no NULLs (COPY ran with FORCE_NOT_NULL). One pass, no sort: a hash aggregate of a row hash and
     four MIN/MAX, which is what keeps a no-change pull of millions of rows to seconds. Nothing per group
     costs more than an md5 here: ``last_used_at`` is validated and cast later, only where it moved.
+    ``trim(sql)`` is the SQL that cuts what Python's str.strip() cuts from a cell's ends.
     """
-
-    def trimmed(expr: str) -> str:
-        return f"btrim({expr}, {ws})"
-
     # The run's application stands in for an empty cell only; a name that matches no application leaves the
     # group without one, so it is dirty and staging refuses it (as the full path does). So does a name holding
     # ``dotted_i``, the character PostgreSQL lowers otherwise than Python (staging steps aside for it).
     application_id = (
-        f"CASE WHEN n.id IS NULL AND {trimmed('g.raw_app')} <> '' THEN NULL ELSE COALESCE(n.id, {int(default)}) END"
+        f"CASE WHEN n.id IS NULL AND {trim('g.raw_app')} <> '' THEN NULL ELSE COALESCE(n.id, {int(default)}) END"
         if default is not None
         else "n.id"
     )
@@ -120,7 +122,7 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, d
     name = cell("entitlement_name")
     unnamed = (
         f"CASE WHEN {name} = '' THEN {cell('entitlement_id')} <> '' WHEN ascii({name}) > 32 THEN FALSE "
-        f"ELSE {cell('entitlement_id')} <> '' AND {trimmed(name)} = '' END"
+        f"ELSE {cell('entitlement_id')} <> '' AND {trim(name)} = '' END"
     )
     sql.create_temp(
         GROUPS,
@@ -128,19 +130,18 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, d
         used TEXT NOT NULL, application_id BIGINT, account_key TEXT NOT NULL, employee_id TEXT, email TEXT,
         unnamed BOOLEAN NOT NULL, shared BOOLEAN NOT NULL DEFAULT FALSE""",
     )
-    # The digest is two parts: the rows but last_used_at (an md5, 32 characters), then last_used_at (a 64-bit
-    # hash, 16 hex digits; NULL unless the same on every row, which makes the account dirty: staging then takes
-    # the latest, as the full path does). The second part was an md5 too until 2026-11: a second md5 of every
-    # group cost 0.2-0.5 s more over 300k groups. An account stored with the old 64-character digest keeps its
-    # first part, so its next pull only refreshes last_used_at and the digest, as for a used account.
+    # The digest is two parts: the rows but last_used_at with DIGEST_VERSION (an md5, 32 characters), then
+    # last_used_at (a 64-bit hash, 16 hex digits; a second md5 of every group cost 0.2-0.5 s more over 300k
+    # groups). NULL unless last_used_at is the same on every row, which makes the account dirty: staging then
+    # takes the latest, as the full path does.
+    rows_part = f"md5('{int(DIGEST_VERSION)}:' || g.n || ':' || g.h)"
+    used_part = "lpad(to_hex(hashtextextended(g.used_min, 0)), 16, '0')"
     sql.execute(
         f"""INSERT INTO {GROUPS} (raw_app, raw_key, n, digest, used, application_id, account_key, employee_id, email,
                                   unnamed)
-        SELECT g.raw_app, g.raw_key, g.n,
-               CASE WHEN g.used_min = g.used_max
-                    THEN md5(g.n || ':' || g.h) || lpad(to_hex(hashtextextended(g.used_min, 0)), 16, '0') END,
-               {trimmed("g.used_min")}, {application_id}, {trimmed("g.raw_key")},
-               NULLIF({trimmed("g.employee_id")}, ''), NULLIF(lower({trimmed("g.email")}), ''), g.unnamed
+        SELECT g.raw_app, g.raw_key, g.n, CASE WHEN g.used_min = g.used_max THEN {rows_part} || {used_part} END,
+               {trim("g.used_min")}, {application_id}, {trim("g.raw_key")},
+               NULLIF({trim("g.employee_id")}, ''), NULLIF(lower({trim("g.email")}), ''), g.unnamed
         FROM (SELECT {cell("application")} AS raw_app, {cell("account_id")} AS raw_key, COUNT(*) AS n,
                      SUM({hashed}) AS h,
                      MIN({cell("employee_id")} COLLATE "C") AS employee_id, MIN({cell("email")} COLLATE "C") AS email,
@@ -148,7 +149,7 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, ws: str, d
                      MAX({cell("last_used_at")} COLLATE "C") AS used_max,
                      BOOL_OR({unnamed}) AS unnamed
               FROM {raw} GROUP BY 1, 2) g
-        LEFT JOIN {app_names} n ON n.name = lower({trimmed("g.raw_app")}) AND strpos(g.raw_app, {dotted_i}) = 0"""
+        LEFT JOIN {app_names} n ON n.name = lower({trim("g.raw_app")}) AND strpos(g.raw_app, {dotted_i}) = 0"""
     )
     # Without statistics PostgreSQL plans merge joins over these temporary tables, sorting hundreds of
     # thousands of keys in the database's collation: seconds, where a hash join takes a fraction. Only the

@@ -7,7 +7,6 @@ switched off: same status, same counts, same accounts, grants and entitlements.
 
 from __future__ import annotations
 
-import datetime as dt
 from contextlib import nullcontext
 from unittest import mock
 
@@ -333,30 +332,22 @@ def test_a_changed_file_ends_where_a_full_reread_ends(world, write_csv, change, 
         assert reread < len(second), "the unchanged accounts should not have been re-read"
 
 
-def test_digests_stored_before_the_last_used_part_changed_format_reread_nothing(world, write_csv):
-    """Until 2026-11 a digest's last_used_at part was an md5 too (64 characters in all). Such an account keeps
-    its rows' part, so the next pull takes it as a used account: nothing re-read, nothing changed but a
-    last_used_at the file moves, and the digest rewritten as a pull of that file writes it."""
-    moved = [[*r[:6], "2026-11-02T09:30:00Z", *r[7:]] if r[1] == "ann" else r for r in BASE]
-    with override_settings(SOXGOV_IMPORT_INCREMENTAL=True), transaction.atomic():
-        assert run_file(write_csv("first.csv", [list(ACCESS_HEADER), *BASE])).status == APPLIED
-        assert run_file(write_csv("moved.csv", [list(ACCESS_HEADER), *moved])).status == APPLIED
-        expected = (_state(), _digests())
-        transaction.set_rollback(True)
+def test_a_new_digest_version_rereads_every_row_once(world, write_csv, monkeypatch):
+    """A release that changes what staging makes of an unchanged file raises DIGEST_VERSION: the next pull
+    re-reads every row (and ends as a full pull ends), the one after skips again."""
+    from entitlements.imports import incremental as pulls
+
+    rows = [list(ACCESS_HEADER), *BASE]
     with override_settings(SOXGOV_IMPORT_INCREMENTAL=True):
-        assert run_file(write_csv("first.csv", [list(ACCESS_HEADER), *BASE])).status == APPLIED
-        with connection.cursor() as cursor:
-            cursor.execute(  # the old format: the same rows' part, then an md5
-                "UPDATE entitlements_account SET pull_digest = left(pull_digest, 32) || md5(account_id)"
-            )
-        assert all(d and len(d) == 64 for d in Account.objects.values_list("pull_digest", flat=True))
-        second = run_file(write_csv("moved.csv", [list(ACCESS_HEADER), *moved]))
-    assert second.status == APPLIED and _rows_reread(second) == 0
-    assert second.counts["accounts"]["changed"] == 0
-    state, digests = expected
-    assert _state() == state and _digests() == digests
-    assert {len(d) for _, _, d in digests} == {48}
-    assert [a[6] for a in state[0] if a[1] == "ann"] == [dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)]
+        assert run_file(write_csv("first.csv", rows)).status == APPLIED
+        before = (_state(), _digests())
+        monkeypatch.setattr(pulls, "DIGEST_VERSION", pulls.DIGEST_VERSION + 1)
+        second = run_file(write_csv("second.csv", rows))
+        third = run_file(write_csv("third.csv", rows))
+    assert second.status == APPLIED and _rows_reread(second) == len(BASE)
+    assert _state() == before[0]
+    assert all(new != old for (_, _, new), (_, _, old) in zip(_digests(), before[1], strict=True))
+    assert third.status == APPLIED and _rows_reread(third) == 0
 
 
 def test_a_new_hire_claims_an_orphan_account_without_the_file_changing(world, write_csv):
