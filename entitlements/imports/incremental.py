@@ -134,6 +134,8 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, trim, dott
     # last_used_at (a 64-bit hash, 16 hex digits; a second md5 of every group cost 0.2-0.5 s more over 300k
     # groups). NULL unless last_used_at is the same on every row, which makes the account dirty: staging then
     # takes the latest, as the full path does.
+    # The e-mail is lowered in the database's collation, as staging and the identities' LOWER(email) lower it:
+    # MIN(... COLLATE "C") hands lower() the C collation, which lowers ASCII letters only.
     rows_part = f"md5('{int(DIGEST_VERSION)}:' || g.n || ':' || g.h)"
     used_part = "lpad(to_hex(hashtextextended(g.used_min, 0)), 16, '0')"
     sql.execute(
@@ -141,7 +143,7 @@ def summarise(*, raw: str, app_names: str, cell, default: int | None, trim, dott
                                   unnamed)
         SELECT g.raw_app, g.raw_key, g.n, CASE WHEN g.used_min = g.used_max THEN {rows_part} || {used_part} END,
                {trim("g.used_min")}, {application_id}, {trim("g.raw_key")},
-               NULLIF({trim("g.employee_id")}, ''), NULLIF(lower({trim("g.email")}), ''), g.unnamed
+               NULLIF({trim("g.employee_id")}, ''), NULLIF(lower(({trim("g.email")}) COLLATE "default"), ''), g.unnamed
         FROM (SELECT {cell("application")} AS raw_app, {cell("account_id")} AS raw_key, COUNT(*) AS n,
                      SUM({hashed}) AS h,
                      MIN({cell("employee_id")} COLLATE "C") AS employee_id, MIN({cell("email")} COLLATE "C") AS email,

@@ -360,6 +360,20 @@ def test_a_new_hire_claims_an_orphan_account_without_the_file_changing(world, wr
     assert 0 < reread < len(BASE)
 
 
+def test_a_new_hire_claims_an_orphan_account_by_an_email_with_a_non_ascii_capital(world, write_csv):
+    """The summary lowers the e-mail as staging does: lowered in the C collation, "jÜrgen" stayed itself and
+    the orphan account looked clean, where a full re-read links it to the new hire (found by a second read)."""
+    rows = [*BASE, row("jurgen", "GL_VIEW", email="jÜrgen@example.com")]
+
+    def hire():
+        Identity.objects.create(employee_id="E5", email="jürgen@example.com", display_name="Jürgen")
+
+    (_, counts, _, (accounts, _, _)), reread, _ = _compare(write_csv, rows, between=hire, first_rows=rows)
+    assert [a[3] for a in accounts if a[1] == "jurgen"] == ["E5"]
+    assert counts["accounts"]["changed"] == 1
+    assert 0 < reread < len(rows)
+
+
 def test_a_grant_deleted_behind_the_pipeline_comes_back(world, write_csv):
     def delete_behind():
         grant = Grant.objects.get(account__account_id="ann", entitlement__entitlement_id="GL_POST")
