@@ -350,6 +350,25 @@ def test_a_new_digest_version_rereads_every_row_once(world, write_csv, monkeypat
     assert third.status == APPLIED and _rows_reread(third) == 0
 
 
+def test_a_new_digest_version_puts_right_what_an_earlier_release_staged_wrongly(
+    world, write_csv, monkeypatch
+):
+    """What the version is for: values an earlier release cut (here a name that lost its "v", as version 1 did
+    on PostgreSQL) are staged again and corrected, not skipped as clean."""
+    from entitlements.imports import incremental as pulls
+
+    rows = [list(ACCESS_HEADER), *[[*r[:2], "Viv", *r[3:]] if r[1] == "bob" else r for r in BASE]]
+    with override_settings(SOXGOV_IMPORT_INCREMENTAL=True):
+        assert run_file(write_csv("first.csv", rows)).status == APPLIED
+        Account.objects.filter(account_id="bob").update(name="Vi")  # as version 1 stored it; digest kept
+        assert _rows_reread(run_file(write_csv("same.csv", rows))) == 0  # same version: skipped, left wrong
+        assert Account.objects.get(account_id="bob").name == "Vi"
+        monkeypatch.setattr(pulls, "DIGEST_VERSION", pulls.DIGEST_VERSION + 1)
+        upgraded = run_file(write_csv("upgraded.csv", rows))
+    assert upgraded.status == APPLIED and upgraded.counts["accounts"]["changed"] == 1
+    assert Account.objects.get(account_id="bob").name == "Viv"
+
+
 def test_a_new_hire_claims_an_orphan_account_without_the_file_changing(world, write_csv):
     def hire():
         Identity.objects.create(employee_id="E4", email="new.hire@example.com", display_name="New hire")
