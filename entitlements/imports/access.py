@@ -436,7 +436,7 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     # Rows per application in the file (the gate's "empty file" test): on the fast path every row is in the
     # summary, on an incremental pull only some are staged.
     result.staged_by_application = (
-        dict(plan.rows_by_application)
+        dict(plan.totals.rows_by_application)
         if fast
         else dict(sql.fetchall(f"SELECT application_id, COUNT(*) FROM {STAGE} GROUP BY application_id"))
     )

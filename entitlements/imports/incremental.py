@@ -88,10 +88,13 @@ class Plan:
     """What the summary found. ``incremental``: only the dirty accounts' rows are staged."""
 
     incremental: bool
-    rows: int
     dirty_rows: int
     clean_accounts: int
-    rows_by_application: dict[int | None, int]
+    totals: Totals
+
+    @property
+    def rows(self) -> int:
+        return self.totals.rows
 
 
 def summarise(*, raw: str, app_names: str, cell, default: int | None, trim, dotted_i: str) -> Totals:
@@ -200,13 +203,7 @@ def plan(*, scope: set[int], totals: Totals, valid, cast) -> Plan:
     moved.
     """
     rows = totals.rows
-    full = Plan(
-        incremental=False,
-        rows=rows,
-        dirty_rows=rows,
-        clean_accounts=0,
-        rows_by_application=totals.rows_by_application,
-    )
+    full = Plan(incremental=False, dirty_rows=rows, clean_accounts=0, totals=totals)
     if not (settings.SOXGOV_IMPORT_INCREMENTAL and scope):
         return full
     if not Application.objects.filter(pk__in=scope, last_pulled_at__isnull=False).exists():
