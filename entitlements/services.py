@@ -213,7 +213,13 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
         removals = access.removals_for_evidence(limit=limit) if detailed else []
         affected = set(access.identities_losing_access())
         marks = _history_marks((Entitlement, Account, Grant))
-        access.apply(when=when, reason=reason, user_id=run.started_by_id, plan=plan)
+        access.apply(
+            when=when,
+            reason=reason,
+            user_id=run.started_by_id,
+            plan=plan,
+            new_grants=diff.counts["grants"]["added"],
+        )
         additions = access.additions_for_evidence(limit=limit, when=when) if detailed else []
         affected |= set(access.changed_identities())
         digest = _changes_digest(reason, marks)

@@ -6,8 +6,10 @@ Entitlements absent from it are kept (a role nobody holds still exists).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 
 from entitlements.connectors.problems import ProblemLog
@@ -443,12 +445,22 @@ def diff(*, scope: set[int], plan=None) -> AccessDiff:
     return result
 
 
-def apply(*, when, reason: str, user_id, plan=None) -> None:
+def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None:
     """Apply the staged diff. Runs inside the caller's transaction, after diff().
 
     New rows are inserted in a stated order (entitlements by key, accounts in file order, grants by account
     and entitlement), so the same file gives the same ids and history order whichever plan PostgreSQL picks.
+    A pull adding at least SOXGOV_IMPORT_BULK_GRANTS grants (``new_grants``, from the diff) has the grants'
+    foreign keys checked in one pass at the end (sql.foreign_keys_checked_once): a first load of a large
+    application then holds the grant table to itself for its last seconds. Before anything is written, as
+    ALTER TABLE refuses a table with checks still queued in the transaction.
     """
+    bulk = 0 < settings.SOXGOV_IMPORT_BULK_GRANTS <= new_grants
+    with sql.foreign_keys_checked_once(T_GRANT) if bulk else contextlib.nullcontext():
+        _apply(when=when, reason=reason, user_id=user_id, plan=plan)
+
+
+def _apply(*, when, reason: str, user_id, plan) -> None:
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
     # Entitlements: insert new, update changed.
