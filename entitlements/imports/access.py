@@ -15,6 +15,7 @@ from django.db import connection
 from entitlements.connectors.problems import ProblemLog
 from entitlements.imports import incremental, sql
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
+from evidence import services as evidence
 
 STAGE = "soxgov_stage_access"
 S_ACCOUNT = "soxgov_stage_account"
@@ -554,7 +555,7 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
     # then fills page by page instead of at random: 10.3 s against 14.8 s for 2M grants, far more than the
     # sort costs.
     before = sql.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {T_GRANT}")
-    with sql.foreign_keys_checked_once(T_GRANT) if bulk else contextlib.nullcontext():
+    with _bulk_load() if bulk else contextlib.nullcontext():
         sql.execute(
             f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen)
             SELECT sa.pk, se.pk, %s FROM {S_GRANT} g
@@ -572,6 +573,17 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
         f"UPDATE {Application._meta.db_table} SET last_pulled_at = %s WHERE id IN (SELECT application_id FROM {S_SCOPE})",
         [ts],
     )
+
+
+@contextlib.contextmanager
+def _bulk_load():
+    """The grants' keys checked in one pass (sql.foreign_keys_checked_once), which holds the grant table from
+    here until the pull commits. The evidence chain is taken first: the pull appends its run's event later, and
+    a request that holds the chain and then reads grants would otherwise wait for the pull while the pull waits
+    for it (a deadlock PostgreSQL breaks by failing one of them). Now such a request finishes first."""
+    evidence.lock_chain()
+    with sql.foreign_keys_checked_once(T_GRANT):
+        yield
 
 
 def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:
