@@ -261,8 +261,8 @@ SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).
 SOXGOV_IMPORT_WORK_MEM = envstr("SOXGOV_IMPORT_WORK_MEM", "256MB")
-# PostgreSQL: a pull adding at least this many grants checks their foreign keys in one pass at its end, holding the
-# grant table to itself until it commits (a first load of a large application); 0: always row by row.
+# PostgreSQL: a pull adding at least this many grants (and a tenth of the table: a first load of a large application)
+# checks their foreign keys in one pass, holding the grant, account and entitlement tables until it commits; 0: never.
 SOXGOV_IMPORT_BULK_GRANTS = envint("SOXGOV_IMPORT_BULK_GRANTS", 100_000, minimum=0)
 # PostgreSQL CSV pulls re-read only the accounts whose rows changed since the last pull (off: every row, always).
 SOXGOV_IMPORT_INCREMENTAL = envbool("SOXGOV_IMPORT_INCREMENTAL", True)

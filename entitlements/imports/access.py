@@ -453,10 +453,15 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
     and entitlement), so the same file gives the same ids and history order whichever plan PostgreSQL picks.
     A pull adding at least SOXGOV_IMPORT_BULK_GRANTS grants (``new_grants``, from the diff: a first load of a
     large application) has their foreign keys checked in one pass (sql.foreign_keys_checked_once), and then
-    holds the grant table to itself from the grants' INSERT until it commits.
+    holds the grant, account and entitlement tables to itself from the grants' INSERT until it commits.
     """
     t, ts = sql.true(), sql.adapt_ts(when)
-    bulk = 0 < settings.SOXGOV_IMPORT_BULK_GRANTS <= new_grants
+    # Adding a key back reads the whole table (about 0.13 us a row per key here), where the per-row checks cost
+    # about 5 us a new row per key: worth it once the new rows are more than about a thirtieth of the table;
+    # a tenth leaves a wide margin (the table's size is the planner's estimate, which is enough for that).
+    bulk = 0 < settings.SOXGOV_IMPORT_BULK_GRANTS <= new_grants and new_grants * 10 >= sql.estimated_rows(
+        T_GRANT
+    )
     h = dict(when=when, reason=reason, user_id=user_id)
     # Entitlements: insert new, update changed.
     sql.execute(
@@ -555,7 +560,8 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
     # then fills page by page instead of at random: 10.3 s against 14.8 s for 2M grants, far more than the
     # sort costs.
     before = sql.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {T_GRANT}")
-    with _bulk_load() if bulk else contextlib.nullcontext():
+    keys = sql.foreign_keys_checked_once(T_GRANT, advisory_lock=evidence.CHAIN_LOCK_KEY)
+    with keys if bulk else contextlib.nullcontext():
         sql.execute(
             f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen)
             SELECT sa.pk, se.pk, %s FROM {S_GRANT} g
@@ -573,17 +579,6 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
         f"UPDATE {Application._meta.db_table} SET last_pulled_at = %s WHERE id IN (SELECT application_id FROM {S_SCOPE})",
         [ts],
     )
-
-
-@contextlib.contextmanager
-def _bulk_load():
-    """The grants' keys checked in one pass (sql.foreign_keys_checked_once), which holds the grant table from
-    here until the pull commits. The evidence chain is taken first: the pull appends its run's event later, and
-    a request that holds the chain and then reads grants would otherwise wait for the pull while the pull waits
-    for it (a deadlock PostgreSQL breaks by failing one of them). Now such a request finishes first."""
-    evidence.lock_chain()
-    with sql.foreign_keys_checked_once(T_GRANT):
-        yield
 
 
 def removals_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import itertools
 import logging
+import time
 from collections.abc import Iterable, Iterator
 
 from django.db import DatabaseError, connection, transaction
@@ -63,47 +64,92 @@ def planner_setting(name: str, value: str):
     execute("SELECT set_config(%s, %s, true)", [name, before])
 
 
+def estimated_rows(table: str) -> int:
+    """The planner's estimate of ``table``'s rows (PostgreSQL; 0 when never analysed, and elsewhere)."""
+    if vendor() != "postgresql":
+        return 0
+    return int(scalar("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", [table]) or 0)
+
+
+class _Busy(Exception):
+    pass
+
+
 @contextlib.contextmanager
-def foreign_keys_checked_once(table: str, *, lock_timeout: str = "2s"):
+def foreign_keys_checked_once(table: str, *, advisory_lock: int | None = None, attempts: int = 10, pause=0.2):
     """PostgreSQL bulk loads: drop ``table``'s foreign keys for the statements inside, then add them back.
 
     Django declares foreign keys DEFERRABLE INITIALLY DEFERRED: every row inserted queues one check per key,
-    run at COMMIT as its own index probe and row lock (2M new grants: about 25 s there). Adding a key back
-    checks every row in one join (0.5 s for those 2M), as pg_restore does. A row that breaks a key still fails
-    the pull, when the key is added back instead of at COMMIT.
+    run at COMMIT as its own index probe and row lock (2M new grants: about 19 s there). Adding a key back
+    checks every row of the table in one join (0.5 s for 2M grants), as pg_restore does. A row that breaks a
+    key still fails, when the key is added back instead of at COMMIT.
 
-    The price is a lock: ALTER TABLE holds ``table`` ACCESS EXCLUSIVE (and the tables it references SHARE ROW
-    EXCLUSIVE) until the transaction ends, so readers of ``table`` wait for the rest of it. Callers use this
-    for bulk loads only. When the locks are not granted within ``lock_timeout`` (a long reader holds the
-    table), or the role may not alter the table, nothing is dropped and the statements inside run with the
-    per-row checks. The drops are transactional: a rollback, or an error inside (the keys are then not added
-    back), leaves the keys as they were.
+    The price is locks held until the transaction ends: dropping a key takes ``table`` and the tables it
+    references ACCESS EXCLUSIVE, so everyone else who reads them waits. They are taken at once (NOWAIT), with
+    ``advisory_lock`` (the evidence chain, which the caller appends to later) before them, so this never waits
+    for a lock while it holds another that someone else may be waiting for: no deadlock. If they are busy for
+    ``attempts`` tries ``pause`` seconds apart (each try gives back what it took), or the role may not alter
+    the table, or a key is NOT VALID (adding it back would validate it), nothing is dropped and the statements
+    inside run with the per-row checks. Everything inside runs in a savepoint, so an error inside puts the keys
+    back as they were, whatever the caller does with the error.
     """
     if vendor() != "postgresql":
         yield
         return
     keys = fetchall(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
-        "ORDER BY conname",
+        "SELECT conname, pg_get_constraintdef(oid), confrelid::regclass::text, convalidated FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
         [table],
     )
-    quote = connection.ops.quote_name
-    try:
-        with transaction.atomic(), planner_setting("lock_timeout", lock_timeout):
-            # ALTER TABLE refuses a table with checks still queued in the transaction: run those now (COMMIT
-            # would run them anyway; if this savepoint rolls back they are queued again). Then deferred again,
-            # the state every key here was declared with (Django declares them all INITIALLY DEFERRED).
-            execute("SET CONSTRAINTS ALL IMMEDIATE")
-            execute("SET CONSTRAINTS ALL DEFERRED")
-            for name, _ in keys:
-                execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
-    except DatabaseError as exc:
-        logger.info("%s keeps its foreign keys during this load (%s)", table, str(exc).strip())
+    # ALTER TABLE refuses a table with checks still queued in the transaction: run them now, before any lock is
+    # taken (COMMIT would run them anyway; one that fails fails the caller here instead). Then deferred again,
+    # the state every key here was declared with (Django declares them all INITIALLY DEFERRED).
+    execute("SET CONSTRAINTS ALL IMMEDIATE")
+    execute("SET CONSTRAINTS ALL DEFERRED")
+    with transaction.atomic():
+        reason = (
+            "a foreign key is NOT VALID"
+            if not all(valid for *_, valid in keys)
+            else _drop_keys(table, keys, advisory_lock, attempts, pause)
+        )
+        if reason:
+            logger.info("%s keeps its foreign keys during this load: %s", table, reason)
+            yield
+            return
         yield
-        return
-    yield
-    for name, definition in keys:
-        execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+        quote = connection.ops.quote_name
+        for name, definition, *_ in keys:
+            execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+
+
+def _drop_keys(table: str, keys, advisory_lock, attempts: int, pause) -> str:
+    """Take the locks at once and drop the keys; '' when done, else why not (nothing is then held)."""
+    quote = connection.ops.quote_name
+    tables = ", ".join(
+        quote(t) for t in dict.fromkeys([table, *(referenced for _, _, referenced, _ in keys)])
+    )
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(pause)
+        try:
+            with transaction.atomic():
+                if advisory_lock is not None and not scalar(
+                    "SELECT pg_try_advisory_xact_lock(%s)", [advisory_lock]
+                ):
+                    raise _Busy
+                execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
+                for name, *_ in keys:
+                    execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+            return ""
+        except _Busy:
+            continue
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                return str(exc).strip()
+    return f"{tables} or the lock {advisory_lock} stayed busy for {attempts} tries"
+
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def create_temp(name: str, columns_sql: str) -> None:
