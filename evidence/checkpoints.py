@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from evidence.chain import checkpoint_signature, checkpoint_valid, format_time, key_id
 from evidence.models import Checkpoint, EvidenceEvent
-from evidence.services import Actor, event_record, lock_chain
+from evidence.services import Actor, _lock_chain, event_record
 
 
 def signing_key() -> bytes:
@@ -29,7 +29,7 @@ def checkpoint_create(*, reason: str, actor: Actor) -> Checkpoint | None:
     """Sign the current head; None when the chain is empty."""
     key = signing_key()
     with transaction.atomic():
-        lock_chain()
+        _lock_chain()
         head = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
         if head is None:
             return None

@@ -83,7 +83,7 @@ def events_record(*, actor: Actor, events: Iterable[Event], batch_size: int = 20
     _validate_actor(actor)
     written: list[EvidenceEvent] = []
     with transaction.atomic():
-        lock_chain()
+        _lock_chain()
         head = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
         sequence, prev_hash = head if head else (0, GENESIS_HASH)
         batch: list[EvidenceEvent] = []
@@ -115,10 +115,7 @@ def events_record(*, actor: Actor, events: Iterable[Event], batch_size: int = 20
     return written
 
 
-def lock_chain() -> None:
-    """Take the chain's lock now (every append takes it anyway). For a transaction about to take a lock that
-    others may wait on while they hold the chain, and that will append afterwards: taking the chain first keeps
-    one lock order, so such waits end instead of deadlocking (PostgreSQL; SQLite holds the write lock)."""
+def _lock_chain() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])

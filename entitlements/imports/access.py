@@ -456,12 +456,6 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
     holds the grant, account and entitlement tables to itself from the grants' INSERT until it commits.
     """
     t, ts = sql.true(), sql.adapt_ts(when)
-    # Adding a key back reads the whole table (about 0.13 us a row per key here), where the per-row checks cost
-    # about 5 us a new row per key: worth it once the new rows are more than about a thirtieth of the table;
-    # a tenth leaves a wide margin (the table's size is the planner's estimate, which is enough for that).
-    bulk = 0 < settings.SOXGOV_IMPORT_BULK_GRANTS <= new_grants and new_grants * 10 >= sql.estimated_rows(
-        T_GRANT
-    )
     h = dict(when=when, reason=reason, user_id=user_id)
     # Entitlements: insert new, update changed.
     sql.execute(
@@ -560,8 +554,18 @@ def apply(*, when, reason: str, user_id, plan=None, new_grants: int = 0) -> None
     # then fills page by page instead of at random: 10.3 s against 14.8 s for 2M grants, far more than the
     # sort costs.
     before = sql.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {T_GRANT}")
-    keys = sql.foreign_keys_checked_once(T_GRANT, advisory_lock=evidence.CHAIN_LOCK_KEY)
-    with keys if bulk else contextlib.nullcontext():
+    # Adding a key back reads the whole table (about 0.13 us a row per key here), where the per-row checks cost
+    # about 5 us a new row per key: worth it once the new rows are more than about a thirtieth of the table;
+    # a tenth leaves a wide margin (the table's size is the planner's estimate, which is enough for that).
+    bulk = 0 < settings.SOXGOV_IMPORT_BULK_GRANTS <= new_grants and new_grants * 10 >= sql.estimated_rows(
+        T_GRANT
+    )
+    keys = (
+        sql.foreign_keys_checked_once(T_GRANT, advisory_lock=evidence.CHAIN_LOCK_KEY)
+        if bulk
+        else contextlib.nullcontext()
+    )
+    with keys:
         sql.execute(
             f"""INSERT INTO {T_GRANT} (account_id, entitlement_id, first_seen)
             SELECT sa.pk, se.pk, %s FROM {S_GRANT} g

@@ -71,8 +71,7 @@ def estimated_rows(table: str) -> int:
     return int(scalar("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", [table]) or 0)
 
 
-class _Busy(Exception):
-    pass
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @contextlib.contextmanager
@@ -136,20 +135,15 @@ def _drop_keys(table: str, keys, advisory_lock, attempts: int, pause) -> str:
                 if advisory_lock is not None and not scalar(
                     "SELECT pg_try_advisory_xact_lock(%s)", [advisory_lock]
                 ):
-                    raise _Busy
+                    continue  # nothing taken: the savepoint just ends
                 execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
                 for name, *_ in keys:
                     execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
             return ""
-        except _Busy:
-            continue
         except DatabaseError as exc:
             if getattr(exc.__cause__, "pgcode", None) != LOCK_NOT_AVAILABLE:
                 return str(exc).strip()
     return f"{tables} or the lock {advisory_lock} stayed busy for {attempts} tries"
-
-
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 def create_temp(name: str, columns_sql: str) -> None:
