@@ -92,41 +92,39 @@ def _store_input(source, source_name: str) -> tuple[Path, str, int]:
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, prefix=".incoming-") as out:
         incoming = Path(out.name)
         try:
-            within = _copy_within_limit(source, out, limit)
+            size = _copy_up_to(source, out, limit)
+            if size is None:
+                too_large = f"file is larger than the limit of {limit} bytes"
+                raise ImportRefused([Problem(source_name, None, None, None, too_large)])
         except BaseException:
-            incoming.unlink(missing_ok=True)
+            incoming.unlink(missing_ok=True)  # on POSIX an open file can be unlinked; the with closes it
             raise
-    if not within:
-        incoming.unlink(missing_ok=True)
-        raise ImportRefused(
-            [Problem(source_name, None, None, None, f"file is larger than the limit of {limit} bytes")]
-        )
     with incoming.open("rb") as stored_copy:
         digest = hashlib.file_digest(stored_copy, "sha256").hexdigest()
-    size = incoming.stat().st_size
     suffix = Path(source_name).suffix.lower()[:8]
     stored = directory / f"{digest}{suffix}"
     shutil.move(incoming, stored)
     return stored, digest, size
 
 
-def _copy_within_limit(source, out, limit: int) -> bool:
-    """Copy ``source`` (a path, or an upload's file object, the caller's to close) into ``out``; whether it
-    stayed within ``limit`` bytes. A stream is stopped just past the limit; a path is measured first and the
+def _copy_up_to(source, out, limit: int) -> int | None:
+    """Copy ``source`` (a path, or an upload's file object, the caller's to close) into ``out``: the bytes
+    copied, or None past ``limit``. A stream is stopped just past the limit; a path is measured first and the
     copy again after (the source may have grown meanwhile)."""
     if isinstance(source, str | Path):
         out.close()
         if Path(source).stat().st_size > limit:
-            return False
+            return None
         shutil.copyfile(source, out.name)
-        return Path(out.name).stat().st_size <= limit
+        size = Path(out.name).stat().st_size
+        return size if size <= limit else None
     size = 0
     while chunk := source.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            return False
+            return None
         out.write(chunk)
-    return True
+    return size
 
 
 # --- Executing runs ---------------------------------------------------------------------------------------
