@@ -53,6 +53,8 @@ ALGORITHM = ED25519
 
 @dataclass(frozen=True)
 class Signature:
+    """One signature: ``signature_hex`` (128 hex digits) by the key ``fingerprint`` / ``public_key_hex``."""
+
     algorithm: str
     fingerprint: str
     public_key_hex: str
@@ -61,6 +63,8 @@ class Signature:
 
 @dataclass(frozen=True)
 class PublicKey:
+    """A signing key's public half: what an auditor is given, never the private key."""
+
     algorithm: str
     fingerprint: str
     public_key_hex: str
