@@ -1,4 +1,4 @@
-"""Read-only REST endpoints for the evidence trail, chain verifications and evidence packs."""
+"""Read-only REST endpoints for the evidence trail, chain verifications, evidence packs and signing keys."""
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from evidence import pack_services
 from evidence.filters import EvidenceEventFilter
-from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
+from evidence.models import ChainVerification, EvidenceEvent, EvidencePack, SigningKey
 from evidence.views import pack_file_response
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
 from soxgov.views import restricted_object
@@ -118,3 +118,32 @@ class EvidencePackViewSet(RestrictedReadOnlyViewSet):
         pack = pack_services.pack_request(campaign=campaign, user=request.user)
         done = pack.status == EvidencePack.Status.DONE
         return Response(self.get_serializer(pack).data, status=200 if done else 202)
+
+
+class SigningKeySerializer(serializers.ModelSerializer):
+    public_key_hex = serializers.CharField(source="public_key", read_only=True)
+    public_key_pem = serializers.CharField(read_only=True)
+    current = serializers.BooleanField(source="is_current", read_only=True)
+
+    class Meta:
+        model = SigningKey
+        fields = [
+            "id",
+            "fingerprint",
+            "algorithm",
+            "public_key_hex",
+            "public_key_pem",
+            "registered_at",
+            "retired_at",
+            "current",
+        ]
+
+
+class SigningKeyViewSet(RestrictedReadOnlyViewSet):
+    """The public keys SOXGov has signed checkpoints and evidence packs with: the current one and the retired.
+
+    Compare the fingerprint with the one you were given out of band before trusting a key.
+    """
+
+    queryset = SigningKey.objects.all()
+    serializer_class = SigningKeySerializer

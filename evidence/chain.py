@@ -115,26 +115,90 @@ def verify(
 
 
 # --- Checkpoints: the chain head, signed, kept outside the database -------------------------------------------
+#
+# A checkpoint document holds CHECKPOINT_FIELDS plus "signature" (and "public_key" for Ed25519). The signature is
+# over the canonical JSON of CHECKPOINT_FIELDS. Ed25519 (the current algorithm): "key_id" is the fingerprint of
+# the signing public key, "SHA256:" + hex SHA-256 of its raw 32 bytes, and the signature is checked only against
+# a public key the verifier already trusts under that fingerprint: a key carried inside the document proves
+# nothing. HMAC-SHA256: checkpoints written before Ed25519, checkable only with the shared secret.
+#
+# Ed25519 comes from evidence/ed25519.py (standard library only); inside an evidence pack it sits beside this file
+# as evidence_ed25519.py, loaded first by the pack's verifier.
 
 CHECKPOINT_FIELDS = ("sequence", "head_hash", "signed_at", "key_id", "algorithm")
+ED25519 = "Ed25519"
+HMAC_SHA256 = "HMAC-SHA256"
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """Names an Ed25519 public key: "SHA256:" + the hex SHA-256 of its raw 32 bytes."""
+    return "SHA256:" + hashlib.sha256(public_key).hexdigest()
+
+
+def checkpoint_material(checkpoint: Mapping) -> bytes:
+    """The signed bytes: canonical JSON of CHECKPOINT_FIELDS."""
+    return canonical_json({name: checkpoint[name] for name in CHECKPOINT_FIELDS}).encode("utf-8")
+
+
+def checkpoint_problem(
+    checkpoint: Mapping, *, trusted_keys: Mapping[str, str], hmac_key: bytes | None = None
+) -> str | None:
+    """None when the checkpoint is signed by a trusted key and the signature holds; otherwise why not.
+
+    ``trusted_keys`` maps fingerprints to raw public keys in hex; ``hmac_key`` checks legacy HMAC checkpoints.
+    """
+    missing = [name for name in (*CHECKPOINT_FIELDS, "signature") if name not in checkpoint]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    algorithm = checkpoint["algorithm"]
+    if algorithm == ED25519:
+        fingerprint = checkpoint["key_id"]
+        public_hex = trusted_keys.get(fingerprint) if isinstance(fingerprint, str) else None
+        if public_hex is None:
+            return f"signed by key {fingerprint}, which is not a trusted key"
+        try:
+            signature = bytes.fromhex(checkpoint["signature"])
+        except (TypeError, ValueError):
+            return "its signature is not hexadecimal"
+        if not _ed25519().verify(bytes.fromhex(public_hex), checkpoint_material(checkpoint), signature):
+            return f"the signature does not verify with trusted key {fingerprint}"
+        return None
+    if algorithm == HMAC_SHA256:
+        if hmac_key is None:
+            return "a legacy HMAC-SHA256 checkpoint, and no HMAC key was given to check it"
+        if not checkpoint_valid(checkpoint, hmac_key):
+            return "the signature does not verify with the HMAC key"
+        return None
+    return f"unknown signature algorithm {algorithm!r}"
+
+
+def _ed25519():
+    try:
+        from evidence import ed25519
+    except ImportError:  # inside an evidence pack
+        import evidence_ed25519 as ed25519
+    return ed25519
 
 
 def key_id(key: bytes) -> str:
-    """Names a signing key without revealing it."""
+    """Names a legacy HMAC key without revealing it."""
     return hashlib.sha256(b"soxgov-checkpoint-key:" + key).hexdigest()[:16]
 
 
 def checkpoint_signature(checkpoint: Mapping, key: bytes) -> str:
-    """HMAC-SHA256 over the canonical JSON of CHECKPOINT_FIELDS."""
+    """Legacy: HMAC-SHA256 over the canonical JSON of CHECKPOINT_FIELDS."""
     import hmac
 
-    material = canonical_json({name: checkpoint[name] for name in CHECKPOINT_FIELDS}).encode("utf-8")
-    return hmac.new(key, material, hashlib.sha256).hexdigest()
+    return hmac.new(key, checkpoint_material(checkpoint), hashlib.sha256).hexdigest()
 
 
 def checkpoint_valid(checkpoint: Mapping, key: bytes) -> bool:
+    """Legacy: True when an HMAC-SHA256 checkpoint was signed with ``key``."""
     import hmac
 
-    return checkpoint.get("key_id") == key_id(key) and hmac.compare_digest(
-        checkpoint_signature(checkpoint, key), checkpoint.get("signature", "")
+    signature = checkpoint.get("signature")
+    return (
+        checkpoint.get("key_id") == key_id(key)
+        and isinstance(signature, str)
+        and hmac.compare_digest(checkpoint_signature(checkpoint, key).encode(), signature.encode("utf-8"))
     )

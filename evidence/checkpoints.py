@@ -1,9 +1,10 @@
 """Signing the chain head and keeping it outside the database.
 
-A checkpoint is written to the database and to a configured directory (in production a write-once store:
-object lock, WORM share); files are created exclusively and made read-only, never overwritten. ``verify_evidence``
-checks the chain against the latest external checkpoint, so a chain rebuilt consistently after tampering (every
-hash recomputed) is still caught: its hash at the checkpoint's sequence differs.
+A checkpoint is signed with Ed25519 (evidence/signing.py) and written to the database and to a configured
+directory (in production a write-once store: object lock, WORM share); files are created exclusively and made
+read-only, never overwritten. ``verify_evidence`` checks the chain against the latest external checkpoint signed
+by a trusted public key, so a chain rebuilt consistently after tampering (every hash recomputed) is still caught:
+its hash at the checkpoint's sequence differs. Checking needs public keys only, no secret.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from evidence.chain import checkpoint_signature, checkpoint_valid, format_time, key_id
+from evidence import signing
+from evidence.chain import ED25519, HMAC_SHA256, checkpoint_material, checkpoint_problem, format_time
 from evidence.models import Checkpoint, EvidenceEvent
 from evidence.services import Actor, _lock_chain, event_record
 
 
-def signing_key() -> bytes:
-    return settings.SOXGOV_CHECKPOINT_KEY.encode("utf-8")
-
-
 def checkpoint_create(*, reason: str, actor: Actor) -> Checkpoint | None:
     """Sign the current head; None when the chain is empty."""
-    key = signing_key()
+    key = signing.current_public_key()
     with transaction.atomic():
         _lock_chain()
         head = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
@@ -38,18 +36,22 @@ def checkpoint_create(*, reason: str, actor: Actor) -> Checkpoint | None:
             "sequence": head[0],
             "head_hash": head[1],
             "signed_at": format_time(signed_at),
-            "key_id": key_id(key),
-            "algorithm": "HMAC-SHA256",
+            "key_id": key.fingerprint,
+            "algorithm": ED25519,
         }
-        document["signature"] = checkpoint_signature(document, key)
+        signature = signing.sign(checkpoint_material(document))
+        document["public_key"] = signature.public_key_hex
+        document["signature"] = signature.signature_hex
         document["reason"] = reason
         path = _write_external(document)
         checkpoint = Checkpoint.objects.create(
             sequence=head[0],
             head_hash=head[1],
             signed_at=signed_at,
-            key_id=document["key_id"],
-            signature=document["signature"],
+            algorithm=ED25519,
+            key_id=key.fingerprint,
+            public_key=signature.public_key_hex,
+            signature=signature.signature_hex,
             reason=reason,
             external_path=str(path),
         )
@@ -74,21 +76,36 @@ def _write_external(document: dict) -> Path:
 
 
 def latest_external() -> tuple[dict | None, list[str]]:
-    """The external checkpoint with the highest sequence whose signature is valid, and the problems found."""
+    """The external checkpoint with the highest sequence signed by a trusted key, and the problems found.
+
+    Trusted: ``signing.trusted_public_keys()`` (the current key and SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS); legacy
+    HMAC-SHA256 checkpoints are checked with SOXGOV_CHECKPOINT_KEY when it is set.
+    """
     folder = Path(settings.SOXGOV_CHECKPOINT_DIR)
     problems: list[str] = []
     best = None
     if not folder.is_dir():
         return None, problems
-    key = signing_key()
+    trusted = signing.trusted_public_keys()
+    legacy_key = settings.SOXGOV_CHECKPOINT_KEY
+    hmac_key = legacy_key.encode("utf-8") if legacy_key else None
     for path in sorted(folder.glob("checkpoint-*.json")):
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             problems.append(f"{path.name}: unreadable ({exc})")
             continue
-        if not checkpoint_valid(document, key):
-            problems.append(f"{path.name}: the signature does not verify with the configured key")
+        if not isinstance(document, dict):
+            problems.append(f"{path.name}: not a checkpoint (a JSON object)")
+            continue
+        problem = checkpoint_problem(document, trusted_keys=trusted, hmac_key=hmac_key)
+        if problem is not None:
+            if document.get("algorithm") == HMAC_SHA256 and hmac_key is None:
+                problem += " (set SOXGOV_CHECKPOINT_KEY to the key it was signed with)"
+            problems.append(f"{path.name}: {problem}")
+            continue
+        if not isinstance(document["sequence"], int):
+            problems.append(f"{path.name}: its sequence is not a number")
             continue
         if best is None or document["sequence"] > best["sequence"]:
             best = {**document, "path": path.name}

@@ -135,8 +135,9 @@ class ChainVerification(models.Model):
 
 
 class Checkpoint(models.Model):
-    """The chain head (sequence and hash) at a moment, signed with a key from settings and also written to an
-    external, write-once location. A chain rebuilt consistently after tampering no longer matches it."""
+    """The chain head (sequence and hash) at a moment, signed with the Ed25519 key from settings (rows from
+    before Ed25519: HMAC-SHA256) and also written to an external, write-once location. A chain rebuilt
+    consistently after tampering no longer matches it."""
 
     class Reason(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
@@ -147,9 +148,10 @@ class Checkpoint(models.Model):
     sequence = models.BigIntegerField()
     head_hash = models.CharField(max_length=64)
     signed_at = models.DateTimeField()
-    algorithm = models.CharField(max_length=16, default="HMAC-SHA256")
-    key_id = models.CharField(max_length=16)
-    signature = models.CharField(max_length=64)
+    algorithm = models.CharField(max_length=16, default="Ed25519")
+    key_id = models.CharField(max_length=80, help_text="Ed25519: the signing key's fingerprint.")
+    public_key = models.CharField(max_length=64, blank=True, help_text="Ed25519: the raw public key, hex.")
+    signature = models.CharField(max_length=128)
     reason = models.CharField(max_length=24, choices=Reason.choices)
     external_path = models.CharField(max_length=500)
 
@@ -164,7 +166,7 @@ class Checkpoint(models.Model):
     def as_document(self) -> dict:
         from evidence.chain import format_time
 
-        return {
+        document = {
             "sequence": self.sequence,
             "head_hash": self.head_hash,
             "signed_at": format_time(self.signed_at),
@@ -173,6 +175,56 @@ class Checkpoint(models.Model):
             "signature": self.signature,
             "reason": self.reason,
         }
+        if self.public_key:
+            document["public_key"] = self.public_key
+        return document
+
+
+class SigningKey(models.Model):
+    """A public key SOXGov has signed with; the private key lives only in configuration (settings).
+
+    Registered, with an ``evidence.signing_key.created`` or ``.rotated`` event, the first time SOXGov signs with
+    it. Transitions: current (retired_at empty) -> retired, when another key first signs -> current again, if
+    configured again. Verification trusts keys from configuration only, never from this table: a row here is
+    the record of what was used and when, for the auditor to compare with what they were given.
+    """
+
+    class Algorithm(models.TextChoices):
+        ED25519 = "Ed25519", "Ed25519"
+
+    fingerprint = models.CharField(
+        max_length=80, unique=True, help_text='"SHA256:" + hex SHA-256 of the key.'
+    )
+    public_key = models.CharField(max_length=64, help_text="The raw 32-byte public key, hex.")
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.ED25519)
+    registered_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-registered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["algorithm"],
+                condition=Q(retired_at__isnull=True),
+                name="%(app_label)s_%(class)s_one_current",
+                violation_error_message="Only one signing key is current.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.fingerprint
+
+    @property
+    def is_current(self) -> bool:
+        return self.retired_at is None
+
+    @property
+    def public_key_pem(self) -> str:
+        from evidence.signing import public_key_pem
+
+        return public_key_pem(self.public_key)
 
 
 class EvidencePack(models.Model):

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from evidence import pack_services, services
 from evidence.filters import EvidenceEventFilter
-from evidence.models import ChainVerification, Checkpoint, EvidenceEvent, EvidencePack
+from evidence.models import ChainVerification, Checkpoint, EvidenceEvent, EvidencePack, SigningKey
 from evidence.selectors import chain_head, verification_latest
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
@@ -37,12 +37,15 @@ def event_detail(request, sequence):
 @require_http_methods(["GET", "HEAD"])
 def integrity(request):
     access.require(request.user, ChainVerification, access.VIEW)
+    keys = list(SigningKey.objects.restrict(request.user))
     context = {
         "head": chain_head(),
         "latest": verification_latest(),
         "runs": ChainVerification.objects.restrict(request.user)[:20],
         "can_verify": access.can_attempt(request.user, ChainVerification, access.ADD),
         "checkpoint": Checkpoint.objects.first(),
+        "signing_key": next((key for key in keys if key.is_current), None),
+        "retired_keys": [key for key in keys if not key.is_current],
     }
     return render(request, "evidence/integrity.html", context)
 

@@ -5,6 +5,7 @@ fall back to a default an operator did not choose.
 """
 
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -48,3 +49,68 @@ def envlist(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envsigningkey(file_name: str, text_name: str) -> bytes | None:
+    """An Ed25519 private key as PEM (PKCS#8), from a file named by ``file_name`` or the PEM text itself in
+    ``text_name`` (for secret stores that inject variables); None when neither is set. The message names the
+    variable and never echoes the key."""
+    path, text = os.environ.get(file_name, "").strip(), os.environ.get(text_name, "").strip()
+    if path and text:
+        raise ImproperlyConfigured(f"set {file_name} or {text_name}, not both")
+    if path:
+        try:
+            pem = Path(path).read_bytes()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{file_name}={path!r} cannot be read: {exc.strerror}") from None
+        return ed25519_private_pem(pem, f"{file_name}={path!r}")
+    if text:
+        return ed25519_private_pem(text.encode("utf-8"), text_name)
+    return None
+
+
+def ed25519_private_pem(pem: bytes, source: str) -> bytes:
+    """``pem`` itself when it holds an unencrypted PEM PKCS#8 Ed25519 private key; otherwise a clear refusal."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(
+            f"{source} is not an unencrypted PEM PKCS#8 private key ({exc}); "
+            "create one with: python manage.py signing_key create --out PATH"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured(f"{source} is a {type(key).__name__}, not an Ed25519 private key")
+    return pem
+
+
+def envpublickeys(name: str) -> list[str]:
+    """Ed25519 public keys as lowercase hex: a comma-separated list of raw hex keys (64 digits) or paths to
+    PEM public keys (SubjectPublicKeyInfo)."""
+    return [
+        ed25519_public_hex(item, f"{name} item {number} ({item!r})")
+        for number, item in enumerate(envlist(name), start=1)
+    ]
+
+
+def ed25519_public_hex(item: str, source: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+    if len(item) == 64 and all(c in "0123456789abcdefABCDEF" for c in item):
+        return item.lower()
+    try:
+        pem = Path(item).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{source} is neither 64 hex digits nor a readable PEM public key file ({exc.strerror})"
+        ) from None
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{source} is not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ImproperlyConfigured(f"{source} is a {type(key).__name__}, not an Ed25519 public key")
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()

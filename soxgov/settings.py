@@ -11,7 +11,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from soxgov.env import envbool, envint, envlist, envstr
+from soxgov.env import envbool, envint, envlist, envpublickeys, envsigningkey, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("SOXGOV_VAR_DIR") or BASE_DIR / "var")
@@ -268,10 +268,16 @@ SOXGOV_IMPORT_BULK_GRANTS = envint("SOXGOV_IMPORT_BULK_GRANTS", 100_000, minimum
 SOXGOV_IMPORT_INCREMENTAL = envbool("SOXGOV_IMPORT_INCREMENTAL", True)
 # Runs with at most this many changes also write one evidence event per change (all runs write a sealed summary).
 SOXGOV_EVIDENCE_DETAIL_LIMIT = envint("SOXGOV_EVIDENCE_DETAIL_LIMIT", 5000, minimum=0)
-# Evidence checkpoints: the signing key (default: derived from the secret key; set a separate one in production)
-# and the external directory they are also written to (in production, a write-once store).
-SOXGOV_CHECKPOINT_KEY = envstr("SOXGOV_CHECKPOINT_KEY") or f"derived:{SECRET_KEY}"
+# Evidence signing (checkpoints, evidence packs): the Ed25519 private key (PEM PKCS#8) comes only from here, never
+# from the database. Unset with DEBUG on: one is generated once into SOXGOV_SIGNING_GENERATED_KEY_FILE; unset with
+# DEBUG off: signing refuses and ``check --deploy`` warns. Retired public keys stay trusted for verification.
+SOXGOV_SIGNING_KEY = envsigningkey("SOXGOV_SIGNING_KEY_FILE", "SOXGOV_SIGNING_KEY")
+SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS = envpublickeys("SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS")
+SOXGOV_SIGNING_GENERATED_KEY_FILE = VAR_DIR / "signing" / "ed25519-key.pem"
+# Checkpoints' external directory (in production, a write-once store), and the HMAC key that checks checkpoints
+# signed before Ed25519 (unset: such checkpoints are reported as not checkable).
 SOXGOV_CHECKPOINT_DIR = Path(envstr("SOXGOV_CHECKPOINT_DIR") or VAR_DIR / "checkpoints")
+SOXGOV_CHECKPOINT_KEY = envstr("SOXGOV_CHECKPOINT_KEY") or None
 # Where built evidence packs are kept for download.
 SOXGOV_PACK_DIR = Path(envstr("SOXGOV_PACK_DIR") or VAR_DIR / "packs")
 # SoD: an import that changed more identities than this is followed by a full scan instead of an id list.

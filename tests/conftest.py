@@ -134,3 +134,19 @@ def _celery_eager_unless_worker_test(request):
 def _private_checkpoint_dir(settings, tmp_path):
     """Each test writes its external checkpoints to its own directory (they are files, not rolled back)."""
     settings.SOXGOV_CHECKPOINT_DIR = tmp_path / "checkpoints"
+
+
+@pytest.fixture(scope="session")
+def session_signing_key() -> bytes:
+    """One Ed25519 private key (PEM) for the whole run: tests run with DEBUG off (pytest-django), where
+    SOXGov signs only with a configured key."""
+    from evidence.signing import new_private_key_pem
+
+    return new_private_key_pem()
+
+
+@pytest.fixture(autouse=True)
+def _configured_signing_key(settings, session_signing_key, tmp_path):
+    settings.SOXGOV_SIGNING_KEY = session_signing_key
+    settings.SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS = []
+    settings.SOXGOV_SIGNING_GENERATED_KEY_FILE = tmp_path / "signing" / "ed25519-key.pem"

@@ -21,7 +21,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
-from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
+from evidence.models import ChainVerification, EvidenceEvent, EvidencePack, SigningKey
 from evidence.services import Actor, event_record
 from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
 from sod.models import (
@@ -116,6 +116,8 @@ ROUTES = {
     "api pack": (API, "evidencepack-detail", EvidencePack),
     "api pack download": (API, "evidencepack-download", EvidencePack),
     "api pack for campaign": (API, "evidencepack-campaign", Campaign),
+    "api signing keys": (API, "signingkey-list", None),
+    "api signing key": (API, "signingkey-detail", SigningKey),
     "api connectors": (API, "connector-list", None),
     "api connector": (API, "connector-detail", Connector),
     "api runs": (API, "connectorrun-list", None),
@@ -355,6 +357,9 @@ MATRIX = [
     ("GET",    "api pack",                "pack",            OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api pack download",       "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    HIDDEN,        DENIED,    DENIED),
     ("GET",    "api pack for campaign",   "campaign",        ACCEPTED,  DENIED,    ACCEPTED,  ACCEPTED,  ACCEPTED,      DENIED,    DENIED),
+    # The public keys that signed checkpoints and packs: for everyone who reads evidence.
+    ("GET",    "api signing keys",        None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api signing key",         "signing key",     OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api connectors",          None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api connector",           "ERP nightly",     OK,        HIDDEN,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api runs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
@@ -459,6 +464,11 @@ MATRIX = [
     ("PATCH",  "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api pack for campaign",   "campaign",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Signing keys come from configuration and are registered by SOXGov itself when they first sign.
+    ("POST",   "api signing keys",        None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PUT",    "api signing key",         "signing key",     DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api signing key",         "signing key",     DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api signing key",         "signing key",     DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Connectors are configured in Django admin; runs are started by upload, then decided by another admin.
     ("POST",   "api connectors",          None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api connector",           "ERP nightly",     READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -533,6 +543,8 @@ BODIES = {
     "api verification": {"status": "broken"},
     "api packs": {"scope": {"campaign": 1}, "status": "done"},
     "api pack": {"status": "done", "sha256": "0" * 64},
+    "api signing keys": {"fingerprint": "SHA256:" + "0" * 64, "public_key": "0" * 64},
+    "api signing key": {"retired_at": None},
     "api connectors": {"name": "Rogue feed", "kind": "access_file"},
     "api connector": {"enabled": False},
     "api run": {"status": "applied"},
@@ -700,6 +712,9 @@ def world(company, personas):
         requested_at=objects["campaign"].created_at,
         error="disk full",
     )
+    from evidence.signing import current_public_key, signing_key_register
+
+    objects["signing key"], _ = signing_key_register(public_key_hex=current_public_key().public_key_hex)
     for exception in ControlException.objects.exclude(kind="orphan_account"):
         objects[f"exception {exception.key}"] = exception
     # Every other evidence event the fixtures wrote gets a name too: lists compare names.
@@ -827,7 +842,7 @@ def _fingerprint_sql() -> str:
     tracked = (Identity, Application, Account, Entitlement, Grant)
     tables = [m._meta.db_table for m in tracked] + [m.history.model._meta.db_table for m in tracked]
     tables += [Connector._meta.db_table, EvidenceEvent._meta.db_table, ConnectorRun._meta.db_table]
-    tables += [ChainVerification._meta.db_table, Check._meta.db_table]
+    tables += [ChainVerification._meta.db_table, Check._meta.db_table, SigningKey._meta.db_table]
     for model in (Rule, Violation, Mitigation, RiskAcceptance):
         tables += [model._meta.db_table, model.history.model._meta.db_table]
     tables += [

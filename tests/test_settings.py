@@ -4,6 +4,7 @@ passes ``manage.py check --deploy`` with no warning at all.
 The settings tests run ``manage.py`` in a subprocess, because settings are read once per process.
 """
 
+import functools
 import os
 import secrets
 import string
@@ -120,6 +121,13 @@ def random_secret_key() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(64))
 
 
+@functools.cache
+def production_signing_key() -> str:
+    from evidence.signing import new_private_key_pem
+
+    return new_private_key_pem().decode()
+
+
 def production_env(**overrides: str | None) -> dict[str, str]:
     """The test process's environment without any SOXGOV_/database/broker setting, plus production values."""
     env = {
@@ -132,6 +140,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         SOXGOV_DEBUG="0",
         SOXGOV_SECRET_KEY=random_secret_key(),
         SOXGOV_ALLOWED_HOSTS="soxgov.example.com",
+        SOXGOV_SIGNING_KEY=production_signing_key(),
     )
     for key, value in overrides.items():
         if value is None:
@@ -181,6 +190,50 @@ def test_the_deploy_check_fails_when_https_is_switched_off():
     assert result.returncode == 1
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stderr
+
+
+def test_production_settings_with_a_signing_key_file_pass_the_deploy_check(tmp_path):
+    path = tmp_path / "signing.pem"
+    path.write_text(production_signing_key())
+    env = production_env(SOXGOV_SIGNING_KEY=None, SOXGOV_SIGNING_KEY_FILE=str(path))
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_the_deploy_check_warns_without_a_signing_key_naming_the_variables():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(SOXGOV_SIGNING_KEY=None)
+    )
+    assert result.returncode == 1
+    assert "soxgov.W001" in result.stderr and "No evidence signing key is configured" in result.stderr
+    assert "SOXGOV_SIGNING_KEY_FILE" in result.stderr and "signing_key create" in result.stderr
+
+
+def test_a_malformed_signing_key_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_SIGNING_KEY="-----BEGIN PRIVATE KEY-----\nnope"))
+    assert result.returncode != 0
+    assert (
+        "ImproperlyConfigured: SOXGOV_SIGNING_KEY is not an unencrypted PEM PKCS#8 private key"
+        in result.stderr
+    )
+    assert "nope" not in result.stderr
+
+
+def test_a_missing_signing_key_file_stops_the_process_naming_the_variable(tmp_path):
+    env = production_env(SOXGOV_SIGNING_KEY=None, SOXGOV_SIGNING_KEY_FILE=str(tmp_path / "missing.pem"))
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert (
+        "ImproperlyConfigured: SOXGOV_SIGNING_KEY_FILE=" in result.stderr
+        and "cannot be read" in result.stderr
+    )
+
+
+def test_a_malformed_retired_public_key_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS="cafe"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS item 1 ('cafe')" in result.stderr
 
 
 def test_debug_off_without_a_secret_key_stops_the_process_naming_the_variable():

@@ -137,6 +137,23 @@ def test_auditor_follows_the_evidence_chain_and_cannot_verify_or_administer(page
     expect(nav(page).get_by_role("link", name="Admin")).to_have_count(0)
 
 
+def test_auditor_finds_the_signing_key_fingerprint_and_public_key_on_the_integrity_page(page, login):
+    from evidence.checkpoints import checkpoint_create
+    from evidence.services import Actor
+    from evidence.signing import current_public_key
+
+    checkpoint_create(reason="manual", actor=Actor.system("tests"))
+    key = current_public_key()
+    login(page, "audrey")
+    nav(page).get_by_role("link", name="Integrity").click()
+
+    expect(page.get_by_role("heading", name="Signing key")).to_be_visible()
+    expect(page.get_by_text(key.fingerprint, exact=True)).to_be_visible()
+    expect(page.get_by_text("-----BEGIN PUBLIC KEY-----")).to_contain_text(key.pem.splitlines()[1])
+    page.get_by_role("link", name="/api/evidence/signing-keys/").click()
+    expect(page.get_by_text(key.public_key_hex).first).to_be_visible()
+
+
 def test_admin_verifies_the_chain_and_sees_it_intact_and_can_open_django_admin(page, login):
     login(page, "alice")
     nav(page).get_by_role("link", name="Integrity").click()
