@@ -169,7 +169,7 @@ if envbool("SOXGOV_BEHIND_TLS_PROXY", False):
 
 # Content-Security-Policy (django-csp 4): only this origin's scripts, styles and connections; no inline script,
 # no eval, no inline style (SOXGov's own JS and CSS are files under static/soxgov/). data: images are Pico's
-# and Swagger UI's CSS icons. DRF's browsable API gets inline style attributes only (soxgov/middleware.py).
+# and Swagger UI's CSS icons. DRF's browsable API also gets inline style (soxgov/middleware.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -188,7 +188,6 @@ PERMISSIONS_POLICY = {
     for feature in (
         "accelerometer",
         "autoplay",
-        "bluetooth",
         "camera",
         "display-capture",
         "geolocation",
