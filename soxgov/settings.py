@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from soxgov.env import envbool, envint, envlist, envpublickeys, envsigningkey, envstr
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     "django_celery_beat",
+    "csp",
     "soxgov",
     "entitlements",
     "evidence",
@@ -54,13 +56,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered above this line: they get neither the policies nor no-store.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "soxgov.middleware.ContentSecurityPolicyMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "soxgov.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "soxgov.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "soxgov.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -160,6 +167,51 @@ X_FRAME_OPTIONS = "DENY"
 if envbool("SOXGOV_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Content-Security-Policy (django-csp 4): only this origin's scripts, styles and connections; no inline script,
+# no eval, no inline style (SOXGov's own JS and CSS are files under static/soxgov/). data: images are Pico's
+# and Swagger UI's CSS icons. DRF's browsable API also gets inline style (soxgov/middleware.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+# Browser features SOXGov never uses, switched off for its pages and anything they might embed.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+
+# Signed-in sessions end after this long without a request the user made (polling does not count) and, however
+# active, this long after sign-in (soxgov/middleware.py SessionTimeoutMiddleware).
+SOXGOV_SESSION_IDLE_MINUTES = envint("SOXGOV_SESSION_IDLE_MINUTES", 30, minimum=1)
+SOXGOV_SESSION_MAX_HOURS = envint("SOXGOV_SESSION_MAX_HOURS", 12, minimum=1)
+# The cookie and the stored session go at the absolute limit too, so nothing outlives it in a browser or the table.
+SESSION_COOKIE_AGE = SOXGOV_SESSION_MAX_HOURS * 3600
+
 # --- Celery ---------------------------------------------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -210,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No call-out to swagger.io's validator: it would send the schema's URL away (and CSP blocks its badge).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Several models have a "kind" or "status"; name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "IdentityKindEnum": "entitlements.models.identities.Identity.Kind",

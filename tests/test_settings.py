@@ -271,3 +271,17 @@ def test_the_embedded_default_needs_no_variables_at_all():
     result = manage("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_session_limits_come_from_the_environment_and_the_cookie_lives_no_longer_than_the_absolute_limit():
+    env = production_env(SOXGOV_SESSION_IDLE_MINUTES="15", SOXGOV_SESSION_MAX_HOURS="8")
+    code = "from django.conf import settings as s; print(s.SOXGOV_SESSION_IDLE_MINUTES, s.SESSION_COOKIE_AGE)"
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["15", str(8 * 3600)]
+
+
+def test_a_zero_idle_limit_stops_the_process_naming_the_variable():
+    result = manage("check", env=production_env(SOXGOV_SESSION_IDLE_MINUTES="0"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SOXGOV_SESSION_IDLE_MINUTES=0 is below the minimum of 1" in result.stderr

@@ -72,17 +72,36 @@ def demo_company(browser, committed_db):
     call_command("seed_demo", people=DEMO_PEOPLE, stdout=StringIO())
 
 
+# What Chromium logs when the Content-Security-Policy blocks something, or a Permissions-Policy is malformed.
+POLICY_ERRORS = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
+
+
 @pytest.fixture
 def page(browser, live_server, demo_company):
-    """A page in a fresh browser context (no cookies from other tests), pointed at the live server."""
+    """A page in a fresh browser context (no cookies from other tests), pointed at the live server.
+
+    Every test also proves the security headers cost nothing: a CSP violation or a Permissions-Policy error on
+    any page it visits fails the test (a blocked script would otherwise only show as a feature quietly missing).
+    """
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{page.url}: {message.text}")
+            if any(words in message.text for words in POLICY_ERRORS)
+            else None
+        ),
+    )
+    page.policy_violations = violations
     yield page
     context.close()
+    assert violations == [], "\n".join(violations)
 
 
 @pytest.fixture
