@@ -344,3 +344,45 @@ def test_an_untouched_pack_verifies_from_the_zip_and_from_the_unzipped_folder_in
     assert re.match(r"FAILED: data/decisions\.csv, row \d+: actor__username 'vic'", forged.stderr), (
         forged.stderr
     )
+
+
+def test_a_decision_evidenced_before_pack_format_2_binds_by_item_action_actor_and_comment(
+    people, make_campaign, tmp_path
+):
+    """Events written before decisions carried their id and exact time: the row binds by what they hold."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from evidence.services import Actor, event_record
+    from reviews.models import Decision
+
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    item = ReviewItem.objects.get(campaign=campaign, account_key="svc-ledger")
+    rita, now = people["rita"], timezone.now()
+    with transaction.atomic():  # what decide() wrote before: no decision id, no "by", no exact time
+        ReviewItem.objects.filter(pk=item.pk).update(
+            status="certified", decided_by=rita, decided_at=now, comment="Nightly sync"
+        )
+        Decision.objects.create(item=item, action="certify", actor=rita, at=now, comment="Nightly sync")
+        event_record(
+            actor=Actor.for_user(rita),
+            action="review.item.certified",
+            subject=item,
+            payload={"campaign": campaign.pk, "grant": item.grant_id, "comment": "Nightly sync"},
+        )
+    out = tmp_path / "legacy.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+
+    assert verify(read_pack(str(out)))[-1].startswith("sod_violations")
+    files = read_pack(str(out))
+    forge(files, "decisions", {"item_id": item.pk}, {"actor__username": "alice"})
+    reseal(files)
+    with pytest.raises(
+        PackError,
+        match=r"data/decisions\.csv, row 2: actor__username 'alice' but the chained event review\.item\.certified "
+        r"#\d+ says 'rita'",
+    ):
+        verify(files)
