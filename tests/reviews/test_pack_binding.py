@@ -386,3 +386,21 @@ def test_a_decision_evidenced_before_pack_format_2_binds_by_item_action_actor_an
         r"#\d+ says 'rita'",
     ):
         verify(files)
+
+
+def test_a_pack_built_outside_any_transaction_reads_one_snapshot_and_verifies(
+    committed_db, people, make_campaign, tmp_path
+):
+    """As the worker and the shell build it: the snapshot is a transaction of its own (REPEATABLE READ on
+    PostgreSQL), and the checkpoint signed after it still covers every event in the pack."""
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    item = ReviewItem.objects.get(campaign=campaign, account_key="svc-ledger")
+    services.decide(item_ids=[item.pk], user=people["rita"], certify=False, comment="Not needed")
+    out = tmp_path / "committed.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+
+    done = verify(read_pack(str(out)))
+    assert "decisions: 1 rows in CSV, JSON and XLSX, bound to the chained events" in done
