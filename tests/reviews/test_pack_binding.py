@@ -404,3 +404,20 @@ def test_a_pack_built_outside_any_transaction_reads_one_snapshot_and_verifies(
 
     done = verify(read_pack(str(out)))
     assert "decisions: 1 rows in CSV, JSON and XLSX, bound to the chained events" in done
+
+
+def test_the_verifier_reads_every_sheet_of_a_split_workbook_and_shared_strings(tmp_path):
+    from evidence.packs import Table, _write_xlsx
+    from evidence.verify_pack import _xlsx_rows
+
+    table = Table("items", ["n", "text", "flag"], lambda: ([n, f"=row {n}", n % 2 == 0] for n in range(7)))
+    _write_xlsx(table, tmp_path / "split.xlsx", max_rows=3)  # header + 2 rows per sheet, inline strings
+    book = load_workbook(tmp_path / "split.xlsx")
+    book.save(tmp_path / "shared.xlsx")  # as Excel saves it: shared strings
+    files = read_pack(str(tmp_path))
+    for name in ("split.xlsx", "shared.xlsx"):
+        rows = [(where, row) for where, row in _xlsx_rows(files, name) if where is not None]
+        assert [row for _, row in rows] == [
+            {"n": str(n), "text": f"'=row {n}", "flag": str(n % 2 == 0)} for n in range(7)
+        ], name
+        assert rows[2][0] == "sheet 'items 2', row 2"
