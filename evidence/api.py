@@ -11,8 +11,8 @@ from evidence import pack_services
 from evidence.filters import EvidenceEventFilter
 from evidence.models import ChainVerification, EvidenceEvent, EvidencePack, SigningKey
 from evidence.views import pack_file_response
+from soxgov import access
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
-from soxgov.views import restricted_object
 
 
 class EvidenceEventSerializer(serializers.ModelSerializer):
@@ -93,28 +93,40 @@ class EvidencePackSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(reverse("evidencepack-download", args=[pack.pk]))
 
 
-class EvidencePackViewSet(RestrictedReadOnlyViewSet):
-    """Evidence packs: their progress, and the ZIP once built (check it with its own verify_pack.py).
+class EvidencePackRequestSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField(help_text="The campaign whose pack to build.")
 
-    ``GET campaign/{id}/`` asks for a campaign's pack, a GET as in the browser: an export changes nothing an
-    auditor could ask about (the export itself is evidenced), so the read-only auditor's token may do it.
+
+class EvidencePackViewSet(RestrictedReadOnlyViewSet):
+    """Evidence packs: ask for one (POST), follow its progress, and download the ZIP once built (check it with
+    its own verify_pack.py).
+
+    ``POST {"campaign": id}`` builds a campaign's pack: a POST, as it starts work, but one that only reads
+    evidence (the export itself is evidenced), so whoever may view packs may ask, the read-only auditor too.
     """
 
     queryset = EvidencePack.objects.all()
     serializer_class = EvidencePackSerializer
+    access_actions = {"create": access.VIEW}
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         return pack_file_response(self.get_object())
 
-    @extend_schema(responses={200: EvidencePackSerializer, 202: EvidencePackSerializer})
-    @action(detail=False, methods=["get"], url_path=r"campaign/(?P<campaign_id>[0-9]+)")
-    def campaign(self, request, campaign_id=None):
-        """The pack of a campaign: queued now (202), or the one this user asked for minutes ago."""
+    @extend_schema(
+        request=EvidencePackRequestSerializer,
+        responses={200: EvidencePackSerializer, 202: EvidencePackSerializer},
+    )
+    def create(self, request):
+        """A campaign's pack: queued now (202), or the one this user asked for minutes ago (200 once built)."""
         from reviews.models import Campaign
 
-        campaign = restricted_object(request, Campaign, campaign_id)
+        body = EvidencePackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        campaign = Campaign.objects.restrict(request.user).filter(pk=body.validated_data["campaign"]).first()
+        if campaign is None:
+            raise serializers.ValidationError({"campaign": f"No campaign {body.validated_data['campaign']}."})
         pack = pack_services.pack_request(campaign=campaign, user=request.user)
         done = pack.status == EvidencePack.Status.DONE
         return Response(self.get_serializer(pack).data, status=200 if done else 202)

@@ -1,15 +1,18 @@
 """Offline verifier for a SOXGov evidence pack. Python standard library only: an auditor runs it on their own
-machine, without SOXGov:
+machine, without SOXGov, on the ZIP or on the unzipped folder (no argument: the folder this file is in):
 
-    python verify_pack.py PACK.zip [--key CHECKPOINT_KEY]
+    python3 -I verify_pack.py [PACK.zip | FOLDER] [--key CHECKPOINT_KEY]
 
 It checks (1) the BagIt manifests: every payload and tag file is present and has the SHA-256 the manifests list
-(a changed byte anywhere names the file); (2) every evidence event in the pack: its hash is recomputed from its
-content with the chain's encoding (evidence_chain.py, shipped in the pack); (3) the chain segment: each link
-follows the one before, from the first event of the scope up to the checkpoint, whose head it must reach; and,
-with --key, (4) the checkpoint's HMAC signature. Exit 0 when everything holds; 1 naming the first failure.
-Files are read from the zip as they are checked and hashed block by block: of a pack's data, only the chain
-segment and the evidence events are held in memory, whatever the number of review items.
+(a changed byte anywhere names the file), and no file is in no manifest; (2) every evidence event in the pack:
+its hash is recomputed from its content with the chain's encoding (evidence_chain.py, shipped in the pack); (3)
+the chain segment: each link follows the one before, from the first event of the scope up to the checkpoint,
+whose head it must reach; (4) statement.json: it names this tag manifest and this chain head; (5) every row of
+every table, in CSV, JSON and XLSX alike, against the chained events by the rules in evidence_binding.py (also
+shipped in the pack), naming the file and row at fault; and, with --key, (6) the checkpoint's HMAC signature.
+Exit 0 when everything holds; 1 naming the first failure. Files are read as they are checked, row by row and
+block by block: of a pack's data, only the chain segment and the evidence events are held in memory, whatever
+the number of review items.
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ import csv
 import hashlib
 import importlib.util
 import io
+import itertools
 import json
+import os
+import posixpath
+import shutil
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator, MutableMapping
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
 
 BLOCK = 1 << 20
+# statement.json covers the tag manifest, so no manifest lists it.
+UNLISTED_TAG_FILES = {"statement.json"}
+# What Excel (and desktop file managers) write beside files an auditor opened in the unzipped folder.
+_OPENED_BY_OFFICE = ("~$", ".~lock.")
+_DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 class PackError(Exception):
@@ -38,21 +52,16 @@ def _manifest(text: str, listed_in: str) -> dict[str, str]:
         if not line.strip():
             continue
         digest, _, name = line.partition(" ")
-        name = name.strip()
+        name = name.strip().lstrip("*")  # sha256sum's binary-mode marker
         if len(digest) != 64 or not name:
             raise PackError(f"{listed_in}, line {number}: not '<sha256> <path>'")
         entries[name] = digest
     return entries
 
 
-def _open(files, name: str):
-    """A binary stream of one file: from the zip for PackFiles, so no large file is ever held whole."""
-    return files.open(name) if isinstance(files, PackFiles) else io.BytesIO(files[name])
-
-
 def _sha256(files, name: str) -> str:
     digest = hashlib.sha256()
-    with _open(files, name) as handle:
+    with files.open(name) as handle:
         for block in iter(lambda: handle.read(BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -70,36 +79,33 @@ def _check_manifest(files, manifest_name: str) -> dict[str, str]:
     return listed
 
 
-def _load_chain_module(source: bytes):
-    spec = importlib.util.spec_from_loader("evidence_chain", loader=None)
+def _load_module(files, name: str):
+    """A module shipped in the pack, run from its bytes: ``python3 -I`` does not import from the script's own
+    folder, and the pack's own copy is the one the manifests vouch for."""
+    spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["evidence_chain"] = module  # dataclasses look their module up while the class is made
-    exec(compile(source, "evidence_chain.py", "exec"), module.__dict__)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    exec(compile(files[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
     return module
 
 
-class PackFiles(MutableMapping):
-    """The pack's files by their path inside the bag, read from the zip only when asked for (a pack of 1M items
-    holds ~850 MB). Assigning bytes to a name replaces that file, as a forger would (the tests do)."""
+class _Files(MutableMapping):
+    """The pack's files by their path inside the bag, read only when asked for (a pack of 1M items holds ~850
+    MB). Assigning bytes to a name replaces that file, as a forger would (the tests do)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, members: dict[str, str], ignored: list[str]):
+        self._members = members
         self._replaced: dict[str, bytes] = {}
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-        root = PurePosixPath(names[0]).parts[0] if names else ""
-        self._members = {
-            str(PurePosixPath(*PurePosixPath(name).parts[1:])): name
-            for name in names
-            if not name.endswith("/") and PurePosixPath(name).parts[0] == root
-        }
+        self.ignored = ignored
+
+    def _open_member(self, member: str):
+        raise NotImplementedError
 
     def open(self, name: str):
         """A binary stream of the file."""
         if name in self._replaced:
             return io.BytesIO(self._replaced[name])
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.open(self._members[name])  # keeps the zip's file open until it is closed itself
+        return self._open_member(self._members[name])
 
     def __getitem__(self, name: str) -> bytes:
         if name not in self:
@@ -127,8 +133,52 @@ class PackFiles(MutableMapping):
         return len(self._members.keys() | self._replaced.keys())
 
 
-def read_pack(path: str) -> PackFiles:
-    return PackFiles(path)
+def _ignored(name: str) -> bool:
+    base = posixpath.basename(name)
+    return base.startswith(_OPENED_BY_OFFICE) or base in _DESKTOP_FILES
+
+
+class PackFiles(_Files):
+    """The files of a pack's ZIP (one top-level folder, the bag)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        root = PurePosixPath(names[0]).parts[0] if names else ""
+        members = {
+            str(PurePosixPath(*PurePosixPath(name).parts[1:])): name
+            for name in names
+            if not name.endswith("/") and PurePosixPath(name).parts[0] == root
+        }
+        super().__init__(members, [])
+
+    def _open_member(self, member: str):
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.open(member)  # keeps the zip's file open until it is closed itself
+
+
+class FolderFiles(_Files):
+    """The files of an unzipped pack (the bag's folder); Office lock files and desktop litter are set aside."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        members, ignored = {}, []
+        for folder, _dirs, names in os.walk(self.path):
+            for name in names:
+                relative = (Path(folder) / name).relative_to(self.path).as_posix()
+                if _ignored(relative):
+                    ignored.append(relative)
+                else:
+                    members[relative] = relative
+        super().__init__(members, sorted(ignored))
+
+    def _open_member(self, member: str):
+        return (self.path / member).open("rb")
+
+
+def read_pack(path: str) -> _Files:
+    return FolderFiles(path) if Path(path).is_dir() else PackFiles(path)
 
 
 def verify(files, key: str | None = None) -> list[str]:
@@ -142,13 +192,23 @@ def verify(files, key: str | None = None) -> list[str]:
         raise PackError(f"{unlisted[0]}: in the pack but not in manifest-sha256.txt")
     done.append(f"{len(payload)} payload files match manifest-sha256.txt")
     tags = _check_manifest(files, "tagmanifest-sha256.txt")
+    stray = [
+        n
+        for n in files
+        if not n.startswith("data/")
+        and n not in tags
+        and n not in UNLISTED_TAG_FILES
+        and n != "tagmanifest-sha256.txt"
+    ]
+    if stray:
+        raise PackError(f"{stray[0]}: in the pack but in no manifest")
     done.append(f"{len(tags)} tag files match tagmanifest-sha256.txt")
 
-    chain = _load_chain_module(files["evidence_chain.py"])
+    chain = _load_module(files, "evidence_chain")
     checkpoint = json.loads(files["data/checkpoint.json"])
     by_sequence = {}
     previous = first = None
-    for row in _chain_links(files):
+    for row in _csv_dicts(files, "data/chain.csv"):
         sequence = int(row["sequence"])
         if previous is not None:
             if sequence != previous[0] + 1:
@@ -174,6 +234,11 @@ def verify(files, key: str | None = None) -> list[str]:
             raise PackError(f"data/evidence_events.json: event {event['sequence']} is not the chain's event")
     done.append(f"{len(events)} evidence events recomputed and found in the chain")
 
+    statement = _check_statement(files, checkpoint)
+    done.append("statement.json names this tag manifest and the checkpoint's chain head")
+
+    done.extend(_check_rows(files, events, whole_campaign="campaign" in statement.get("scope", {})))
+
     if key is not None:
         if not chain.checkpoint_valid(checkpoint, key.encode("utf-8")):
             raise PackError("data/checkpoint.json: the signature does not verify with this key")
@@ -181,20 +246,285 @@ def verify(files, key: str | None = None) -> list[str]:
     return done
 
 
-def _chain_links(files) -> Iterator[dict[str, str]]:
-    with _open(files, "data/chain.csv") as handle:
+def _check_statement(files, checkpoint: dict) -> dict:
+    """statement.json names this pack: the tag manifest's SHA-256 (which covers every other file) and the chain
+    head the checkpoint signed. It is the document a signature over the whole pack signs."""
+    if "statement.json" not in files:
+        raise PackError("statement.json is missing")
+    try:
+        statement = json.loads(files["statement.json"])
+    except ValueError as exc:
+        raise PackError(f"statement.json: not JSON ({exc})") from None
+    if statement.get("tagmanifest_sha256") != _sha256(files, "tagmanifest-sha256.txt"):
+        raise PackError("statement.json: tagmanifest_sha256 is not the SHA-256 of tagmanifest-sha256.txt")
+    head = statement.get("chain_head") or {}
+    if head.get("sequence") != checkpoint["sequence"] or head.get("hash") != checkpoint["head_hash"]:
+        raise PackError("statement.json: chain_head is not the head data/checkpoint.json signed")
+    return statement
+
+
+# --- Rows: every format of every table, against the chained events -------------------------------------------
+
+
+def _check_rows(files, events: list[dict], *, whole_campaign: bool) -> list[str]:
+    binding = _load_module(files, "evidence_binding")
+    chained = binding.Events(events)
+    tables = sorted(
+        {n[len("data/") : -len(".csv")] for n in files if n.startswith("data/") and n.endswith(".csv")}
+        - {"chain"},
+        key=lambda t: (
+            list(binding.BOUND_COLUMNS).index(t)
+            if t in binding.BOUND_COLUMNS
+            else len(binding.BOUND_COLUMNS),
+            t,
+        ),
+    )
+    missing = [t for t in [*binding.BOUND_COLUMNS, "evidence_events"] if t not in tables]
+    if missing:
+        raise PackError(f"data/{missing[0]}.csv is missing")
+    done = []
+    for table in tables:
+        reference = iter(events) if table == "evidence_events" else None
+        count = _check_table(files, binding, table, chained, reference, whole_campaign)
+        bound = "bound to the chained events" if table in binding.BOUND_COLUMNS else "the same in each format"
+        if table == "evidence_events":
+            bound = "the same as the chained events"
+        done.append(f"{table}: {count} rows in CSV, JSON and XLSX, {bound}")
+    return done
+
+
+def _check_table(files, binding, table: str, chained, reference, whole_campaign: bool) -> int:
+    names = {fmt: f"data/{table}.{fmt}" for fmt in ("csv", "json", "xlsx")}
+    for name in names.values():
+        if name not in files:
+            raise PackError(f"{name} is missing")
+    streams = {
+        "csv": _csv_rows(files, names["csv"]),
+        "json": _json_rows(files, names["json"], binding.cell_text),
+        "xlsx": _xlsx_rows(files, names["xlsx"]),
+    }
+    header = next(streams["csv"])
+    for fmt in ("json", "xlsx"):
+        streams[fmt] = _with_header(streams[fmt], header, names[fmt])
+    required = binding.BOUND_COLUMNS.get(table, ())
+    absent = [c for c in required if c not in header]
+    if absent:
+        raise PackError(f"{names['csv']}: no column {absent[0]!r}")
+    checkers = (
+        {fmt: chained.checker(table, whole_campaign=whole_campaign) for fmt in names} if required else {}
+    )
+    count = 0
+    for rows in itertools.zip_longest(*(streams[fmt] for fmt in names)):
+        count += 1
+        by_format = dict(zip(names, rows, strict=True))
+        for fmt, found in by_format.items():
+            if found is None:
+                raise PackError(f"{names[fmt]} has {count - 1} rows, fewer than the other formats of {table}")
+        for fmt, (where, row) in by_format.items():
+            if fmt in checkers:
+                try:
+                    checkers[fmt].row(row)
+                except binding.Mismatch as exc:
+                    raise PackError(f"{names[fmt]}, {where}: {exc}") from None
+        expected = by_format["csv"][1]
+        said_by = names["csv"]
+        if reference is not None:
+            event = next(reference, None)
+            expected = {c: binding.cell_text(event.get(c)) for c in header} if event else {}
+            said_by = "data/evidence_events.json"
+        for fmt, (where, row) in by_format.items():
+            if names[fmt] == said_by:
+                continue
+            for column in header:
+                if not binding.same_text(row.get(column, ""), expected.get(column, "")):
+                    raise PackError(
+                        f"{names[fmt]}, {where}: {column} {row.get(column, '')!r} but {said_by} says "
+                        f"{expected.get(column, '')!r}"
+                    )
+    if reference is not None and next(reference, None) is not None:
+        raise PackError(f"{names['csv']} has fewer rows than data/evidence_events.json")
+    for fmt, checker in checkers.items():
+        for problem in checker.finish():
+            raise PackError(f"{names[fmt]}: {problem}")
+    return count
+
+
+def _with_header(rows, header: list[str], name: str):
+    """Rows of the JSON or XLSX, each checked to have the CSV's columns (an XLSX repeats its header per sheet)."""
+    for where, row in rows:
+        if where is None:  # an XLSX sheet's header row
+            if row != header:
+                raise PackError(f"{name}: the columns {row} are not the CSV's {header}")
+            continue
+        if set(row) != set(header):
+            raise PackError(f"{name}, {where}: the columns {sorted(row)} are not the CSV's {sorted(header)}")
+        yield where, row
+
+
+def _csv_dicts(files, name: str) -> Iterator[dict[str, str]]:
+    with files.open(name) as handle:
         yield from csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+
+
+def _csv_rows(files, name: str):
+    """The header, then ("row N", {column: text}) with N the row's number as a spreadsheet shows it."""
+    with files.open(name) as handle:
+        reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+        header = next(reader, [])
+        yield header
+        for number, cells in enumerate(reader, start=2):
+            if len(cells) != len(header):
+                raise PackError(f"{name}, row {number}: {len(cells)} cells, the header has {len(header)}")
+            yield f"row {number}", dict(zip(header, cells, strict=True))
+
+
+def _json_rows(files, name: str, cell_text):
+    """("item N", {column: text}) for each object of the file's top-level array, read incrementally."""
+    decoder = json.JSONDecoder()
+    with files.open(name) as raw:
+        handle = io.TextIOWrapper(raw, encoding="utf-8")
+        buffer, position, number, started = "", 0, 0, False
+        while True:
+            while position < len(buffer) and buffer[position] in " \t\r\n,":
+                position += 1
+            if position >= len(buffer):
+                more = handle.read(1 << 16)
+                if not more:
+                    raise PackError(f"{name}: ends before its closing ']'")
+                buffer, position = buffer[position:] + more, 0
+                continue
+            if not started:
+                if buffer[position] != "[":
+                    raise PackError(f"{name}: not a JSON array")
+                started, position = True, position + 1
+                continue
+            if buffer[position] == "]":
+                return
+            try:
+                value, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                more = handle.read(1 << 16)
+                if not more:
+                    raise PackError(f"{name}, item {number + 1}: not valid JSON") from None
+                buffer, position = buffer[position:] + more, 0
+                continue
+            number += 1
+            if not isinstance(value, dict):
+                raise PackError(f"{name}, item {number}: not an object")
+            position = end
+            yield f"item {number}", {column: cell_text(v) for column, v in value.items()}
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+
+def _xlsx_rows(files, name: str):
+    """(where, {column: text}) for every row of every sheet in order, a sheet's header row with where None.
+    Read with zipfile and ElementTree (shared and inline strings, numbers, booleans), one row at a time."""
+    # A copy on disk: a workbook is itself a ZIP, and reading one inside the pack's would decompress it again
+    # for every backward seek.
+    with tempfile.TemporaryFile() as copy:
+        with files.open(name) as handle:
+            shutil.copyfileobj(handle, copy, BLOCK)
+        copy.seek(0)
+        yield from _workbook_rows(copy, name)
+
+
+def _workbook_rows(copy, name: str):
+    with zipfile.ZipFile(copy) as book:
+        shared = _shared_strings(book)
+        for sheet, path in _sheets(book):
+            header, rows = None, None
+            with book.open(path) as stream:
+                for event, element in ElementTree.iterparse(stream, events=("start", "end")):
+                    if event == "start":
+                        rows = element if element.tag == f"{_MAIN}sheetData" else rows
+                        continue
+                    if element.tag != f"{_MAIN}row":
+                        continue
+                    cells = _row_cells(element, shared)
+                    number = element.get("r")
+                    rows.remove(element)  # the one row parsed: memory stays flat however many rows follow
+                    if header is None:
+                        header = [cells.get(i, "") for i in range(max(cells, default=-1) + 1)]
+                        yield None, header
+                        continue
+                    where = f"sheet {sheet!r}, row {number}"
+                    if any(i >= len(header) for i in cells):
+                        raise PackError(f"{name}, {where}: a cell beyond the header's columns")
+                    yield where, {column: cells.get(i, "") for i, column in enumerate(header)}
+
+
+def _sheets(book) -> list[tuple[str, str]]:
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    relations = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target") for r in relations.iter(f"{_PACKAGE_REL}Relationship")}
+    sheets = []
+    for sheet in workbook.iter(f"{_MAIN}sheet"):
+        target = targets[sheet.get(f"{_REL}id")]
+        path = (
+            target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        )
+        sheets.append((sheet.get("name"), path))
+    return sheets
+
+
+def _shared_strings(book) -> list[str]:
+    if "xl/sharedStrings.xml" not in book.namelist():
+        return []
+    root = ElementTree.fromstring(book.read("xl/sharedStrings.xml"))
+    return ["".join(t.text or "" for t in si.iter(f"{_MAIN}t")) for si in root.iter(f"{_MAIN}si")]
+
+
+def _column(reference: str) -> int:
+    index = 0
+    for letter in reference:
+        if not letter.isalpha():
+            break
+        index = index * 26 + ord(letter.upper()) - 64
+    return index - 1
+
+
+def _row_cells(row, shared: list[str]) -> dict[int, str]:
+    cells, position = {}, 0
+    for cell in row.iter(f"{_MAIN}c"):
+        position = _column(cell.get("r")) if cell.get("r") else position
+        kind = cell.get("t", "n")
+        value = cell.find(f"{_MAIN}v")
+        text = value.text if value is not None and value.text is not None else None
+        if kind == "inlineStr":
+            text = "".join(t.text or "" for t in cell.iter(f"{_MAIN}t"))
+        elif kind == "s" and text is not None:
+            text = shared[int(text)]
+        elif kind == "b" and text is not None:
+            text = "True" if text.strip() == "1" else "False"
+        elif kind == "n" and text is not None:
+            number = float(text)
+            text = str(int(number)) if number.is_integer() and "e" not in text.lower() else text
+        cells[position] = text or ""
+        position += 1
+    return cells
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pack", help="the evidence pack (.zip)")
+    parser.add_argument(
+        "pack",
+        nargs="?",
+        help="the evidence pack: its .zip or its unzipped folder (default: this file's folder)",
+    )
     parser.add_argument("--key", help="the checkpoint signing key, to check the checkpoint's signature too")
     args = parser.parse_args(argv)
+    pack = args.pack or str(Path(__file__).resolve().parent)
     try:
-        for line in verify(read_pack(args.pack), args.key):
+        files = read_pack(pack)
+        for name in files.ignored:
+            print(f"ignored: {name} (written by the program that opened the pack)")
+        for line in verify(files, args.key):
             print(f"ok: {line}")
-    except (PackError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (PackError, KeyError, ValueError, OSError, zipfile.BadZipFile, ElementTree.ParseError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     print("the pack verifies")

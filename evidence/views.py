@@ -69,11 +69,11 @@ def pack_list(request):
     return render(request, "evidence/pack_list.html", {"packs": packs, "title": "Evidence packs"})
 
 
-@require_http_methods(["GET", "HEAD"])
+@require_POST
 def pack_for_campaign(request, campaign_id):
-    """Ask for a campaign's pack. A GET, on purpose: exporting changes nothing an auditor could ask about (the
-    export itself is evidenced), so the read-only auditor may do it; asking twice within minutes
-    shows the same pack."""
+    """Ask for a campaign's pack: a POST, as it starts work (no GET changes anything), but one that only reads
+    evidence (the export itself is evidenced), so whoever may view packs may ask, the read-only auditor too;
+    asking twice within minutes shows the same pack."""
     from reviews.models import Campaign
 
     access.require(request.user, EvidencePack, access.VIEW)

@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from entitlements.models import Application, Connector, ConnectorRun, Grant
+from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from reviews.models import RemediationTask, ReviewItem
 from soxgov import access
@@ -58,6 +59,7 @@ def tasks_for_revocations(items: list[ReviewItem], *, now) -> list[Event]:
                 "entitlement": task.entitlement_key,
                 "owner_id": task.owner_id,
                 "due_on": task.due_on,
+                "created_at": format_time(task.created_at),
             },
         )
         for task in tasks
@@ -107,6 +109,7 @@ def verify_after_run(*, run_id: int, application_ids: list[int]) -> int:
                         "input_sha256": run.input_sha256,
                         "account": task.account_key,
                         "entitlement": task.entitlement_key,
+                        "at": format_time(now),
                     },
                 )
                 for task in gone
@@ -169,6 +172,7 @@ def task_close_manually(
                 "ticket": task.ticket,
                 "attachment": task.attachment.name if task.attachment else None,
                 "attachment_sha256": task.attachment_sha256 or None,
+                "at": format_time(now),
             },
         )
     return task

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from reviews import notify, progress
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
@@ -281,7 +282,7 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
             )
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
-        Decision.objects.bulk_create(
+        decisions = _decisions_create(
             Decision(item=i, action=action, actor=user, at=now, comment=comment) for i in items
         )
         # A revocation is not done until a pull proves it: each opens a remediation task, in this transaction.
@@ -301,6 +302,7 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                         "entitlement": item.entitlement_key,
                         "flags": item.flags,
                         "comment": comment,
+                        **_decision_binding(decisions[item.pk], user, now),
                     },
                 )
                 for item in items
@@ -354,7 +356,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
             reviewer=to_user, reviewer_identity=to_user.identity_id
         )
         progress.delegated(items, to_user)
-        Decision.objects.bulk_create(
+        decisions = _decisions_create(
             Decision(
                 item=i,
                 action=Decision.Action.DELEGATE,
@@ -376,6 +378,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                         "from": user.get_username(),
                         "to": to_user.get_username(),
                         "reason": reason,
+                        **_decision_binding(decisions[item.pk], user, now),
                     },
                 )
                 for item in items
@@ -385,6 +388,25 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
         campaign_id = items[0].campaign_id
         transaction.on_commit(lambda: notify.delegated(campaign_id, to_user.pk, user.pk, count))
     return count
+
+
+def _decisions_create(decisions) -> dict[int, Decision]:
+    """The decisions, saved, by item id (their ids go into the evidence that binds a pack's rows to the chain)."""
+    made = Decision.objects.bulk_create(list(decisions))
+    if any(d.pk is None for d in made):  # a database that returns no ids from a bulk insert
+        made = Decision.objects.filter(item__in=[d.item_id for d in made], at=made[0].at, actor=made[0].actor)
+    return {d.item_id: d for d in made}
+
+
+def _decision_binding(decision: Decision, user, now) -> dict:
+    """What an evidence pack's decision row binds to (evidence/binding.py): the row's id, action, actor and its
+    exact time (the event's own time is taken later, under the chain lock)."""
+    return {
+        "decision": decision.pk,
+        "action": decision.action,
+        "by": user.get_username(),
+        "at": format_time(now),
+    }
 
 
 def _complete_if_done(campaign_id: int, now) -> None:
@@ -440,7 +462,13 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
             Event(
                 "review.signoff.recorded",
                 Subject.of(campaign),
-                {"reviewer": user.get_username(), "items": total, **counts},
+                {
+                    "reviewer": user.get_username(),
+                    "items": total,
+                    **counts,
+                    "sign_off": record.pk,
+                    "at": format_time(now),
+                },
             )
         ]
         if campaign.status == Campaign.Status.COMPLETED and not _reviewers_left(campaign):

@@ -115,7 +115,6 @@ ROUTES = {
     "api packs": (API, "evidencepack-list", None),
     "api pack": (API, "evidencepack-detail", EvidencePack),
     "api pack download": (API, "evidencepack-download", EvidencePack),
-    "api pack for campaign": (API, "evidencepack-campaign", Campaign),
     "api signing keys": (API, "signingkey-list", None),
     "api signing key": (API, "signingkey-detail", SigningKey),
     "api connectors": (API, "connector-list", None),
@@ -308,10 +307,12 @@ MATRIX = [
     ("POST",   "remediation update",      "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("POST",   "remediation close",       "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("GET",    "remediation attachment",  "ghost task",      HIDDEN,    HIDDEN,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
-    # Evidence packs: auditors (and admins, control owners) ask for one with a GET (exports are read-only and
-    # evidenced) and download it when built; the failed one here has nothing to download.
+    # Evidence packs: auditors (and admins, control owners) ask for one with a POST (it starts work, but only
+    # reads evidence, and is evidenced; a GET builds nothing) and download it when built; the failed one here has
+    # nothing to download.
     ("GET",    "evidence packs",          None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
-    ("GET",    "evidence pack for campaign", "campaign",     TO_PACK,   DENIED,    TO_PACK,   TO_PACK,   LOGIN,         DENIED,    LOGIN),
+    ("GET",    "evidence pack for campaign", "campaign",     POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("POST",   "evidence pack for campaign", "campaign",     TO_PACK,   DENIED,    TO_PACK,   TO_PACK,   LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack",           "pack",            OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack download",  "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
     # The exception queue and the dashboard: control owners work it (admins too), auditors read it.
@@ -351,12 +352,11 @@ MATRIX = [
     ("GET",    "api event",               "event 1",         OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api verifications",       None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api verification",        "verification",    OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
-    # Evidence packs over the API, as in the browser: asked for with a GET (queued: 202), the failed one here has
+    # Evidence packs over the API, as in the browser: asked for with a POST (below), the failed one here has
     # nothing to download.
     ("GET",    "api packs",               None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api pack",                "pack",            OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api pack download",       "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    HIDDEN,        DENIED,    DENIED),
-    ("GET",    "api pack for campaign",   "campaign",        ACCEPTED,  DENIED,    ACCEPTED,  ACCEPTED,  ACCEPTED,      DENIED,    DENIED),
     # The public keys that signed checkpoints and packs: for everyone who reads evidence.
     ("GET",    "api signing keys",        None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api signing key",         "signing key",     OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
@@ -458,12 +458,12 @@ MATRIX = [
     ("PUT",    "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api verification",        "verification",    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    # Nobody writes evidence packs: they are asked for with a GET and built by a worker.
-    ("POST",   "api packs",               None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # Whoever may view packs asks for one with a POST (queued: 202), the read-only auditor's token too: a worker
+    # builds it; nobody changes or deletes one.
+    ("POST",   "api packs",               None,              ACCEPTED,  DENIED,    ACCEPTED,  ACCEPTED,  ACCEPTED,      DENIED,    DENIED),
     ("PUT",    "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api pack for campaign",   "campaign",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Signing keys come from configuration and are registered by SOXGov itself when they first sign.
     ("POST",   "api signing keys",        None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api signing key",         "signing key",     DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -541,7 +541,7 @@ BODIES = {
     "api event": {"action": "forged.event"},
     "api verifications": {"status": "intact"},
     "api verification": {"status": "broken"},
-    "api packs": {"scope": {"campaign": 1}, "status": "done"},
+    "api packs": lambda world: {"campaign": world["objects"]["campaign"].pk},
     "api pack": {"status": "done", "sha256": "0" * 64},
     "api signing keys": {"fingerprint": "SHA256:" + "0" * 64, "public_key": "0" * 64},
     "api signing key": {"retired_at": None},

@@ -527,7 +527,7 @@ def test_auditor_reads_campaigns_without_management_buttons_and_cannot_decide(pa
     expect(page.get_by_role("heading", name="Progress")).to_be_visible()
     expect_stat(page, "items", campaign.item_count)
     main = page.get_by_role("main")
-    # Her one action is a read: exporting the evidence pack.
+    # Her one action only reads: exporting the evidence pack (a POST form: no GET builds anything).
     expect(main.get_by_role("button")).to_have_count(1)
     expect(main.get_by_role("button", name="Export evidence pack")).to_have_count(1)
     expect(main.get_by_role("link", name="Preview and launch")).to_have_count(0)

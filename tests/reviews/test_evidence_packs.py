@@ -18,7 +18,8 @@ from evidence.verify_pack import PackError, read_pack, verify
 from reviews import services
 from reviews.models import ReviewItem
 
-TABLES = ("campaign", "review_items", "decisions", "sod_violations", "remediation", "evidence_events")
+TABLES = ("campaign", "review_items", "decisions", "sign_offs", "sod_violations", "remediation",
+          "population_source", "evidence_events")  # fmt: skip
 
 
 @pytest.fixture
@@ -194,10 +195,11 @@ def test_copy_writes_every_pack_csv_byte_for_byte_as_the_python_writer(awkward, 
 
     tables, subjects = packs.campaign_tables(awkward)
     checkpoint = checkpoint_create(reason=Checkpoint.Reason.EVIDENCE_PACK, actor=Actor.system("test"))
-    tables.extend(packs.evidence_tables(subjects, checkpoint))
+    events, first = packs.events_table(subjects, checkpoint.sequence)
+    tables.extend([events, packs.chain_table(first, checkpoint.sequence)])
     queried = [t for t in tables if t.cells is not None]
     assert [t.name for t in queried] == [
-        "review_items", "decisions", "sod_violations", "remediation", "evidence_events", "chain",
+        "review_items", "decisions", "sign_offs", "remediation", "sod_violations", "evidence_events", "chain",
     ]  # fmt: skip
 
     for table in queried:
@@ -238,7 +240,7 @@ def test_xlsx_splits_across_sheets_beyond_the_row_limit(tmp_path):
     assert sheets == [["n", 0, 1], ["n", 2, 3], ["n", 4, 5], ["n", 6]]
 
 
-def test_an_auditor_exports_with_a_get_and_downloads_but_may_not_post(
+def test_an_auditor_exports_with_a_post_and_downloads_but_may_not_decide(
     decided, people, tmp_path, settings, django_capture_on_commit_callbacks
 ):
     settings.SOXGOV_PACK_DIR = tmp_path / "packs"
@@ -246,14 +248,15 @@ def test_an_auditor_exports_with_a_get_and_downloads_but_may_not_post(
     client.force_login(people["audrey"])
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.get(f"/evidence/packs/campaign/{decided.pk}/")
+        assert client.get(f"/evidence/packs/campaign/{decided.pk}/").status_code == 405
+        assert not EvidencePack.objects.exists()  # a GET builds nothing
+        response = client.post(f"/evidence/packs/campaign/{decided.pk}/")
 
     pack = EvidencePack.objects.get()
     assert response.status_code == 302 and response["Location"] == pack.get_absolute_url()
     assert pack.status == "done" and len(pack.sha256) == 64  # eager Celery built it on commit
     download = client.get(f"/evidence/packs/{pack.pk}/download/")
     assert download.status_code == 200 and b"".join(download.streaming_content)[:2] == b"PK"
-    assert client.post(f"/evidence/packs/campaign/{decided.pk}/").status_code == 405
     assert client.post("/api/reviews/items/decide/", {"items": [1], "action": "certify"}).status_code == 403
     assert EvidenceEvent.objects.get(action="evidence.pack.exported").actor_user_id == people["audrey"].pk
 
@@ -332,8 +335,9 @@ def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
 def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_record_hashes(
     decided, people, tmp_path, settings, django_capture_on_commit_callbacks
 ):
-    """The same export over the API, with the read-only token an auditor's tools use: a GET queues the pack
-    (202), the record says when it is built, and the download is the ZIP whose SHA-256 the record holds."""
+    """The same export over the API, with the read-only token an auditor's tools use: a POST queues the pack
+    (202; a GET of the old URL builds nothing), the record says when it is built, and the download is the ZIP
+    whose SHA-256 the record holds."""
     import hashlib
 
     from rest_framework.authtoken.models import Token
@@ -343,7 +347,11 @@ def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_r
     auth = {"Authorization": f"Token {Token.objects.create(user=people['audrey']).key}"}
 
     with django_capture_on_commit_callbacks(execute=True):
-        asked = client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth)
+        assert client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth).status_code == 404
+        assert not EvidencePack.objects.exists()
+        asked = client.post(
+            "/api/evidence/packs/", {"campaign": decided.pk}, content_type="application/json", headers=auth
+        )
     assert (
         asked.status_code == 202 and asked.json()["status"] == "queued" and asked.json()["download"] is None
     )
@@ -354,8 +362,12 @@ def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_r
     body = b"".join(download.streaming_content)
     assert download.status_code == 200 and body[:2] == b"PK"
     assert hashlib.sha256(body).hexdigest() == record["sha256"] and len(body) == record["size"]
-    again = client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth)
+    again = client.post(
+        "/api/evidence/packs/", {"campaign": decided.pk}, content_type="application/json", headers=auth
+    )
     assert again.status_code == 200 and again.json()["id"] == record["id"]  # asked twice: the same pack
-    assert client.post("/api/evidence/packs/", {"scope": {}}, headers=auth).status_code == 403
+    for body in ({}, {"campaign": "x"}, {"campaign": 10**9}):
+        refused = client.post("/api/evidence/packs/", body, content_type="application/json", headers=auth)
+        assert refused.status_code == 400 and "campaign" in refused.json(), body
     listed = client.get("/api/evidence/packs/", headers=auth).json()["results"]
     assert [p["id"] for p in listed] == [record["id"]]

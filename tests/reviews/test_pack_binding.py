@@ -1,0 +1,447 @@
+"""Every row of an evidence pack is bound to the chained events in it: a forger who edits a row consistently in
+every format and recomputes both manifests is still caught, and told which file and row give it away."""
+
+import csv
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from openpyxl import load_workbook
+
+from evidence.binding import cell_text, inert
+from evidence.chain import canonical_json
+from evidence.pack_csv import csv_writer
+from evidence.verify_pack import PackError, read_pack, verify
+from reviews import remediation, services
+from reviews.models import RemediationTask, ReviewItem
+
+from .test_remediation import OTHERS, pull_erp
+
+
+@pytest.fixture
+def reviewed(people, company, make_campaign, tmp_path, django_capture_on_commit_callbacks):
+    """ERP pulled before the launch; Rita revokes the orphan (a formula in her reason), certifies the bot and
+    delegates Bob's item to Vic, who certifies it; Carol's item stays pending with Vic; Rita signs off; the
+    orphan's task gets a ticket and is closed by hand. Then the campaign's pack."""
+    run = pull_erp(
+        tmp_path,
+        [["ERP", "bob", "E2", "GL_POST", "Post journal", "true"], *OTHERS],
+        django_capture_on_commit_callbacks,
+    )
+    campaign = make_campaign(applications=list(company["applications"].values()))
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
+    rita, vic = people["rita"], people["vic"]
+    services.decide(item_ids=[items["ghost"].pk], user=rita, certify=False, comment='=HYPERLINK("http://x")')
+    services.decide(item_ids=[items["svc-ledger"].pk], user=rita, certify=True, comment="Nightly ledger sync")
+    services.delegate(item_ids=[items["bob"].pk], user=rita, to_user=vic, reason="Bob moved to Vic's team")
+    services.decide(item_ids=[items["bob"].pk], user=vic, certify=True, comment="Still posts journals")
+    services.sign_off(campaign_id=campaign.pk, user=rita)
+    task = RemediationTask.objects.get()
+    remediation.task_update(task_id=task.pk, user=people["oscar"], ticket="CHG-7", notes="queued")
+    remediation.task_close_manually(
+        task_id=task.pk, user=people["oscar"], proof="Account disabled in CRM", ticket="CHG-7"
+    )
+    out = tmp_path / "pack.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+    return {"pack": out, "campaign": campaign, "items": items, "run": run, "task": task}
+
+
+# --- What a forger does: edit rows in every format, then recompute both manifests and the statement ------------
+
+
+def _matches(row: dict, match: dict) -> bool:
+    return all(cell_text(row.get(column)) == cell_text(value) for column, value in match.items())
+
+
+def _edit_csv(data: bytes, match, changes) -> bytes:
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    header, out = rows[0], io.StringIO()
+    writer = csv_writer(out)
+    writer.writerow(header)
+    for cells in rows[1:]:
+        row = dict(zip(header, cells, strict=True))
+        # CSV cells are text already: compare them as the CSV shows the match.
+        if all(row[c] == cell_text(v) for c, v in match.items()):
+            if changes is None:
+                continue
+            row.update({c: cell_text(v) for c, v in changes.items()})
+        writer.writerow([row[c] for c in header])
+    return out.getvalue().encode("utf-8")
+
+
+def _edit_json(data: bytes, match, changes) -> bytes:
+    rows = []
+    for row in json.loads(data):
+        if _matches(row, match):
+            if changes is None:
+                continue
+            row.update(changes)
+        rows.append(row)
+    return json.dumps(rows, indent=1).encode("utf-8")
+
+
+def _edit_xlsx(data: bytes, match, changes) -> bytes:
+    book = load_workbook(io.BytesIO(data))  # saved back with shared strings, as Excel does
+    for sheet in book.worksheets:
+        header = [c.value for c in sheet[1]]
+        for number in range(sheet.max_row, 1, -1):
+            cells = sheet[number]
+            row = {h: c.value for h, c in zip(header, cells, strict=False)}
+            if not all(cell_text(row.get(c)) == cell_text(inert(v)) for c, v in match.items()):
+                continue
+            if changes is None:
+                sheet.delete_rows(number)
+                continue
+            for column, value in changes.items():
+                cells[header.index(column)].value = inert(value)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def forge(files, table, match, changes, formats=("csv", "json", "xlsx")):
+    """Change (or with ``changes`` None, delete) the rows of ``table`` matching ``match``, in each format."""
+    editors = {"csv": _edit_csv, "json": _edit_json, "xlsx": _edit_xlsx}
+    for fmt in formats:
+        name = f"data/{table}.{fmt}"
+        edited = editors[fmt](files[name], match, changes)
+        assert edited != files[name], f"nothing matched {match} in {name}"
+        files[name] = edited
+
+
+def reseal(files):
+    """Recompute both manifests and the statement's hash of the tag manifest, as a forger with the files would."""
+
+    def sha(name):
+        return hashlib.sha256(files[name]).hexdigest()
+
+    data = sorted(n for n in files if n.startswith("data/"))
+    files["manifest-sha256.txt"] = "".join(f"{sha(n)} {n}\n" for n in data).encode()
+    tags = [line.split(" ", 1)[1] for line in files["tagmanifest-sha256.txt"].decode().splitlines()]
+    files["tagmanifest-sha256.txt"] = "".join(f"{sha(n)} {n}\n" for n in tags).encode()
+    statement = json.loads(files["statement.json"])
+    statement["tagmanifest_sha256"] = sha("tagmanifest-sha256.txt")
+    files["statement.json"] = canonical_json(statement).encode()
+
+
+# --- The forged decision the issue describes ---------------------------------------------------------------
+
+
+def test_a_revoke_edited_to_certify_in_every_format_with_both_manifests_recomputed_is_caught(reviewed):
+    files = read_pack(str(reviewed["pack"]))
+    ghost = reviewed["items"]["ghost"].pk
+    forge(files, "decisions", {"item_id": ghost, "action": "revoke"}, {"action": "certify"})
+    forge(files, "review_items", {"id": ghost}, {"status": "certified"})
+    reseal(files)
+
+    with pytest.raises(PackError) as caught:
+        verify(files)
+    assert re.fullmatch(
+        r"data/decisions\.csv, row \d+: action 'certify' but the chained event review\.item\.revoked #\d+ says "
+        r"'revoke'",
+        str(caught.value),
+    ), caught.value
+
+    # Only the items edited (the decision left alone): the item's row gives it away too.
+    files = read_pack(str(reviewed["pack"]))
+    forge(files, "review_items", {"id": ghost}, {"status": "certified"}, formats=("xlsx",))
+    forge(files, "review_items", {"id": ghost}, {"status": "certified"}, formats=("csv", "json"))
+    reseal(files)
+    with pytest.raises(
+        PackError,
+        match=r"data/review_items\.csv, row \d+: status 'certified' but the chained event review\.item\.revoked",
+    ):
+        verify(files)
+
+
+# --- Each binding rule, broken once ------------------------------------------------------------------------
+
+FORGERIES = {
+    # rule: (table, which row, what changes (None: the row is deleted), what the verifier says)
+    "decision actor": ("decisions", {"action": "revoke"}, {"actor__username": "vic"},
+                       r"data/decisions\.csv, row \d+: actor__username 'vic' but the chained event review\.item\.revoked #\d+ says 'rita'"),
+    "decision time": ("decisions", {"action": "revoke"}, {"at": "2020-01-01T00:00:00+00:00"},
+                      r"data/decisions\.csv, row \d+: at '2020-01-01T00:00:00\+00:00' but the chained event review\.item\.revoked"),
+    "decision justification": ("decisions", {"action": "revoke"}, {"comment": "No longer needed"},
+                               r"data/decisions\.csv, row \d+: comment 'No longer needed' but the chained event review\.item\.revoked #\d+ says '\\'=HYPERLINK"),
+    "decision id": ("decisions", {"action": "revoke"}, {"id": 99999},
+                    r"data/decisions\.csv, row \d+: id '99999' but the chained event review\.item\.revoked"),
+    "decision delegate": ("decisions", {"action": "delegate"}, {"delegated_to__username": "alice"},
+                          r"data/decisions\.csv, row \d+: delegated_to__username 'alice' but the chained event review\.item\.delegated #\d+ says 'vic'"),
+    "decision without its row": ("decisions", {"action": "revoke"}, None,
+                                 r"data/decisions\.csv: the chained event review\.item\.revoked #\d+ \(item \d+\) has no row"),
+    "item decided by": ("review_items", {"account_key": "ghost"}, {"decided_by__username": "vic"},
+                        r"data/review_items\.csv, row \d+: decided_by__username 'vic' but the chained event review\.item\.revoked #\d+ says 'rita'"),
+    "item decided at": ("review_items", {"account_key": "ghost"}, {"decided_at": "2020-01-01T00:00:00+00:00"},
+                        r"data/review_items\.csv, row \d+: decided_at '2020-01-01T00:00:00\+00:00' but the chained event"),
+    "item comment": ("review_items", {"account_key": "svc-ledger"}, {"comment": "checked"},
+                     r"data/review_items\.csv, row \d+: comment 'checked' but the chained event review\.item\.certified"),
+    "pending item shown decided": ("review_items", {"account_key": "carol"}, {"status": "certified"},
+                                   r"data/review_items\.csv, row \d+: status 'certified' but the chain holds no decision of item \d+"),
+    "item reviewer after delegation": ("review_items", {"account_key": "bob"}, {"reviewer__username": "rita"},
+                                       r"data/review_items\.csv, row \d+: reviewer__username 'rita' but the chained event review\.item\.delegated #\d+ says 'vic'"),
+    "item signed off without a sign-off": ("review_items", {"account_key": "carol"}, {"signed_off": True},
+                                           r"data/review_items\.csv, row \d+: signed_off 'True' but the chain holds no sign-off by 'vic'"),
+    "item with a decision missing": ("review_items", {"account_key": "ghost"}, None,
+                                     r"data/review_items\.csv: the chained event review\.item\.revoked #\d+ names review item \d+, which has no row"),
+    "items fewer than launched": ("review_items", {"account_key": "carol"}, None,
+                                  r"data/review_items\.csv: 3 rows of campaign \d+, but the chained event review\.campaign\.launched #\d+ launched it with 4 items"),
+    "sign-off items": ("sign_offs", {"reviewer__username": "rita"}, {"items": 3},
+                       r"data/sign_offs\.csv, row \d+: items '3' but the chained event review\.signoff\.recorded #\d+ says '2'"),
+    "sign-off time": ("sign_offs", {"reviewer__username": "rita"}, {"at": "2020-01-01T00:00:00+00:00"},
+                      r"data/sign_offs\.csv, row \d+: at '2020-01-01T00:00:00\+00:00' but the chained event review\.signoff\.recorded"),
+    "sign-off by someone else": ("sign_offs", {"reviewer__username": "rita"}, {"reviewer__username": "vic"},
+                                 r"data/sign_offs\.csv, row \d+: the sign-off of campaign \d+ by 'vic' has no chained event of its own"),
+    "sign-off without its row": ("sign_offs", {"reviewer__username": "rita"}, None,
+                                 r"data/sign_offs\.csv: the chained event review\.signoff\.recorded #\d+ \(sign-off by 'rita'\) has no row"),
+    "remediation status": ("remediation", {"account_key": "ghost"}, {"status": "verified"},
+                           r"data/remediation\.csv, row \d+: status 'verified' but the chained event remediation\.task\.closed_manually #\d+ says 'manual'"),
+    "remediation proof": ("remediation", {"account_key": "ghost"}, {"proof": "Removed"},
+                          r"data/remediation\.csv, row \d+: proof 'Removed' but the chained event remediation\.task\.closed_manually"),
+    "remediation ticket": ("remediation", {"account_key": "ghost"}, {"ticket": "CHG-8"},
+                           r"data/remediation\.csv, row \d+: ticket 'CHG-8' but the chained event remediation\.task\.closed_manually #\d+ says 'CHG-7'"),
+    "remediation due date": ("remediation", {"account_key": "ghost"}, {"due_on": "2099-01-01"},
+                             r"data/remediation\.csv, row \d+: due_on '2099-01-01' but the chained event remediation\.task\.opened"),
+    "remediation without its row": ("remediation", {"account_key": "ghost"}, None,
+                                    r"data/remediation\.csv: the chained event remediation\.task\.opened #\d+ \(remediation task \d+\) has no row"),
+    "population input file": ("population_source", {"application": "ERP"}, {"input_sha256": "0" * 64},
+                              r"data/population_source\.csv, row \d+: input_sha256 '0{64}' but the chained event import\.run\.applied #\d+"),
+    "population application": ("population_source", {"application": "ERP"}, {"application": "CRM"},
+                               r"data/population_source\.csv, row \d+: application 'CRM' but the chained event import\.run\.applied #\d+ applied ERP"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", FORGERIES)
+def test_a_row_breaking_a_binding_rule_in_every_format_fails_naming_the_file_and_row(reviewed, rule):
+    table, match, changes, message = FORGERIES[rule]
+    files = read_pack(str(reviewed["pack"]))
+    forge(files, table, match, changes)
+    reseal(files)
+    with pytest.raises(PackError) as caught:
+        verify(files)
+    assert re.match(message, str(caught.value)), caught.value
+
+
+def test_an_event_or_summary_edited_only_in_its_spreadsheet_is_caught_against_the_other_formats(reviewed):
+    files = read_pack(str(reviewed["pack"]))
+    forge(
+        files,
+        "evidence_events",
+        {"action": "review.item.revoked"},
+        {"actor_name": "Vic (vic)"},
+        ("csv", "xlsx"),
+    )
+    reseal(files)
+    with pytest.raises(
+        PackError,
+        match=r"data/evidence_events\.csv, row \d+: actor_name 'Vic \(vic\)' but data/evidence_events\.json says",
+    ):
+        verify(files)
+
+    files = read_pack(str(reviewed["pack"]))
+    forge(files, "campaign", {"field": "status"}, {"value": "closed"}, ("xlsx",))
+    reseal(files)
+    with pytest.raises(
+        PackError,
+        match=r"data/campaign\.xlsx, sheet 'campaign', row \d+: value 'closed' but data/campaign\.csv says 'active'",
+    ):
+        verify(files)
+
+
+def test_a_statement_naming_another_tag_manifest_or_chain_head_fails(reviewed):
+    files = read_pack(str(reviewed["pack"]))
+    statement = json.loads(files["statement.json"])
+    files["statement.json"] = canonical_json({**statement, "tagmanifest_sha256": "0" * 64}).encode()
+    with pytest.raises(PackError, match=r"statement\.json: tagmanifest_sha256 is not the SHA-256"):
+        verify(files)
+    head = {**statement["chain_head"], "sequence": statement["chain_head"]["sequence"] - 1}
+    files["statement.json"] = canonical_json({**statement, "chain_head": head}).encode()
+    with pytest.raises(
+        PackError, match=r"statement\.json: chain_head is not the head data/checkpoint\.json signed"
+    ):
+        verify(files)
+    del files["statement.json"]
+    with pytest.raises(PackError, match=r"statement\.json is missing"):
+        verify(files)
+
+
+def test_a_file_in_no_manifest_fails(reviewed):
+    files = read_pack(str(reviewed["pack"]))
+    files["notes.txt"] = b"trust me"
+    with pytest.raises(PackError, match=r"notes\.txt: in the pack but in no manifest"):
+        verify(files)
+
+
+# --- What the pack holds, and the auditor's two ways to run the verifier --------------------------------------
+
+
+def test_a_pack_holds_sign_offs_population_source_statement_and_readme(reviewed):
+    files = read_pack(str(reviewed["pack"]))
+    sign_offs = json.loads(files["data/sign_offs.json"])
+    assert [(s["reviewer__username"], s["items"]) for s in sign_offs] == [("rita", 2)]
+    population = {(p["kind"], p["application"]): p for p in json.loads(files["data/population_source.json"])}
+    run = reviewed["run"]
+    erp = population[("access", "ERP")]
+    assert (erp["run_id"], erp["input_sha256"], erp["items"]) == (run.pk, run.input_sha256, 3)
+    assert population[("access", "CRM")]["run_id"] is None  # never pulled: the auditor sees it
+    assert population[("identities", "")]["run_id"] is None
+    statement = json.loads(files["statement.json"])
+    assert statement["scope"] == {"campaign": reviewed["campaign"].pk, "name": reviewed["campaign"].name}
+    assert statement["tagmanifest_sha256"] == hashlib.sha256(files["tagmanifest-sha256.txt"]).hexdigest()
+    assert b"statement.json" not in files["tagmanifest-sha256.txt"]
+    assert b" README.txt\n" in files["tagmanifest-sha256.txt"]
+    readme = files["README.txt"].decode()
+    for needed in ("sha256sum -c manifest-sha256.txt", "python3 -I verify_pack.py", "What it does not prove",
+                   "fingerprint", "data/population_source.csv", "openssl pkeyutl -verify"):  # fmt: skip
+        assert needed in readme, needed
+    decisions = json.loads(files["data/decisions.json"])
+    assert all(re.search(r"\.\d{6}\+00:00$|:\d\d\+00:00$", d["at"]) for d in decisions)  # full precision
+
+
+def _run(args, cwd):
+    return subprocess.run(
+        [sys.executable, "-I", *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+
+
+def test_an_untouched_pack_verifies_from_the_zip_and_from_the_unzipped_folder_in_isolated_mode(
+    reviewed, tmp_path
+):
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(reviewed["pack"]) as archive:
+        archive.extractall(folder)
+    [bag] = list(folder.iterdir())
+
+    from_zip = _run([str(bag / "verify_pack.py"), str(reviewed["pack"])], cwd=tmp_path)
+    assert from_zip.returncode == 0, from_zip.stderr
+    # Inside the folder, no argument: the folder itself; an Excel lock file beside a workbook is set aside.
+    (bag / "data" / "~$decisions.xlsx").write_bytes(b"lock")
+    in_folder = _run(["verify_pack.py"], cwd=bag)
+    assert in_folder.returncode == 0, in_folder.stderr
+    for output in (from_zip.stdout, in_folder.stdout):
+        assert "ok: decisions: 4 rows in CSV, JSON and XLSX, bound to the chained events" in output
+        assert "ok: sign_offs: 1 rows" in output and "ok: population_source: 3 rows" in output
+        assert output.endswith("the pack verifies\n")
+    assert "ignored: data/~$decisions.xlsx" in in_folder.stdout
+
+    # The folder, edited as a forger would (one decision's actor in every format, manifests recomputed).
+    files = read_pack(str(bag))
+    forge(files, "decisions", {"action": "revoke"}, {"actor__username": "vic"})
+    reseal(files)
+    for name in files._replaced:
+        (bag / name).write_bytes(files[name])
+    forged = _run(["verify_pack.py"], cwd=bag)
+    assert forged.returncode == 1
+    assert re.match(r"FAILED: data/decisions\.csv, row \d+: actor__username 'vic'", forged.stderr), (
+        forged.stderr
+    )
+
+
+def test_a_decision_evidenced_before_pack_format_2_binds_by_item_action_actor_and_comment(
+    people, make_campaign, tmp_path
+):
+    """Events written before decisions carried their id and exact time: the row binds by what they hold."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from evidence.services import Actor, event_record
+    from reviews.models import Decision
+
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    item = ReviewItem.objects.get(campaign=campaign, account_key="svc-ledger")
+    rita, now = people["rita"], timezone.now()
+    with transaction.atomic():  # what decide() wrote before: no decision id, no "by", no exact time
+        ReviewItem.objects.filter(pk=item.pk).update(
+            status="certified", decided_by=rita, decided_at=now, comment="Nightly sync"
+        )
+        Decision.objects.create(item=item, action="certify", actor=rita, at=now, comment="Nightly sync")
+        event_record(
+            actor=Actor.for_user(rita),
+            action="review.item.certified",
+            subject=item,
+            payload={"campaign": campaign.pk, "grant": item.grant_id, "comment": "Nightly sync"},
+        )
+    out = tmp_path / "legacy.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+
+    assert verify(read_pack(str(out)))[-1].startswith("sod_violations")
+    files = read_pack(str(out))
+    forge(files, "decisions", {"item_id": item.pk}, {"actor__username": "alice"})
+    reseal(files)
+    with pytest.raises(
+        PackError,
+        match=r"data/decisions\.csv, row 2: actor__username 'alice' but the chained event review\.item\.certified "
+        r"#\d+ says 'rita'",
+    ):
+        verify(files)
+
+
+def test_a_pack_built_outside_any_transaction_reads_one_snapshot_and_verifies(
+    committed_db, people, make_campaign, tmp_path
+):
+    """As the worker and the shell build it: the snapshot is a transaction of its own (REPEATABLE READ on
+    PostgreSQL), and the checkpoint signed after it still covers every event in the pack."""
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    item = ReviewItem.objects.get(campaign=campaign, account_key="svc-ledger")
+    services.decide(item_ids=[item.pk], user=people["rita"], certify=False, comment="Not needed")
+    out = tmp_path / "committed.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+
+    done = verify(read_pack(str(out)))
+    assert "decisions: 1 rows in CSV, JSON and XLSX, bound to the chained events" in done
+
+
+def test_the_verifier_reads_every_sheet_of_a_split_workbook_and_shared_strings(tmp_path):
+    from evidence.packs import Table, _write_xlsx
+    from evidence.verify_pack import _xlsx_rows
+
+    table = Table("items", ["n", "text", "flag"], lambda: ([n, f"=row {n}", n % 2 == 0] for n in range(7)))
+    _write_xlsx(table, tmp_path / "split.xlsx", max_rows=3)  # header + 2 rows per sheet, inline strings
+    _as_excel_saves_it(tmp_path / "split.xlsx", tmp_path / "shared.xlsx")
+    files = read_pack(str(tmp_path))
+    for name in ("split.xlsx", "shared.xlsx"):
+        rows = [(where, row) for where, row in _xlsx_rows(files, name) if where is not None]
+        assert [row for _, row in rows] == [
+            {"n": str(n), "text": f"'=row {n}", "flag": str(n % 2 == 0)} for n in range(7)
+        ], name
+        assert rows[2][0] == "sheet 'items 2', row 2"
+
+
+def _as_excel_saves_it(source, target):
+    """The workbook with its strings in a shared-strings table, as Excel writes them (openpyxl writes inline)."""
+    strings: list[str] = []
+
+    def shared(found):
+        strings.append(found.group(2))
+        return f'<c r="{found.group(1)}" t="s"><v>{len(strings) - 1}</v></c>'
+
+    inline = re.compile(
+        r'<c r="([A-Z]+[0-9]+)" t="inlineStr"><is><t(?: xml:space="preserve")?>(.*?)</t></is></c>'
+    )
+    with zipfile.ZipFile(source) as book, zipfile.ZipFile(target, "w") as out:
+        for name in book.namelist():
+            data = book.read(name)
+            if name.startswith("xl/worksheets/"):
+                data = inline.sub(shared, data.decode()).encode()
+            out.writestr(name, data)
+        items = "".join(f"<si><t>{text}</t></si>" for text in strings)
+        out.writestr(
+            "xl/sharedStrings.xml",
+            f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{items}</sst>',
+        )
+    assert strings and b't="s"' in zipfile.ZipFile(target).read("xl/worksheets/sheet1.xml")
