@@ -20,10 +20,16 @@ TABLES = {
     "evidence_events": "the chained evidence events of everything above",
 }
 
-SIGNATURE_ROUTE = (
-    "3. The pack's signature. [To be completed: how to check statement.json's signature with\n"
-    "   `openssl pkeyutl -verify` and the signer's public key.]\n"
-)
+SIGNATURE_ROUTE = """3. With OpenSSL (3.0 or later), for the signature: statement.sig is the raw Ed25519 signature of
+   statement.json by the key in signing-key.pem.
+
+       openssl pkeyutl -verify -pubin -inkey signing-key.pem -rawin -in statement.json -sigfile statement.sig
+       openssl pkey -pubin -in signing-key.pem -outform DER | tail -c 32 | sha256sum
+
+   The first prints "Signature Verified Successfully"; the second gives the key's fingerprint (the hex after
+   "SHA256:"). Trust the pack only if that fingerprint is the one SOXGov publishes on its integrity page
+   (and at /api/evidence/signing-keys/): anyone can sign with a key of their own.
+"""
 
 
 def text(label: str, tables: list[str]) -> str:
@@ -46,12 +52,16 @@ Files
       the chain head (sequence and hash) signed when this pack was made
   manifest-sha256.txt, tagmanifest-sha256.txt
       the SHA-256 of every file under data/, and of the other files listed here
-  statement.json
-      what the pack states (scope, when it was made, the chain head, the SHA-256 of tagmanifest-sha256.txt):
-      the document the pack's signature covers, so it is not itself in the tag manifest
-  verify_pack.py, evidence_chain.py, evidence_binding.py
-      the verifier (Python 3.11 or later, standard library only), the chain's hash encoding, and the rules
-      that bind every data row to a chained event (below)
+  statement.json, statement.sig
+      what the pack states (scope, when it was made, the chain head, the SHA-256 of tagmanifest-sha256.txt,
+      the signing key), and its Ed25519 signature (RFC 8032); they cover the tag manifest, so neither is in it
+  signing-key.pem
+      the public key that signed statement.json and data/checkpoint.json (its fingerprint: SHA256 of the
+      raw 32-byte key, printed by the verifier)
+  verify_pack.py, evidence_chain.py, evidence_binding.py, evidence_ed25519.py
+      the verifier (Python 3.11 or later, standard library only; it has the fingerprints of the keys SOXGov
+      signed with built in), the chain's hash encoding, the rules that bind every data row to a chained event
+      (below), and Ed25519 signature checking
   bagit.txt, bag-info.txt
       BagIt's own files
 
@@ -64,8 +74,10 @@ How to verify
 
        python3 -I verify_pack.py
 
-   or on the ZIP as received: python3 -I verify_pack.py PACK.zip. It prints what it checked and "the pack
-   verifies", or FAILED naming the file and row at fault (exit 1). Opening the files in Excel does not
+   or on the ZIP as received: python3 -I verify_pack.py PACK.zip. It prints what it checked, the
+   fingerprint of the key it trusted, and "the pack verifies", or FAILED naming the file and row at fault
+   (exit 1). A pack signed by a key it does not know fails; after checking that key's fingerprint with
+   SOXGov, trust it with --trust SHA256:<fingerprint>. Opening the files in Excel does not
    change them; Excel's own lock files (~$...) are ignored.
 
 2. With standard tools, for the files' integrity:
@@ -77,7 +89,8 @@ How to verify
 {SIGNATURE_ROUTE}
 What the verifier proves
 ------------------------
-- Integrity: every file is as the manifests list it, and the tag manifest is the one statement.json names.
+- Integrity: every file is as the manifests list it, the tag manifest is the one statement.json names, and
+  statement.json is signed by a trusted key (so is the checkpoint).
 - The events are the chain's: each event's hash is recomputed from its content, and the chain segment links
   every one of them up to the signed checkpoint, which is the chain head statement.json names.
 - Every row of review items, decisions, sign-offs, remediation and population source agrees with the chained

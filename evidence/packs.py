@@ -36,7 +36,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from openpyxl import Workbook
 
-from evidence import binding, pack_csv, pack_readme
+from evidence import binding, ed25519, pack_csv, pack_readme, signing
 from evidence import chain as chain_module
 from evidence.binding import inert
 from evidence.chain import canonical_json, format_time
@@ -51,7 +51,7 @@ EXCEL_MAX_ROWS = 1_048_576  # per sheet, header included
 FORMAT = "soxgov-evidence-pack/2"
 # Tag files every pack has, all listed in the tag manifest. statement.json covers the tag manifest, so it is not.
 TAG_FILES = ("README.txt", "bagit.txt", "bag-info.txt", "manifest-sha256.txt", "verify_pack.py",
-             "evidence_chain.py", "evidence_binding.py")  # fmt: skip
+             "evidence_chain.py", "evidence_binding.py", "evidence_ed25519.py", "signing-key.pem")  # fmt: skip
 
 
 class _PackJSONEncoder(DjangoJSONEncoder):
@@ -241,17 +241,19 @@ def _write_tags(bag: Path, label: str, tables: list[str]) -> None:
         f"Bagging-Date: {timezone.localdate().isoformat()}\n"
         f"Payload-Oxum: {octets}.{len(payload)}\n"
     )
-    here = Path(__file__).parent
-    (bag / "verify_pack.py").write_bytes((here / "verify_pack.py").read_bytes())
+    (bag / "verify_pack.py").write_text(verifier_source(), encoding="utf-8")
     (bag / "evidence_chain.py").write_bytes(Path(chain_module.__file__).read_bytes())
     (bag / "evidence_binding.py").write_bytes(Path(binding.__file__).read_bytes())
+    (bag / "evidence_ed25519.py").write_bytes(Path(ed25519.__file__).read_bytes())
+    (bag / "signing-key.pem").write_text(signing.current_public_key().pem, encoding="ascii")
     (bag / "README.txt").write_text(pack_readme.text(label, tables), encoding="utf-8")
     (bag / "tagmanifest-sha256.txt").write_text("".join(f"{_sha256(bag / t)} {t}\n" for t in TAG_FILES))
 
 
 def _write_statement(bag: Path, scope: dict, checkpoint) -> None:
     """What the pack states, in canonical JSON: the document a signature over the pack signs (the tag manifest's
-    hash covers every other file)."""
+    hash covers every other file), signed with Ed25519 into statement.sig."""
+    key = signing.current_public_key()
     statement = {
         "format": FORMAT,
         "bag": bag.name,
@@ -259,8 +261,30 @@ def _write_statement(bag: Path, scope: dict, checkpoint) -> None:
         "created_at": format_time(timezone.now()),
         "chain_head": {"sequence": checkpoint.sequence, "hash": checkpoint.head_hash},
         "tagmanifest_sha256": _sha256(bag / "tagmanifest-sha256.txt"),
+        "signing_key": {
+            "algorithm": key.algorithm,
+            "fingerprint": key.fingerprint,
+            "public_key": key.public_key_hex,
+        },
     }
-    (bag / "statement.json").write_text(canonical_json(statement), encoding="utf-8")
+    document = canonical_json(statement).encode("utf-8")
+    with transaction.atomic():  # a first signature by a new key registers it, evidenced
+        signature = signing.sign(document)
+    if signature.fingerprint != key.fingerprint:
+        raise RuntimeError("the signing key changed while the pack was being written")
+    (bag / "statement.json").write_bytes(document)
+    # Raw bytes, as `openssl pkeyutl -verify -sigfile` reads them.
+    (bag / "statement.sig").write_bytes(bytes.fromhex(signature.signature_hex))
+
+
+def verifier_source() -> str:
+    """verify_pack.py with the keys this SOXGov trusts (current and retired) built in: the verifier an auditor
+    keeps from a pack (or fetches from the integrity page) then refuses a pack re-signed by anyone else."""
+    source = (Path(__file__).parent / "verify_pack.py").read_text(encoding="utf-8")
+    placeholder = "TRUSTED_KEYS: dict[str, str] = {}"
+    if source.count(placeholder) != 1:
+        raise RuntimeError("verify_pack.py has lost its TRUSTED_KEYS placeholder")
+    return source.replace(placeholder, f"TRUSTED_KEYS: dict[str, str] = {signing.trusted_public_keys()!r}")
 
 
 def _zip(bag: Path, out: Path) -> None:

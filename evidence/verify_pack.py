@@ -1,7 +1,7 @@
 """Offline verifier for a SOXGov evidence pack. Python standard library only: an auditor runs it on their own
 machine, without SOXGov, on the ZIP or on the unzipped folder (no argument: the folder this file is in):
 
-    python3 -I verify_pack.py [PACK.zip | FOLDER] [--key CHECKPOINT_KEY]
+    python3 -I verify_pack.py [PACK.zip | FOLDER] [--trust SHA256:<fingerprint> ...]
 
 It checks (1) the BagIt manifests: every payload and tag file is present and has the SHA-256 the manifests list
 (a changed byte anywhere names the file), and no file is in no manifest; (2) every evidence event in the pack:
@@ -9,7 +9,10 @@ its hash is recomputed from its content with the chain's encoding (evidence_chai
 the chain segment: each link follows the one before, from the first event of the scope up to the checkpoint,
 whose head it must reach; (4) statement.json: it names this tag manifest and this chain head; (5) every row of
 every table, in CSV, JSON and XLSX alike, against the chained events by the rules in evidence_binding.py (also
-shipped in the pack), naming the file and row at fault; and, with --key, (6) the checkpoint's HMAC signature.
+shipped in the pack), naming the file and row at fault; (6) statement.sig: the Ed25519 signature over
+statement.json, by a key this verifier trusts (TRUSTED_KEYS, built in when the pack was made, or a fingerprint
+given with --trust), and the checkpoint's signature by a trusted key; it prints the fingerprint it trusted,
+which the auditor compares with the one SOXGov publishes (integrity page, /api/evidence/signing-keys/).
 Exit 0 when everything holds; 1 naming the first failure. Files are read as they are checked, row by row and
 block by block: of a pack's data, only the chain segment and the evidence events are held in memory, whatever
 the number of review items.
@@ -18,6 +21,7 @@ the number of review items.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import hashlib
 import importlib.util
@@ -35,8 +39,13 @@ from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
 BLOCK = 1 << 20
-# statement.json covers the tag manifest, so no manifest lists it.
-UNLISTED_TAG_FILES = {"statement.json"}
+# statement.json covers the tag manifest, so no manifest lists it; statement.sig signs statement.json.
+UNLISTED_TAG_FILES = {"statement.json", "statement.sig"}
+# Fingerprint -> raw public key (hex) of the keys the SOXGov that built this pack signs with (current and
+# retired): filled in when the pack is built. Other keys are trusted only when named with --trust.
+TRUSTED_KEYS: dict[str, str] = {}
+# DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows it.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 # What Excel (and desktop file managers) write beside files an auditor opened in the unzipped folder.
 _OPENED_BY_OFFICE = ("~$", ".~lock.")
 _DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -181,8 +190,9 @@ def read_pack(path: str) -> _Files:
     return FolderFiles(path) if Path(path).is_dir() else PackFiles(path)
 
 
-def verify(files, key: str | None = None) -> list[str]:
-    """Returns what was checked; raises PackError naming the first failure."""
+def verify(files, trust: tuple[str, ...] = ()) -> list[str]:
+    """Returns what was checked; raises PackError naming the first failure. ``trust``: fingerprints of keys to
+    trust besides TRUSTED_KEYS."""
     done = []
     if files.get("bagit.txt", b"").split(b"\n")[0].strip() != b"BagIt-Version: 1.0":
         raise PackError("bagit.txt: not a BagIt 1.0 bag")
@@ -204,6 +214,7 @@ def verify(files, key: str | None = None) -> list[str]:
         raise PackError(f"{stray[0]}: in the pack but in no manifest")
     done.append(f"{len(tags)} tag files match tagmanifest-sha256.txt")
 
+    _load_module(files, "evidence_ed25519")  # evidence_chain checks signatures with it
     chain = _load_module(files, "evidence_chain")
     checkpoint = json.loads(files["data/checkpoint.json"])
     by_sequence = {}
@@ -236,14 +247,52 @@ def verify(files, key: str | None = None) -> list[str]:
 
     statement = _check_statement(files, checkpoint)
     done.append("statement.json names this tag manifest and the checkpoint's chain head")
+    fingerprint, public_hex, how = _check_signature(files, chain, statement, trust)
+    done.append(f"statement.sig: statement.json signed by {fingerprint} ({how})")
+    problem = chain.checkpoint_problem(checkpoint, trusted_keys={**TRUSTED_KEYS, fingerprint: public_hex})
+    if problem:
+        raise PackError(f"data/checkpoint.json: {problem}")
+    done.append(f"data/checkpoint.json: signed by {checkpoint['key_id']}, a trusted key")
 
     done.extend(_check_rows(files, events, whole_campaign="campaign" in statement.get("scope", {})))
-
-    if key is not None:
-        if not chain.checkpoint_valid(checkpoint, key.encode("utf-8")):
-            raise PackError("data/checkpoint.json: the signature does not verify with this key")
-        done.append("checkpoint signature verified")
     return done
+
+
+def _check_signature(files, chain, statement: dict, trust: tuple[str, ...]) -> tuple[str, str, str]:
+    """The statement's Ed25519 signature, by a trusted key. Returns the key's fingerprint, its public key (hex)
+    and why it was trusted."""
+    key = statement.get("signing_key") or {}
+    try:
+        public = bytes.fromhex(key.get("public_key", ""))
+    except (TypeError, ValueError):
+        public = b""
+    if key.get("algorithm") != "Ed25519" or len(public) != 32:
+        raise PackError("statement.json: signing_key does not name an Ed25519 public key")
+    fingerprint = chain.key_fingerprint(public)
+    if key.get("fingerprint") != fingerprint:
+        raise PackError("statement.json: signing_key's fingerprint is not its public key's")
+    if "statement.sig" not in files:
+        raise PackError("statement.sig is missing: the pack is not signed")
+    ed25519 = sys.modules["evidence_ed25519"]
+    if not ed25519.verify(public, files["statement.json"], files["statement.sig"]):
+        raise PackError(f"statement.sig: not a valid signature of statement.json by {fingerprint}")
+    pem = files.get("signing-key.pem", b"").decode("ascii", "replace")
+    body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
+    try:
+        der = base64.b64decode(body, validate=True)
+    except ValueError:
+        der = b""
+    if der != _ED25519_SPKI_PREFIX + public:
+        raise PackError("signing-key.pem: not the public key statement.json names")
+    if TRUSTED_KEYS.get(fingerprint) == public.hex():
+        return fingerprint, public.hex(), "a key built into this verifier"
+    if fingerprint in trust:
+        return fingerprint, public.hex(), "trusted with --trust"
+    raise PackError(
+        f"statement.sig: signed by {fingerprint}, which this verifier does not trust. Compare it with the "
+        "fingerprint SOXGov publishes (integrity page, /api/evidence/signing-keys/); if it is the same, run "
+        f"again with --trust {fingerprint}"
+    )
 
 
 def _check_statement(files, checkpoint: dict) -> dict:
@@ -515,14 +564,20 @@ def main(argv=None) -> int:
         nargs="?",
         help="the evidence pack: its .zip or its unzipped folder (default: this file's folder)",
     )
-    parser.add_argument("--key", help="the checkpoint signing key, to check the checkpoint's signature too")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="FINGERPRINT",
+        help="also trust the signing key with this fingerprint (SHA256:...), after checking it with SOXGov",
+    )
     args = parser.parse_args(argv)
     pack = args.pack or str(Path(__file__).resolve().parent)
     try:
         files = read_pack(pack)
         for name in files.ignored:
             print(f"ignored: {name} (written by the program that opened the pack)")
-        for line in verify(files, args.key):
+        for line in verify(files, tuple(args.trust)):
             print(f"ok: {line}")
     except (PackError, KeyError, ValueError, OSError, zipfile.BadZipFile, ElementTree.ParseError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from openpyxl import load_workbook
 
-from evidence import packs
+from evidence import packs, signing
 from evidence.models import EvidenceEvent, EvidencePack
 from evidence.packs import Table, _write_xlsx
 from evidence.verify_pack import PackError, read_pack, verify
@@ -20,6 +20,8 @@ from reviews.models import ReviewItem
 
 TABLES = ("campaign", "review_items", "decisions", "sign_offs", "sod_violations", "remediation",
           "population_source", "evidence_events")  # fmt: skip
+
+pytestmark = pytest.mark.usefixtures("pack_keys_trusted")
 
 
 @pytest.fixture
@@ -73,9 +75,12 @@ def test_a_pack_holds_every_table_in_three_formats_and_verifies_offline(decided,
     ):
         assert tag in files
     assert "data/chain.csv" in files and "data/checkpoint.json" in files
-    result = run_offline_verifier(pack, tmp_path, "--key", settings.SOXGOV_CHECKPOINT_KEY)
+    result = run_offline_verifier(pack, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "checkpoint signature verified" in result.stdout and "the pack verifies" in result.stdout
+    fingerprint = signing.current_public_key().fingerprint
+    assert f"statement.json signed by {fingerprint} (a key built into this verifier)" in result.stdout
+    assert f"data/checkpoint.json: signed by {fingerprint}, a trusted key" in result.stdout
+    assert "the pack verifies" in result.stdout
     event = EvidenceEvent.objects.get(action="evidence.pack.exported")
     assert event.payload_data["sha256"] in out
 
@@ -316,7 +321,7 @@ def test_a_pack_for_a_period_and_applications_verifies_and_holds_their_rows(
     )  # fmt: skip
 
     files = read_pack(str(out))
-    assert verify(files, settings.SOXGOV_CHECKPOINT_KEY)[-1] == "checkpoint signature verified"
+    assert any(line.startswith("statement.sig: statement.json signed by") for line in verify(files))
     items = json.loads(files["data/review_items.json"])
     assert [row["account_key"] for row in items] == ["ghost"]  # CRM only; ERP's items are out of scope
     assert b"applications CRM" in files["data/scope.csv"].replace(b",", b" ")

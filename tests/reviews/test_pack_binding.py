@@ -1,11 +1,13 @@
 """Every row of an evidence pack is bound to the chained events in it: a forger who edits a row consistently in
 every format and recomputes both manifests is still caught, and told which file and row give it away."""
 
+import base64
 import csv
 import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,14 +16,28 @@ import pytest
 from django.core.management import call_command
 from openpyxl import load_workbook
 
+from evidence import ed25519
 from evidence.binding import cell_text, inert
-from evidence.chain import canonical_json
+from evidence.chain import canonical_json, key_fingerprint
 from evidence.pack_csv import csv_writer
-from evidence.verify_pack import PackError, read_pack, verify
+from evidence.verify_pack import PackError, read_pack
+from evidence.verify_pack import verify as verify_pack
 from reviews import remediation, services
 from reviews.models import RemediationTask, ReviewItem
 
 from .test_remediation import OTHERS, pull_erp
+
+pytestmark = pytest.mark.usefixtures("pack_keys_trusted")
+
+# A forger who signs with a key of their own (an insider who can run SOXGov's code, not read its key).
+FORGER_SEED = bytes(range(32))
+FORGER_PUBLIC = ed25519.public_key(FORGER_SEED)
+FORGER = key_fingerprint(FORGER_PUBLIC)
+
+
+def verify(files):
+    """As an auditor who even trusts the forger's key: so what catches each forgery is the rows' binding."""
+    return verify_pack(files, trust=(FORGER,))
 
 
 @pytest.fixture
@@ -53,6 +69,21 @@ def reviewed(people, company, make_campaign, tmp_path, django_capture_on_commit_
         "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
     )
     return {"pack": out, "campaign": campaign, "items": items, "run": run, "task": task}
+
+
+_BUILT: dict = {}
+
+
+@pytest.fixture
+def built(request, tmp_path_factory):
+    """The ``reviewed`` pack, built once per test process: the forgeries below only read and edit its files
+    (building a pack is most of a test's time)."""
+    if not _BUILT:
+        reviewed = request.getfixturevalue("reviewed")
+        copy = tmp_path_factory.mktemp("built") / "pack.zip"
+        copy.write_bytes(reviewed["pack"].read_bytes())
+        _BUILT.update(pack=copy, ghost=reviewed["items"]["ghost"].pk)
+    return _BUILT
 
 
 # --- What a forger does: edit rows in every format, then recompute both manifests and the statement ------------
@@ -119,26 +150,35 @@ def forge(files, table, match, changes, formats=("csv", "json", "xlsx")):
 
 
 def reseal(files):
-    """Recompute both manifests and the statement's hash of the tag manifest, as a forger with the files would."""
+    """Recompute both manifests and the statement, signed with the forger's own key, as a forger would."""
 
     def sha(name):
         return hashlib.sha256(files[name]).hexdigest()
 
+    der = bytes.fromhex("302a300506032b6570032100") + FORGER_PUBLIC
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    files["signing-key.pem"] = f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n".encode()
     data = sorted(n for n in files if n.startswith("data/"))
     files["manifest-sha256.txt"] = "".join(f"{sha(n)} {n}\n" for n in data).encode()
     tags = [line.split(" ", 1)[1] for line in files["tagmanifest-sha256.txt"].decode().splitlines()]
     files["tagmanifest-sha256.txt"] = "".join(f"{sha(n)} {n}\n" for n in tags).encode()
     statement = json.loads(files["statement.json"])
     statement["tagmanifest_sha256"] = sha("tagmanifest-sha256.txt")
+    statement["signing_key"] = {
+        "algorithm": "Ed25519",
+        "fingerprint": FORGER,
+        "public_key": FORGER_PUBLIC.hex(),
+    }
     files["statement.json"] = canonical_json(statement).encode()
+    files["statement.sig"] = ed25519.sign(FORGER_SEED, files["statement.json"])
 
 
 # --- The forged decision the issue describes ---------------------------------------------------------------
 
 
-def test_a_revoke_edited_to_certify_in_every_format_with_both_manifests_recomputed_is_caught(reviewed):
-    files = read_pack(str(reviewed["pack"]))
-    ghost = reviewed["items"]["ghost"].pk
+def test_a_revoke_edited_to_certify_in_every_format_with_both_manifests_recomputed_is_caught(built):
+    files = read_pack(str(built["pack"]))
+    ghost = built["ghost"]
     forge(files, "decisions", {"item_id": ghost, "action": "revoke"}, {"action": "certify"})
     forge(files, "review_items", {"id": ghost}, {"status": "certified"})
     reseal(files)
@@ -152,7 +192,7 @@ def test_a_revoke_edited_to_certify_in_every_format_with_both_manifests_recomput
     ), caught.value
 
     # Only the items edited (the decision left alone): the item's row gives it away too.
-    files = read_pack(str(reviewed["pack"]))
+    files = read_pack(str(built["pack"]))
     forge(files, "review_items", {"id": ghost}, {"status": "certified"}, formats=("xlsx",))
     forge(files, "review_items", {"id": ghost}, {"status": "certified"}, formats=("csv", "json"))
     reseal(files)
@@ -221,9 +261,9 @@ FORGERIES = {
 
 
 @pytest.mark.parametrize("rule", FORGERIES)
-def test_a_row_breaking_a_binding_rule_in_every_format_fails_naming_the_file_and_row(reviewed, rule):
+def test_a_row_breaking_a_binding_rule_in_every_format_fails_naming_the_file_and_row(built, rule):
     table, match, changes, message = FORGERIES[rule]
-    files = read_pack(str(reviewed["pack"]))
+    files = read_pack(str(built["pack"]))
     forge(files, table, match, changes)
     reseal(files)
     with pytest.raises(PackError) as caught:
@@ -231,8 +271,8 @@ def test_a_row_breaking_a_binding_rule_in_every_format_fails_naming_the_file_and
     assert re.match(message, str(caught.value)), caught.value
 
 
-def test_an_event_or_summary_edited_only_in_its_spreadsheet_is_caught_against_the_other_formats(reviewed):
-    files = read_pack(str(reviewed["pack"]))
+def test_an_event_or_summary_edited_only_in_its_spreadsheet_is_caught_against_the_other_formats(built):
+    files = read_pack(str(built["pack"]))
     forge(
         files,
         "evidence_events",
@@ -247,7 +287,7 @@ def test_an_event_or_summary_edited_only_in_its_spreadsheet_is_caught_against_th
     ):
         verify(files)
 
-    files = read_pack(str(reviewed["pack"]))
+    files = read_pack(str(built["pack"]))
     forge(files, "campaign", {"field": "status"}, {"value": "closed"}, ("xlsx",))
     reseal(files)
     with pytest.raises(
@@ -257,8 +297,8 @@ def test_an_event_or_summary_edited_only_in_its_spreadsheet_is_caught_against_th
         verify(files)
 
 
-def test_a_statement_naming_another_tag_manifest_or_chain_head_fails(reviewed):
-    files = read_pack(str(reviewed["pack"]))
+def test_a_statement_naming_another_tag_manifest_or_chain_head_fails(built):
+    files = read_pack(str(built["pack"]))
     statement = json.loads(files["statement.json"])
     files["statement.json"] = canonical_json({**statement, "tagmanifest_sha256": "0" * 64}).encode()
     with pytest.raises(PackError, match=r"statement\.json: tagmanifest_sha256 is not the SHA-256"):
@@ -274,11 +314,69 @@ def test_a_statement_naming_another_tag_manifest_or_chain_head_fails(reviewed):
         verify(files)
 
 
-def test_a_file_in_no_manifest_fails(reviewed):
-    files = read_pack(str(reviewed["pack"]))
+def test_a_file_in_no_manifest_fails(built):
+    files = read_pack(str(built["pack"]))
     files["notes.txt"] = b"trust me"
     with pytest.raises(PackError, match=r"notes\.txt: in the pack but in no manifest"):
         verify(files)
+
+
+# --- The signature: statement.json signed by a key the auditor trusts --------------------------------------
+
+
+def test_a_pack_re_signed_by_another_key_fails_unless_that_key_is_trusted_explicitly(built):
+    files = read_pack(str(built["pack"]))
+    reseal(files)  # nothing edited: only the forger's signature
+    with pytest.raises(
+        PackError, match=rf"statement\.sig: signed by {FORGER}, which this verifier does not trust"
+    ):
+        verify_pack(files)
+    done = verify_pack(files, trust=(FORGER,))
+    assert f"statement.sig: statement.json signed by {FORGER} (trusted with --trust)" in done
+
+
+def test_a_statement_edited_after_signing_or_unsigned_fails(built):
+    files = read_pack(str(built["pack"]))
+    statement = json.loads(files["statement.json"])
+    files["statement.json"] = canonical_json({**statement, "scope": {"campaign": 0}}).encode()
+    with pytest.raises(
+        PackError, match=r"statement\.sig: not a valid signature of statement\.json by SHA256:"
+    ):
+        verify_pack(files)
+    files = read_pack(str(built["pack"]))
+    del files["statement.sig"]
+    with pytest.raises(PackError, match=r"statement\.sig is missing: the pack is not signed"):
+        verify_pack(files)
+    files = read_pack(str(built["pack"]))
+    # The key file is vouched for by the tag manifest, and must be the key the statement names.
+    files = read_pack(str(built["pack"]))
+    deployment_pem = files["signing-key.pem"]
+    reseal(files)
+    files["signing-key.pem"] = deployment_pem
+    with pytest.raises(PackError, match=r"signing-key\.pem: SHA-256 does not match tagmanifest-sha256\.txt"):
+        verify_pack(files)
+
+
+def test_the_statement_signature_checks_with_openssl_as_the_pack_readme_says(built, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    with zipfile.ZipFile(built["pack"]) as archive:
+        archive.extractall(tmp_path)
+    [bag] = list(tmp_path.iterdir())
+    command = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "signing-key.pem", "-rawin",
+               "-in", "statement.json", "-sigfile", "statement.sig"]  # fmt: skip
+    good = subprocess.run(command, cwd=bag, capture_output=True, text=True, check=False)
+    assert good.returncode == 0 and "Signature Verified Successfully" in good.stdout, good.stderr
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-in", "signing-key.pem", "-outform", "DER"],
+        cwd=bag,
+        capture_output=True,
+    ).stdout
+    statement = json.loads((bag / "statement.json").read_text())
+    assert "SHA256:" + hashlib.sha256(der[-32:]).hexdigest() == statement["signing_key"]["fingerprint"]
+    (bag / "statement.json").write_text((bag / "statement.json").read_text().replace('"format"', '"formaT"'))
+    bad = subprocess.run(command, cwd=bag, capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
 
 
 # --- What the pack holds, and the auditor's two ways to run the verifier --------------------------------------
@@ -340,6 +438,12 @@ def test_an_untouched_pack_verifies_from_the_zip_and_from_the_unzipped_folder_in
     for name in files._replaced:
         (bag / name).write_bytes(files[name])
     forged = _run(["verify_pack.py"], cwd=bag)
+    assert forged.returncode == 1
+    assert forged.stderr.startswith(
+        f"FAILED: statement.sig: signed by {FORGER}, which this verifier does not"
+    ), forged.stderr
+    # Even an auditor talked into trusting the forger's key is shown the edited row.
+    forged = _run(["verify_pack.py", "--trust", FORGER], cwd=bag)
     assert forged.returncode == 1
     assert re.match(r"FAILED: data/decisions\.csv, row \d+: actor__username 'vic'", forged.stderr), (
         forged.stderr
