@@ -18,7 +18,6 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import ChainVerification, EvidenceEvent, EvidencePack
@@ -36,6 +35,7 @@ from sod.models import (
     Violation,
 )
 from soxgov.roles import Role
+from soxgov.tokens import token_create
 
 PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
 
@@ -702,11 +702,12 @@ def world(company, personas):
     )
     for exception in ControlException.objects.exclude(kind="orphan_account"):
         objects[f"exception {exception.key}"] = exception
+    _, token = token_create(actor=Actor.system("tests"), user=personas["audrey"])
     # Every other evidence event the fixtures wrote gets a name too: lists compare names.
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):
         objects[f"event #{event.sequence} {event.action}"] = event
-    return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
+    return {"objects": objects, "users": personas, "token": token}
 
 
 def _sod_world(company, personas) -> dict:
