@@ -217,6 +217,9 @@ ROUTES = {
     "admin runs": (ADMIN, "admin:entitlements_connectorrun_changelist", None),
     "admin users": (ADMIN, "admin:soxgov_user_changelist", None),
     "admin groups": (ADMIN, "admin:auth_group_changelist", None),
+    "admin api tokens": (ADMIN, "admin:soxgov_apitoken_changelist", None),
+    "admin add api token": (ADMIN, "admin:soxgov_apitoken_add", None),
+    "admin login attempts": (ADMIN, "admin:axes_accessattempt_changelist", None),
 }
 
 # fmt: off
@@ -486,6 +489,11 @@ MATRIX = [
     ("GET",    "admin users",             None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     # Role permissions are defined in code (soxgov/roles.py), so nobody edits groups in admin.
     ("GET",    "admin groups",            None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    # API tokens: listed (owner, prefix, dates; never the secret) and revoked, never created here: a token is
+    # for its owner, who signs in for it. Failed sign-ins that count towards a lockout: cleared to unlock.
+    ("GET",    "admin api tokens",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin add api token",     None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin login attempts",    None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
 ]
 
 ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test: more rows than the table names
