@@ -107,6 +107,18 @@ class SoxgovUserAdmin(UserAdmin):
             obj._soxgov_actor = Actor.for_user(request.user)
         return obj
 
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, User.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        # The tokens would go with the user (CASCADE); revoke them first so that is evidenced too.
+        actor = Actor.for_user(request.user)
+        for user in queryset:
+            tokens_revoke(actor=actor, tokens=ApiToken.objects.filter(user=user), reason="user deleted")
+            snapshot, subject = _user_snapshot(user), Subject.of(user)
+            user.delete()
+            event_record(actor=actor, action="access.user.deleted", subject=subject, payload=snapshot)
+
     def save_model(self, request, obj, form, change):
         obj._soxgov_actor = Actor.for_user(request.user)
         # The form has already written its values onto obj; the old ones are still in the database.

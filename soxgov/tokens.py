@@ -14,7 +14,7 @@ from evidence.services import Actor, event_record
 from soxgov.models import ApiToken
 
 
-def token_create(*, actor: Actor, user, expiry_hours: int | None = None) -> tuple[ApiToken, str]:
+def token_create(*, actor: Actor, user, reason: str, expiry_hours: int | None = None) -> tuple[ApiToken, str]:
     """A new token for ``user``; returns the row and the secret, which is never available again."""
     hours = settings.SOXGOV_API_TOKEN_TTL_HOURS if expiry_hours is None else expiry_hours
     if hours < 1:
@@ -30,6 +30,7 @@ def token_create(*, actor: Actor, user, expiry_hours: int | None = None) -> tupl
                 "prefix": token.prefix,
                 "expiry": token.expiry,
                 "user": user.username,
+                "reason": reason,
             },
         )
     return token, key

@@ -710,7 +710,7 @@ def world(company, personas):
     )
     for exception in ControlException.objects.exclude(kind="orphan_account"):
         objects[f"exception {exception.key}"] = exception
-    _, token = token_create(actor=Actor.system("tests"), user=personas["audrey"])
+    _, token = token_create(actor=Actor.system("tests"), reason="tests", user=personas["audrey"])
     # Every other evidence event the fixtures wrote gets a name too: lists compare names.
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):

@@ -37,7 +37,7 @@ def client(db, web):
 
 @pytest.fixture
 def token(personas):
-    return token_create(actor=Actor.system("tests"), user=personas["audrey"])[1]
+    return token_create(actor=Actor.system("tests"), reason="tests", user=personas["audrey"])[1]
 
 
 def bearer(key: str) -> dict:

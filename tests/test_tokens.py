@@ -119,6 +119,7 @@ def test_issued_token_is_stored_only_as_a_digest_and_evidenced(client, personas)
     event = EvidenceEvent.objects.get(action="access.token.created")
     assert event.actor_user == personas["audrey"] and event.subject_id == str(personas["audrey"].pk)
     assert event.payload_data["prefix"] == token.prefix and event.payload_data["expiry"]
+    assert event.payload_data["reason"] == "signed in at the token endpoint"
     assert key not in event.payload and token.digest not in event.payload
     assert works(key)
 
@@ -211,6 +212,7 @@ def test_token_create_command_prints_the_token_once(personas):
     assert abs(token.expiry - (timezone.now() + dt.timedelta(hours=3))) < dt.timedelta(minutes=1)
     event = EvidenceEvent.objects.get(action="access.token.created")
     assert event.actor_name == "system:command:token_create"
+    assert event.payload_data["reason"] == "token_create command"
 
 
 @pytest.mark.parametrize("args", [["nobody"], ["audrey", "--expiry-hours", "0"]])
@@ -220,3 +222,16 @@ def test_token_create_command_refuses_bad_input(personas, args):
     with pytest.raises(CommandError):
         call_command("token_create", *args, stdout=io.StringIO())
     assert not ApiToken.objects.exists()
+
+
+def test_deleting_a_user_in_admin_revokes_their_tokens_with_evidence(client, personas):
+    """A user who has acted is protected by the evidence naming them; one who never has may be deleted."""
+    mallory = personas["mallory"]
+    call_command("token_create", "mallory", stdout=io.StringIO(), stderr=io.StringIO())
+    client.force_login(personas["alice"])
+    response = client.post(reverse("admin:soxgov_user_delete", args=[mallory.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    revoked = EvidenceEvent.objects.get(action="access.token.revoked")
+    assert (revoked.actor_user, revoked.payload_data["reason"]) == (personas["alice"], "user deleted")
+    deleted = EvidenceEvent.objects.get(action="access.user.deleted")
+    assert deleted.subject_id == str(mallory.pk) and deleted.payload_data["username"] == "mallory"

@@ -49,6 +49,8 @@ class TokenObtainView(APIView):
                 {"non_field_errors": ["Unable to sign in with the username and password given."]}
             )
         with transaction.atomic():
-            token, key = token_create(actor=Actor.for_user(user), user=user)
+            token, key = token_create(
+                actor=Actor.for_user(user), user=user, reason="signed in at the token endpoint"
+            )
             user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         return Response({"token": key, "prefix": token.prefix, "expiry": token.expiry})

@@ -341,7 +341,7 @@ def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_r
 
     settings.SOXGOV_PACK_DIR = tmp_path / "packs"
     client = Client()
-    _, key = token_create(actor=Actor.system("tests"), user=people["audrey"])
+    _, key = token_create(actor=Actor.system("tests"), reason="tests", user=people["audrey"])
     auth = {"Authorization": f"Token {key}"}
 
     with django_capture_on_commit_callbacks(execute=True):

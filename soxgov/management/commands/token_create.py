@@ -26,7 +26,10 @@ class Command(BaseCommand):
         if expiry_hours is not None and expiry_hours < 1:
             raise CommandError(f"--expiry-hours must be at least 1, not {expiry_hours}")
         token, key = token_create(
-            actor=Actor.system("command:token_create"), user=user, expiry_hours=expiry_hours
+            actor=Actor.system("command:token_create"),
+            user=user,
+            reason="token_create command",
+            expiry_hours=expiry_hours,
         )
         self.stdout.write(key)
         self.stderr.write(f"token {token.prefix}… for {username}, expires {token.expiry:%Y-%m-%d %H:%M %Z}")
