@@ -26,7 +26,13 @@ def _role_permissions(role: Role, Permission):
             | view_domain
             | Permission.objects.filter(content_type__app_label="soxgov", content_type__model="user")
             | Permission.objects.filter(content_type__app_label="evidence", codename="add_chainverification")
-            | Permission.objects.filter(content_type__app_label="authtoken")
+            # API tokens and failed-sign-in counters: listed, and revoked or cleared (unlocking), never created.
+            | Permission.objects.filter(
+                content_type__app_label="soxgov", codename__in=("view_apitoken", "delete_apitoken")
+            )
+            | Permission.objects.filter(
+                content_type__app_label="axes", codename__in=("view_accessattempt", "delete_accessattempt")
+            )
         )
     if role == Role.AUDITOR:
         return view_domain

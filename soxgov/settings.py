@@ -5,6 +5,7 @@ web process. Production: set ``SOXGOV_DEBUG=0`` plus the variables listed in REA
 ``DATABASE_URL`` selects PostgreSQL and ``REDIS_URL`` selects a real Celery broker.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import dj_database_url
@@ -39,7 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -52,6 +53,8 @@ INSTALLED_APPS = [
     "evidence",
     "sod",
     "reviews",
+    # Last, so that soxgov's axes_reset_username (evidenced) replaces axes' own.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "soxgov.urls"
@@ -244,7 +248,7 @@ DEFAULT_FROM_EMAIL = envstr("SOXGOV_DEFAULT_FROM_EMAIL", "soxgov@localhost")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "soxgov.api.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["soxgov.api.permissions.RestrictedPermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -336,6 +340,36 @@ SOXGOV_CHECKPOINT_KEY = envstr("SOXGOV_CHECKPOINT_KEY") or None
 SOXGOV_PACK_DIR = Path(envstr("SOXGOV_PACK_DIR") or VAR_DIR / "packs")
 # SoD: an import that changed more identities than this is followed by a full scan instead of an id list.
 SOXGOV_SOD_FULL_CHECK_OVER = envint("SOXGOV_SOD_FULL_CHECK_OVER", 50_000, minimum=0)
+
+# --- Sign-in and API tokens (soxgov/signin.py, soxgov/tokens.py) --------------------------------------
+# API tokens (django-rest-knox, in soxgov.ApiToken): only a digest is stored; each expires after this many hours.
+SOXGOV_API_TOKEN_TTL_HOURS = envint("SOXGOV_API_TOKEN_TTL_HOURS", 720, minimum=1)
+KNOX_TOKEN_MODEL = "soxgov.ApiToken"
+# knox's migrations build its own token table even though soxgov.ApiToken replaces it; an orphan table whose
+# foreign key to the users would also stop the test runner's flush. So they do not run.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_TTL": dt.timedelta(hours=SOXGOV_API_TOKEN_TTL_HOURS), "AUTO_REFRESH": False}
+# Brute-force protection (django-axes): a username is locked from one address after this many failed sign-ins.
+SOXGOV_LOGIN_FAILURE_LIMIT = envint("SOXGOV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+SOXGOV_LOGIN_COOLOFF_MINUTES = envint("SOXGOV_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+# Behind the TLS proxy the client's address is the one that proxy appends to X-Forwarded-For.
+SOXGOV_BEHIND_TLS_PROXY = envbool("SOXGOV_BEHIND_TLS_PROXY", False)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = SOXGOV_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=SOXGOV_LOGIN_COOLOFF_MINUTES)
+# Username and address together: a stranger who guesses a name cannot lock its owner out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "soxgov.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "soxgov.signin.lockout_response"
+# Sign-ins are evidenced in the chain; axes keeps only the counters a lockout needs (its own admin: soxgov/admin.py).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from entitlements import api as entitlements_api
@@ -10,6 +9,7 @@ from evidence import api as evidence_api
 from reviews import api as reviews_api
 from sod import api as sod_api
 from soxgov import views
+from soxgov.api.tokens import TokenObtainView
 
 router = DefaultRouter()
 router.register("identities", entitlements_api.IdentityViewSet)
@@ -44,7 +44,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/sod/what-if/", sod_api.WhatIfView.as_view(), name="sod_what_if"),
-    path("api/auth/token/", obtain_auth_token, name="api_token"),
+    path("api/auth/token/", TokenObtainView.as_view(), name="api_token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # The split view serves Swagger UI's start-up script as a file, which script-src 'self' allows.
     path(

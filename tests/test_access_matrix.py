@@ -18,7 +18,6 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import ChainVerification, EvidenceEvent, EvidencePack, SigningKey
@@ -36,6 +35,7 @@ from sod.models import (
     Violation,
 )
 from soxgov.roles import Role
+from soxgov.tokens import token_create
 
 PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
 
@@ -218,6 +218,9 @@ ROUTES = {
     "admin runs": (ADMIN, "admin:entitlements_connectorrun_changelist", None),
     "admin users": (ADMIN, "admin:soxgov_user_changelist", None),
     "admin groups": (ADMIN, "admin:auth_group_changelist", None),
+    "admin api tokens": (ADMIN, "admin:soxgov_apitoken_changelist", None),
+    "admin add api token": (ADMIN, "admin:soxgov_apitoken_add", None),
+    "admin login attempts": (ADMIN, "admin:axes_accessattempt_changelist", None),
 }
 
 # fmt: off
@@ -496,6 +499,11 @@ MATRIX = [
     ("GET",    "admin users",             None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     # Role permissions are defined in code (soxgov/roles.py), so nobody edits groups in admin.
     ("GET",    "admin groups",            None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    # API tokens: listed (owner, prefix, dates; never the secret) and revoked, never created here: a token is
+    # for its owner, who signs in for it. Failed sign-ins that count towards a lockout: cleared to unlock.
+    ("GET",    "admin api tokens",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin add api token",     None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin login attempts",    None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
 ]
 
 ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test: more rows than the table names
@@ -717,11 +725,12 @@ def world(company, personas):
     objects["signing key"], _ = signing_key_register(public_key_hex=current_public_key().public_key_hex)
     for exception in ControlException.objects.exclude(kind="orphan_account"):
         objects[f"exception {exception.key}"] = exception
+    _, token = token_create(actor=Actor.system("tests"), reason="tests", user=personas["audrey"])
     # Every other evidence event the fixtures wrote gets a name too: lists compare names.
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):
         objects[f"event #{event.sequence} {event.action}"] = event
-    return {"objects": objects, "users": personas, "token": Token.objects.create(user=personas["audrey"]).key}
+    return {"objects": objects, "users": personas, "token": token}
 
 
 def _sod_world(company, personas) -> dict:

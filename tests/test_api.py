@@ -9,12 +9,13 @@ import datetime as dt
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from entitlements.models import Account, Grant, Identity
 from evidence.chain import GENESIS_HASH, event_hash, format_time, verify
 from evidence.models import EvidenceEvent
 from evidence.services import Actor, Event, Subject, event_record, events_record
+from soxgov.models import ApiToken
+from soxgov.tokens import token_create
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +37,7 @@ def client(db, web):
 
 @pytest.fixture
 def token(personas):
-    return Token.objects.create(user=personas["audrey"]).key
+    return token_create(actor=Actor.system("tests"), reason="tests", user=personas["audrey"])[1]
 
 
 def bearer(key: str) -> dict:
@@ -63,7 +64,7 @@ def test_a_token_is_issued_for_a_username_and_password_and_then_works(client, pe
     response = client.post(reverse("api_token"), {"username": "audrey", "password": "correct horse battery"})
     assert response.status_code == 200
     key = response.json()["token"]
-    assert Token.objects.get(key=key).user == personas["audrey"]
+    assert ApiToken.objects.get(user=personas["audrey"]).prefix == key[:8]
     assert get_json(client, reverse("grant-list"), headers=bearer(key))["results"]
 
 

@@ -658,5 +658,5 @@ def test_linking_a_user_to_an_imported_identity_is_evidenced(write_csv, accept, 
     accept(write_csv("hr.csv", identity_rows(person(email="eve@example.com"))), "identities")
     user.refresh_from_db()
     assert user.identity.employee_id == "E5"
-    event = EvidenceEvent.objects.get(action="access.user.linked", subject_id=str(user.pk))
-    assert event.payload_data["identity_id"] == user.identity_id
+    event = EvidenceEvent.objects.get(action="access.user.identity_changed", subject_id=str(user.pk))
+    assert (event.payload_data["old"], event.payload_data["new"]["id"]) == (None, user.identity_id)

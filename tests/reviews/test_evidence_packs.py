@@ -345,11 +345,13 @@ def test_an_auditor_token_asks_for_a_pack_polls_it_and_downloads_what_the_pack_r
     whose SHA-256 the record holds."""
     import hashlib
 
-    from rest_framework.authtoken.models import Token
+    from evidence.services import Actor
+    from soxgov.tokens import token_create
 
     settings.SOXGOV_PACK_DIR = tmp_path / "packs"
     client = Client()
-    auth = {"Authorization": f"Token {Token.objects.create(user=people['audrey']).key}"}
+    _, key = token_create(actor=Actor.system("tests"), reason="tests", user=people["audrey"])
+    auth = {"Authorization": f"Token {key}"}
 
     with django_capture_on_commit_callbacks(execute=True):
         assert client.get(f"/api/evidence/packs/campaign/{decided.pk}/", headers=auth).status_code == 404
