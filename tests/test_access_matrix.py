@@ -749,9 +749,15 @@ def _reviews_world(company, personas) -> dict:
     items; Carol has no manager and ERP is hers, so her item goes to the fallback, Alice), and a draft."""
     import datetime as dt
 
+    from entitlements.models import Identity
     from reviews.services import campaign_launch, decide
 
     today = company["today"]
+    # A fallback reviewer needs an identity (so their own access can be kept from them).
+    personas["alice"].identity = Identity.objects.create(
+        employee_id="E0", email="alice@example.com", display_name="Alice Admin"
+    )
+    personas["alice"].save(update_fields=["identity"])
     fields = {
         "start_on": today,
         "due_on": today + dt.timedelta(days=14),
