@@ -192,6 +192,11 @@ class Bench:
                          i > {mgrs} AND i % 20 <> 0 AND random() < {TERMINATED_RATE} AS term
                   FROM generate_series(1, {ids}) i) s
             ORDER BY i;
+            -- The fallback reviewer's own identity (id N + 1, no accounts): a reviewer without one is refused.
+            INSERT INTO entitlements_identity (kind, employee_id, email, display_name, department, title, status,
+                                               created_at, updated_at)
+            VALUES ('human', 'FALLBACK', 'fallback@bench.example', 'Fallback Reviewer', '', '', 'active', now(),
+                    now());
             INSERT INTO entitlements_application (name, description, sox_in_scope, criticality, owner_id,
                                                   created_at, updated_at)
             SELECT 'CampBenchApp' || i, '', true, 'high', 1 + i, now(), now()
@@ -247,7 +252,7 @@ class Bench:
             INSERT INTO soxgov_user (password, is_superuser, username, first_name, last_name, email, is_staff,
                                      is_active, date_joined, identity_id)
             VALUES ('!', false, 'bench-fallback', 'Fallback', 'Reviewer', 'fallback@bench.example', false, true,
-                    now(), NULL),
+                    now(), {ids + 1}),
                    ('!', false, 'bench-admin', 'Bench', 'Admin', 'admin@bench.example', false, true, now(), NULL);
             INSERT INTO soxgov_user_groups (user_id, group_id)
             SELECT u.id, g.id FROM soxgov_user u JOIN auth_group g

@@ -6,8 +6,9 @@ come from joins against small derived tables rather than per-row subqueries, so 
 of hash joins.
 
 Routing picks an identity (the manager, an owner ...), then the active user linked to it. The fallback reviewer
-takes an item when that identity has no active user, is terminated, or is the subject; the campaign's creator
-takes it if the fallback is the subject too. The database refuses self-review regardless (a check constraint).
+takes an item when that identity has no active user, is terminated, or is the subject (by the user's identity
+link or by their e-mail); the campaign's creator takes it if the fallback is the subject too. A user with no
+identity linked is never routed an item. The database refuses self-review regardless (a check constraint).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
+from entitlements.selves import identity_ids_of
 from reviews.models import Campaign, ReviewItem
 from sod.models import RuleMember, Violation
 from soxgov.models import User
@@ -69,8 +71,13 @@ def _routed_identity(routing: str) -> str:
 def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
     """CASE choosing the reviewer (``want`` = "user") or their identity (``want`` = "identity"): the routed
     identity's user, else the named reviewer (named routing), else the fallback, else the creator; never the
-    subject (i.id). No branch left means NULL, which the NOT NULL column refuses."""
-    branches = [f"WHEN ru.user_id IS NOT NULL AND (i.id IS NULL OR ru.identity_id <> i.id) THEN ru.{want}_id"]
+    subject (i.id), whether by the user's identity link or by their e-mail (entitlements/selves.py), and never
+    a user with no identity linked (nobody could tell whose access is theirs). No branch left means NULL,
+    which the NOT NULL column refuses."""
+    branches = [
+        f"WHEN ru.user_id IS NOT NULL AND (i.id IS NULL OR (ru.identity_id <> i.id AND (ru.email = '' "
+        f"OR i.email IS NULL OR LOWER(i.email) <> ru.email))) THEN ru.{want}_id"
+    ]
     params: list = []
     people = [campaign.fallback_reviewer, campaign.created_by]
     if campaign.routing == Campaign.Routing.NAMED:
@@ -79,13 +86,29 @@ def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
         # Checked now, not only when the draft was saved: a recurrence may launch months later.
         if person is None or not person.is_active or not person.has_perm("reviews.change_reviewitem"):
             continue
-        branches.append("WHEN (i.id IS NULL OR %s IS NULL OR %s <> i.id) THEN %s")
-        params += [
-            person.identity_id,
-            person.identity_id,
-            person.pk if want == "user" else person.identity_id,
-        ]
+        if person.identity_id is None:
+            continue
+        selves = sorted(identity_ids_of(person))
+        branches.append(f"WHEN (i.id IS NULL OR i.id NOT IN ({', '.join(['%s'] * len(selves))})) THEN %s")
+        params += [*selves, person.pk if want == "user" else person.identity_id]
     return "CASE " + " ".join(branches) + " END", params
+
+
+def reviewers_without_identity(campaign: Campaign) -> dict[str, str]:
+    """The campaign's named and fallback reviewers who have no identity linked, by field, with why they are
+    refused: SOXGov could not keep their own access from them."""
+    fields = ["fallback_reviewer"]
+    if campaign.routing == Campaign.Routing.NAMED:
+        fields.insert(0, "named_reviewer")
+    refused = {}
+    for name in fields:
+        person = getattr(campaign, name)
+        if person is not None and person.identity_id is None:
+            refused[name] = (
+                f"{person.display_name} has no identity linked (their e-mail matches none), so SOXGov cannot "
+                "keep their own access from them; link an identity or choose someone else."
+            )
+    return refused
 
 
 def _review_permission_id() -> int:
@@ -162,7 +185,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         else ("LEFT JOIN eligible ru ON 1 = 0")
     )
     sql = f"""
-        WITH eligible AS (
+        WITH eligible_user AS (
             SELECT u.identity_id AS identity_id, MIN(u.id) AS user_id
             FROM {t["user"]} u JOIN {t["identity"]} ri ON ri.id = u.identity_id
             WHERE u.is_active AND ri.status <> 'terminated' AND (u.is_superuser OR EXISTS (
@@ -170,6 +193,11 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
                 JOIN {t["group_permissions"]} gp ON gp.group_id = ug.group_id
                 WHERE ug.user_id = u.id AND gp.permission_id = %s))
             GROUP BY u.identity_id
+        ),
+        -- The chosen user's e-mail too: a user whose e-mail is the subject's is the subject, whatever the link.
+        eligible AS (
+            SELECT eu.identity_id AS identity_id, eu.user_id AS user_id, LOWER(COALESCE(u.email, '')) AS email
+            FROM eligible_user eu JOIN {t["user"]} u ON u.id = eu.user_id
         ),
         conflict_people AS (
             SELECT DISTINCT v.identity_id AS identity_id, m.entitlement_id AS entitlement_id

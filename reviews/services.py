@@ -18,12 +18,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from entitlements.selves import identity_ids_of
 from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from reviews import notify, progress
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
-from reviews.scoping import ITEM_COLUMNS, item_source
+from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
 from soxgov import access
 
 
@@ -126,6 +127,10 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
             raise ValidationError(
                 f"Only a draft campaign can be launched; this one is {campaign.get_status_display().lower()}."
             )
+        # Again at launch: a link can be removed between saving the draft and launching it (or its recurrence).
+        refused = reviewers_without_identity(campaign)
+        if refused:
+            raise ValidationError(f"Not launched: {' '.join(refused.values())}")
         count = _insert_items(campaign, now=now)
         progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
@@ -230,8 +235,9 @@ def _decidable(user, item_ids: list[int]):
     missing = [pk for pk in item_ids if pk not in found]
     if missing:
         raise ReviewItem.DoesNotExist(f"Review item {missing[0]} does not exist or is not assigned to you.")
+    selves = identity_ids_of(user)
     for item in items:
-        if user.identity_id is not None and item.identity_id == user.identity_id:
+        if item.identity_id is not None and item.identity_id in selves:
             raise PermissionDenied("Nobody may review their own access.")
         if item.campaign.status != Campaign.Status.ACTIVE:
             raise ValidationError(
@@ -341,11 +347,15 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
             raise Conflict(
                 "Only pending items can be delegated; some were decided meanwhile. Nothing was changed."
             )
-        subjects = [
-            item
-            for item in items
-            if to_user.identity_id is not None and item.identity_id == to_user.identity_id
-        ]
+        if to_user.identity_id is None:
+            raise ValidationError(
+                {
+                    "to_user": f"{to_user.display_name} has no identity linked, so SOXGov cannot tell whose access "
+                    "they may not review; link one first."
+                }
+            )
+        theirs = identity_ids_of(to_user)
+        subjects = [item for item in items if item.identity_id is not None and item.identity_id in theirs]
         if subjects:
             raise ValidationError(
                 {
@@ -528,6 +538,9 @@ def campaign_save(*, form, user) -> Campaign:
         raise ValidationError("Only a draft campaign can be changed.")
     with transaction.atomic():
         campaign = form.save(commit=False)
+        refused = reviewers_without_identity(campaign)
+        if refused:
+            raise ValidationError(refused)
         if creating:
             campaign.created_by = user
         campaign.save()

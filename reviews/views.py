@@ -75,7 +75,7 @@ def campaign_edit(request, pk=None):
         try:
             saved = services.campaign_save(form=form, user=request.user)
         except ValidationError as exc:
-            form.add_error(None, " ".join(exc.messages))
+            form.add_error(None, exc)  # a refusal naming a field shows beside that field
         else:
             messages.success(request, "Campaign saved as a draft. Preview it before launch.")
             return redirect("reviews:campaign_preview", pk=saved.pk)

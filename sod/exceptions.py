@@ -3,6 +3,9 @@ control, accept the risk until a date (another person approves; expiry reopens),
 
 Each action writes a note in the exception's log and an evidence event in the same transaction. SoD violations
 are answered on the violation itself (sod.services), which the exception mirrors.
+
+Nobody answers their own case: an exception about a person's own access, a non-human identity they own, or their
+own overdue review is mitigated, accepted, decided, closed or assigned to them by someone else.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from entitlements.models import Identity
+from entitlements.selves import is_own_case
 from evidence.services import Actor, event_record
-from sod.models import ControlException, ExceptionNote
+from sod.models import ControlException, ExceptionNote, Violation
+from sod.services import answer_until_check
 from soxgov import access
 
 
@@ -42,6 +48,25 @@ def _record(exception, user, action: str, text: str, payload: dict) -> None:
     )
 
 
+def _refuse_own(user, exception: ControlException) -> None:
+    """Refuse ``user`` an answer to an exception about themselves (their access, by identity link or e-mail; a
+    non-human identity they own; their own overdue review)."""
+    if _is_about(user, exception):
+        raise PermissionDenied(
+            "This exception is about you (or an account you own): someone else must answer it."
+        )
+
+
+def _is_about(user, exception: ControlException) -> bool:
+    if exception.kind == ControlException.Kind.REVIEW_OVERDUE and exception.detail.get("reviewer") == (
+        user.get_username()
+    ):
+        return True
+    if exception.identity_id is None:
+        return False
+    return is_own_case(user, Identity.objects.filter(pk=exception.identity_id).first())
+
+
 def _live(exception: ControlException) -> None:
     if not exception.is_live:
         raise ValidationError("This exception is closed.")
@@ -52,15 +77,14 @@ def _not_sod(exception: ControlException) -> None:
         raise ValidationError("An SoD exception is mitigated or accepted on its violation, which it follows.")
 
 
-def _future(day: dt.date) -> None:
-    if day <= timezone.localdate():
-        raise ValidationError({"until": "The date must be after today."})
-
-
 def assign(*, exception_id: int, user, owner) -> ControlException:
     with transaction.atomic():
         exception = _locked(user, exception_id)
         _live(exception)
+        if _is_about(owner, exception):
+            raise ValidationError(
+                {"owner": f"This exception is about {owner.display_name}: assign it to someone else."}
+            )
         exception.owner = owner
         exception.save(update_fields=["owner"])
         _record(exception, user, "assigned", f"to {owner.display_name}", {"owner": owner.get_username()})
@@ -80,11 +104,12 @@ def comment(*, exception_id: int, user, text: str, remediation: bool = False) ->
 def mitigate(*, exception_id: int, user, control: str, until: dt.date) -> ControlException:
     if not control.strip():
         raise ValidationError({"control": "Describe the compensating control."})
-    _future(until)
+    answer_until_check(until, field="until", what="mitigation")
     with transaction.atomic():
         exception = _locked(user, exception_id)
         _live(exception)
         _not_sod(exception)
+        _refuse_own(user, exception)
         previous = exception.status
         exception.status, exception.answered_until = ControlException.Status.MITIGATED, until
         exception.save(update_fields=["status", "answered_until"])
@@ -101,11 +126,12 @@ def mitigate(*, exception_id: int, user, control: str, until: dt.date) -> Contro
 def request_acceptance(*, exception_id: int, user, justification: str, until: dt.date) -> ControlException:
     if not justification.strip():
         raise ValidationError({"justification": "A risk acceptance needs a justification."})
-    _future(until)
+    answer_until_check(until, field="until", what="risk acceptance")
     with transaction.atomic():
         exception = _locked(user, exception_id)
         _live(exception)
         _not_sod(exception)
+        _refuse_own(user, exception)
         if exception.acceptance_requested_by_id:
             raise ValidationError("A risk acceptance is already waiting for approval.")
         exception.acceptance_requested_by = user
@@ -119,6 +145,10 @@ def request_acceptance(*, exception_id: int, user, justification: str, until: dt
 
 
 def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "") -> ControlException:
+    """Approve or reject the pending risk acceptance (not your own request, not about you); a rejection says why."""
+    note = note.strip()
+    if not approve and not note:
+        raise ValidationError({"note": "Rejecting a risk acceptance needs a reason."})
     with transaction.atomic():
         exception = _locked(user, exception_id)
         _live(exception)
@@ -126,6 +156,7 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
             raise ValidationError("No risk acceptance is waiting for approval.")
         if exception.acceptance_requested_by_id == user.pk:
             raise PermissionDenied("You requested this risk acceptance; someone else must decide it.")
+        _refuse_own(user, exception)
         requested_by, until = exception.acceptance_requested_by, exception.acceptance_until
         payload = {
             "requested_by": requested_by.get_username(),
@@ -136,6 +167,7 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
         if approve:
             if until <= timezone.localdate():
                 raise ValidationError("The requested date has passed; ask for a new acceptance.")
+            answer_until_check(until, field="until", what="risk acceptance")
             exception.status, exception.answered_until = ControlException.Status.ACCEPTED, until
         exception.acceptance_requested_by, exception.acceptance_until = None, None
         exception.acceptance_justification = ""
@@ -145,13 +177,22 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
 
 
 def close(*, exception_id: int, user, proof: str) -> ControlException:
-    """Close with proof. If the condition still holds, the next hygiene check opens a new exception."""
+    """Close with proof. If the condition still holds, the next hygiene check opens a new exception. An SoD
+    exception closes only once its violation is resolved: the conflict itself must be gone."""
     if not proof.strip():
         raise ValidationError({"proof": "Closing needs proof: what was done, and where it can be checked."})
     now = timezone.now()
     with transaction.atomic():
         exception = _locked(user, exception_id)
         _live(exception)
+        _refuse_own(user, exception)
+        violation = exception.violation
+        if violation is not None and violation.status != Violation.Status.RESOLVED:
+            raise ValidationError(
+                f"The conflict still exists: its violation is {violation.get_status_display().lower()}. Remove "
+                "the conflicting access (the next check resolves the violation and closes this exception), or "
+                "answer it on the violation."
+            )
         previous = exception.status
         exception.status, exception.closed_at, exception.closed_by = ControlException.Status.CLOSED, now, user
         exception.proof, exception.close_reason = proof.strip(), "closed with proof"

@@ -130,7 +130,7 @@ def conditions(today: dt.date | None = None) -> dict[str, Condition]:
             )
         )
     late = RemediationTask.objects.filter(status=RemediationTask.Status.OPEN, due_on__lt=today)
-    for task in late.select_related("application"):
+    for task in late.select_related("application", "item"):
         add(
             Condition(
                 Kind.REVOCATION_OVERDUE,
@@ -138,10 +138,14 @@ def conditions(today: dt.date | None = None) -> dict[str, Condition]:
                 Risk.HIGH,
                 f"Revocation past due: {task.entitlement_key} of {task.account_key} in {task.application.name} "
                 f"(due {task.due_on:%Y-%m-%d})",
+                # Whose access it is, so that they cannot answer it (sod.exceptions).
+                identity_id=task.item.identity_id,
                 application_id=task.application_id,
                 detail={"task": task.pk},
             )
         )
+    for condition in _returned_access_still_held():
+        add(condition)
     overdue = (
         ReviewItem.objects.filter(
             status=ReviewItem.Status.PENDING,
@@ -164,6 +168,32 @@ def conditions(today: dt.date | None = None) -> dict[str, Condition]:
             )
         )
     return found
+
+
+def _returned_access_still_held() -> list[Condition]:
+    """Revoked access that a pull brought back (opened by reviews.remediation, which knows the run) holds while
+    the grant is there: one query over the live exceptions' tasks; when the grant is gone again it closes."""
+    from reviews.remediation import grant_still_there
+
+    live = {
+        e.detail.get("task"): e
+        for e in ControlException.objects.filter(
+            kind=Kind.REVOKED_ACCESS_RETURNED, status__in=ControlException.LIVE
+        )
+    }
+    held = RemediationTask.objects.filter(pk__in=[pk for pk in live if pk]).annotate(back=grant_still_there())
+    return [
+        Condition(
+            e.kind,
+            e.key,
+            e.severity,
+            e.title,
+            identity_id=e.identity_id,
+            application_id=e.application_id,
+            detail=e.detail,
+        )
+        for e in (live[pk] for pk in held.filter(back=True).values_list("pk", flat=True))
+    ]
 
 
 def _follow_violations(live: dict, current: dict[str, Condition]) -> list[Event]:

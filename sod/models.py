@@ -293,7 +293,9 @@ class Check(models.Model):
 class ControlException(models.Model):
     """One control failure a control owner must close: SoD violations, revocations past due, orphan accounts,
     terminated people with enabled accounts, non-human identities without an active owner, dormant accounts,
-    overdue reviews. Opened and closed by the hygiene checks (sod/hygiene.py) as conditions appear and go."""
+    overdue reviews. Opened and closed by the hygiene checks (sod/hygiene.py) as conditions appear and go;
+    "revoked access returned" is opened by the pull that brings a verified revocation's grant back
+    (reviews/remediation.py) and closed by the hygiene checks once the grant is gone again."""
 
     class Kind(models.TextChoices):
         SOD_VIOLATION = "sod_violation", "SoD violation"
@@ -303,6 +305,7 @@ class ControlException(models.Model):
         NHI_WITHOUT_OWNER = "nhi_without_owner", "Non-human identity without an active owner"
         DORMANT_ACCOUNT = "dormant_account", "Account unused beyond the dormancy period"
         REVIEW_OVERDUE = "review_overdue", "Review overdue"
+        REVOKED_ACCESS_RETURNED = "revoked_access_returned", "Revoked access returned"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from entitlements.selves import is_own_case
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from sod.models import Mitigation, RiskAcceptance, Violation
 from soxgov import access
@@ -38,19 +40,42 @@ def _locked_violation(user, violation_id: int) -> Violation:
 
 
 def _refuse_own(user, violation: Violation) -> None:
-    """Nobody answers a conflict in their own access (or in a non-human identity they own)."""
-    me = getattr(user, "identity_id", None)
-    if me is None or violation.identity_id is None:
-        return
-    if violation.identity_id == me or violation.identity.owner_id == me:
+    """Nobody answers a conflict in their own access (or in a non-human identity they own), whether the user is
+    that identity by their link or by their e-mail (entitlements/selves.py)."""
+    if is_own_case(user, violation.identity):
         raise PermissionDenied(
             "This conflict is in your own access (or one you own): someone else must answer it."
         )
 
 
-def _future(expires_on: dt.date, what: str) -> None:
-    if expires_on <= timezone.localdate():
-        raise ValidationError({"expires_on": f"A {what} must expire after today."})
+def answer_until_check(day: dt.date, *, field: str, what: str) -> None:
+    """A mitigation or risk acceptance holds after today and at most SOXGOV_ANSWER_MAX_DAYS from today."""
+    today = timezone.localdate()
+    if day <= today:
+        raise ValidationError({field: f"A {what} must expire after today."})
+    latest = today + dt.timedelta(days=settings.SOXGOV_ANSWER_MAX_DAYS)
+    if day > latest:
+        raise ValidationError(
+            {
+                field: f"A {what} may hold at most {settings.SOXGOV_ANSWER_MAX_DAYS} days: {field} "
+                f"{day.isoformat()} is after the latest allowed date, {latest.isoformat()}."
+            }
+        )
+
+
+def _refuse_conflicted_owner(violation: Violation, owner) -> None:
+    """The control that compensates a conflict is not performed by the person in conflict (nor by the owner of
+    the non-human identity in conflict): they would be checking themselves."""
+    holder = violation.identity
+    if holder is None:
+        return
+    if owner.pk == holder.pk or (holder.owner_id is not None and owner.pk == holder.owner_id):
+        raise ValidationError(
+            {
+                "owner": f"{owner} is the person in this conflict (or owns the account in it) and may not own "
+                "its compensating control; choose someone independent."
+            }
+        )
 
 
 def _set_status(violation: Violation, status: str, reason: str, now) -> str:
@@ -79,10 +104,11 @@ def violation_mitigate(
 ) -> Mitigation:
     """Record a compensating control; the violation is mitigated until the control expires."""
     access.require(user, Mitigation, access.ADD)
-    _future(expires_on, "mitigation")
+    answer_until_check(expires_on, field="expires_on", what="mitigation")
     now = timezone.now()
     with transaction.atomic():
         violation = _locked_violation(user, violation_id)
+        _refuse_conflicted_owner(violation, owner)
         mitigation = Mitigation.objects.create(
             violation=violation,
             control=control,
@@ -118,7 +144,7 @@ def violation_mitigate(
 def acceptance_request(*, violation_id: int, user, justification: str, expires_on: dt.date) -> RiskAcceptance:
     """Ask to accept the risk until a date. Nothing changes for the violation until someone else approves."""
     access.require(user, RiskAcceptance, access.ADD)
-    _future(expires_on, "risk acceptance")
+    answer_until_check(expires_on, field="expires_on", what="risk acceptance")
     if not justification.strip():
         raise ValidationError({"justification": "A risk acceptance needs a justification."})
     now = timezone.now()
@@ -149,8 +175,12 @@ def acceptance_request(*, violation_id: int, user, justification: str, expires_o
 
 
 def acceptance_decide(*, acceptance_id: int, user, approve: bool, note: str = "") -> RiskAcceptance:
-    """Approve or reject a pending risk acceptance. The approver must not be the requester (four eyes)."""
+    """Approve or reject a pending risk acceptance. The approver must not be the requester (four eyes); a
+    rejection says why."""
     access.require(user, RiskAcceptance, access.CHANGE)
+    note = note.strip()
+    if not approve and not note:
+        raise ValidationError({"note": "Rejecting a risk acceptance needs a reason."})
     now = timezone.now()
     with transaction.atomic():
         acceptance = (
@@ -169,6 +199,9 @@ def acceptance_decide(*, acceptance_id: int, user, approve: bool, note: str = ""
         violation = _locked_violation(user, acceptance.violation_id)
         if approve and acceptance.expires_on <= timezone.localdate():
             raise ValidationError("This request has already expired; ask for a new one.")
+        if approve:
+            # Again at approval: the ceiling counts from the day the acceptance takes effect.
+            answer_until_check(acceptance.expires_on, field="expires_on", what="risk acceptance")
         acceptance.status = RiskAcceptance.Status.APPROVED if approve else RiskAcceptance.Status.REJECTED
         acceptance.decided_by = user
         acceptance.decided_at = now

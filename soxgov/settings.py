@@ -306,6 +306,9 @@ SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
 # Days a revocation's remediation task has before it is overdue (and becomes a control exception).
 SOXGOV_REMEDIATION_DAYS = envint("SOXGOV_REMEDIATION_DAYS", 14, minimum=1)
+# The longest a mitigation or risk acceptance may hold, in days from the day it is recorded or approved: an answer
+# dated further out is refused, so nobody parks a control failure out of sight.
+SOXGOV_ANSWER_MAX_DAYS = envint("SOXGOV_ANSWER_MAX_DAYS", 365, minimum=1)
 # Where SOXGov is reached, for links in e-mails.
 SOXGOV_BASE_URL = envstr("SOXGOV_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Imports: where input files are kept (content-addressed), and the limits that keep bad files harmless.

@@ -9,6 +9,7 @@ failure shows exactly which cells differ. Every refused request must also leave 
 VISIBLE then says which rows each persona sees in each list, through the page, the htmx fragment and the API.
 """
 
+import datetime
 import functools
 import json
 import re
@@ -513,7 +514,8 @@ ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test:
 FULL_SCOPE = ("alice", "oscar", "audrey")
 VISIBLE = {
     # list          the full-scope roles see                                        rita sees
-    "identities":   {**dict.fromkeys(FULL_SCOPE, frozenset({"rita", "bob", "carol", "bot"})),      "rita": {"rita", "bob", "bot"}},
+    "identities":   {**dict.fromkeys(FULL_SCOPE, frozenset({"rita", "bob", "carol", "bot", "alice identity"})),
+                     "rita": {"rita", "bob", "bot"}},
     "applications": {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP", "CRM"})),                       "rita": {"CRM"}},
     "accounts":     {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP", "carol@ERP", "bot@ERP", "ghost@CRM"})),
                      "rita": {"bob@ERP", "bot@ERP", "ghost@CRM"}},
@@ -534,7 +536,11 @@ VISIBLE = {
 }
 # fmt: on
 
+# Within SOXGOV_ANSWER_MAX_DAYS: an answer dated further out is refused.
+SOON = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
+
 # Request bodies for writes. Refusals must come from the access rules, before any body is looked at.
+
 BODIES = {
     "admin add application": {"name": "Matrix App", "criticality": "low", "description": "", "_save": "Save"},
     "api identities": {"kind": "human", "employee_id": "E99", "display_name": "Eve Intruder"},
@@ -569,9 +575,9 @@ BODIES = {
         "description": "AP manager reviews every vendor change report.",
         "owner": world["objects"]["rita"].pk,
         "frequency": "monthly",
-        "expires_on": "2999-12-31",
+        "expires_on": SOON,
     },
-    "sod accept": {"justification": "Small team; reviewed monthly.", "expires_on": "2999-12-31"},
+    "sod accept": {"justification": "Small team; reviewed monthly.", "expires_on": SOON},
     "sod approve": {"note": "ok"},
     "sod reject": {"note": "no"},
     "api sod rules": {"code": "X"},
@@ -583,9 +589,9 @@ BODIES = {
         "description": "AP manager reviews every vendor change report.",
         "owner": world["objects"]["rita"].pk,
         "frequency": "monthly",
-        "expires_on": "2999-12-31",
+        "expires_on": SOON,
     },
-    "api sod request acceptance": {"justification": "Small team.", "expires_on": "2999-12-31"},
+    "api sod request acceptance": {"justification": "Small team.", "expires_on": SOON},
     "api sod approve": {"note": "ok"},
     "api sod reject": {"note": "no"},
     "api sod acceptance": {"status": "approved"},
@@ -621,8 +627,9 @@ BODIES = {
     "exception act": {"text": "looked at it"},
     "api exception comment": {"text": "looked at it"},
     "api exception assign": {"owner": "oscar"},
-    "api exception mitigate": {"control": "weekly log review", "until": "2999-01-01"},
-    "api exception accept": {"justification": "shared mailbox", "until": "2999-01-01"},
+    "api exception mitigate": {"control": "weekly log review", "until": SOON},
+    "api exception accept": {"justification": "shared mailbox", "until": SOON},
+    "api exception reject": {"note": "not justified"},
     "api exception close": {"proof": "disabled in CRM, see IAM-7"},
     "api remediation close": {"proof": "Removed by hand", "ticket": "CHG-2"},
     "api sod what-if": lambda world: {
@@ -776,6 +783,11 @@ def _reviews_world(company, personas) -> dict:
     from reviews.services import campaign_launch, decide
 
     today = company["today"]
+    # A fallback reviewer needs an identity (so their own access can be kept from them).
+    personas["alice"].identity = Identity.objects.create(
+        employee_id="E0", email="alice@example.com", display_name="Alice Admin"
+    )
+    personas["alice"].save(update_fields=["identity"])
     fields = {
         "start_on": today,
         "due_on": today + dt.timedelta(days=14),
@@ -800,6 +812,7 @@ def _reviews_world(company, personas) -> dict:
         "bot item": items["svc-ledger"],
         "ghost item": items["ghost"],
         "carol item": items["carol"],
+        "alice identity": personas["alice"].identity,
     }
 
 

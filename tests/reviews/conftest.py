@@ -11,7 +11,11 @@ from soxgov.roles import Role
 
 @pytest.fixture
 def people(personas, make_user, company):
-    """personas plus a second reviewer (vic) and Bob as a user (so self-review can be attempted)."""
+    """personas plus a second reviewer (vic, with an identity of his own: a reviewer without one is never routed
+    items) and Bob as a user (so self-review can be attempted)."""
+    from entitlements.models import Identity
+
+    Identity.objects.create(employee_id="E9", email="vic@example.com", display_name="Vic Viewer")
     return {
         **personas,
         "vic": make_user("vic", Role.REVIEWER),

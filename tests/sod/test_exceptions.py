@@ -62,6 +62,11 @@ def test_overdue_revocations_and_reviews_and_sod_violations_become_exceptions(co
     from sod.models import Rule, RuleMember, RuleSide, Violation
 
     alice, rita = personas["alice"], personas["rita"]
+    # A fallback reviewer needs an identity (so their own access can be kept from them).
+    alice.identity = Identity.objects.create(
+        employee_id="E0", email="alice@example.com", display_name="Alice"
+    )
+    alice.save(update_fields=["identity"])
     campaign = Campaign.objects.create(
         name="Late review",
         start_on=TODAY - dt.timedelta(days=30),
