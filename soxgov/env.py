@@ -5,6 +5,8 @@ fall back to a default an operator did not choose.
 """
 
 import os
+import re
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -48,3 +50,15 @@ def envlist(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envpaths(name: str, default: list[Path]) -> list[Path]:
+    """Absolute paths separated by the OS path separator (``:``) or commas; a relative one stops the process."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    paths = [Path(item.strip()) for item in re.split(rf"[,{re.escape(os.pathsep)}]", raw) if item.strip()]
+    for path in paths:
+        if not path.is_absolute():
+            raise ImproperlyConfigured(f"{name}: {str(path)!r} is not an absolute path")
+    return paths

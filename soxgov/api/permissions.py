@@ -9,6 +9,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 from soxgov import access
+from soxgov.roles import user_roles
 
 _METHOD_ACTIONS = {
     "GET": access.VIEW,
@@ -32,6 +33,14 @@ class RestrictedPermission(permissions.BasePermission):
 
     def has_object_permission(self, request, view, obj) -> bool:
         return access.can(request.user, obj, _METHOD_ACTIONS.get(request.method, access.CHANGE))
+
+
+class HasRole(permissions.BasePermission):
+    """Signed in with one of SOXGov's roles (soxgov/roles.py): for what describes the whole API (the schema
+    and its docs), which a user without a role has no business mapping."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(user_roles(request.user)) and request.user.is_active
 
 
 def _view_model(view):
