@@ -195,6 +195,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["soxgov.api.permissions.RestrictedPermission"],
+    # Bodies are JSON (lists and nested sides have one unambiguous form there); a form or multipart body gets 415.
+    # Only endpoints that take a file (an import, remediation proof) also accept multipart.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "soxgov.api.permissions.IdCursorPagination",
     "PAGE_SIZE": 100,
