@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from entitlements.models import Application, Connector, ConnectorRun, Grant
 from evidence.services import Actor, Event, Subject, event_record, events_record
+from reviews.attachments import attachment_check
 from reviews.models import RemediationTask, ReviewItem
 from soxgov import access
 
@@ -142,6 +143,8 @@ def task_close_manually(
     proof, ticket = proof.strip(), ticket.strip()
     if not proof or not (ticket or attachment):
         raise ValidationError("A manual close needs proof: a note, and a ticket reference or an attachment.")
+    if attachment is not None:
+        attachment_check(attachment)
     now = timezone.now()
     with transaction.atomic():
         task = access.restrict(RemediationTask.objects.select_for_update(), user, access.CHANGE).get(
