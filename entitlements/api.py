@@ -248,6 +248,11 @@ class ConnectorThresholdChangeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 def _answer(call, **kwargs):
     """A service's refusal as HTTP: bad values 400, a state that refuses it 409, four eyes 403."""
     try:
@@ -258,11 +263,6 @@ def _answer(call, **kwargs):
         raise Conflict(exc.messages[0]) from None
     except DjangoPermissionDenied as exc:
         raise PermissionDenied(str(exc)) from None
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class ConnectorViewSet(RestrictedReadOnlyViewSet):
