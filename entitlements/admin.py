@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from entitlements import services, thresholds
 from entitlements.models import (
@@ -84,16 +85,18 @@ class ConnectorAdmin(EvidencedAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         connector = form.instance
-        wanted = (
-            form.cleaned_data
-        )  # what the admin asked for; the connector was saved with the current values
-        recorded = thresholds.thresholds_change(
-            connector_id=connector.pk,
-            user=request.user,
-            percent=wanted["deletion_threshold_percent"],
-            count=wanted["deletion_threshold_count"],
-            reason="Django admin",
-        )
+        wanted = form.cleaned_data  # the connector itself was saved with its current thresholds
+        try:
+            recorded = thresholds.thresholds_change(
+                connector_id=connector.pk,
+                user=request.user,
+                percent=wanted["deletion_threshold_percent"],
+                count=wanted["deletion_threshold_count"],
+                reason="Django admin",
+            )
+        except ValidationError as exc:
+            messages.error(request, f"Thresholds not changed: {' '.join(exc.messages)}")
+            recorded = None
         if recorded is not None and recorded.status == ConnectorThresholdChange.Status.PENDING:
             messages.warning(
                 request,

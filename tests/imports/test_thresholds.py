@@ -203,6 +203,21 @@ def test_django_admin_does_not_save_raised_thresholds_but_proposes_them(admins, 
     assert changed["cron"] == "0 2 * * *" and "deletion_threshold_percent" not in changed
 
 
+def test_django_admin_says_why_a_raise_is_not_proposed_while_another_waits(admins, erp_feed, srv_root):
+    first = thresholds_change(connector_id=erp_feed.pk, user=admins["bert"], percent=50, count=0)
+    client = Client()
+    client.force_login(admins["alice"])
+    response = client.post(
+        reverse("admin:entitlements_connector_change", args=[erp_feed.pk]),
+        admin_form(erp_feed, deletion_threshold_percent="90"),
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert f"Thresholds not changed: ERP nightly: threshold change #{first.pk}" in response.content.decode()
+    assert thresholds_of(erp_feed) == (10, 0)
+    assert list(ConnectorThresholdChange.objects.values_list("pk", flat=True)) == [first.pk]
+
+
 def test_django_admin_lowers_thresholds_at_once(admins, erp_feed, srv_root):
     client = Client()
     client.force_login(admins["alice"])
