@@ -1,16 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from entitlements import services
+from entitlements import services, thresholds
 from entitlements.models import (
     Account,
     Application,
     Connector,
     ConnectorRun,
+    ConnectorThresholdChange,
     Entitlement,
     FinancialProcess,
     Grant,
     Identity,
 )
+from entitlements.models.connectors import THRESHOLD_FIELDS
 from evidence.services import Actor
 from soxgov.admin import EvidencedAdmin
 
@@ -64,13 +67,62 @@ class FinancialProcessAdmin(EvidencedAdmin):
 
 @admin.register(Connector)
 class ConnectorAdmin(EvidencedAdmin):
-    list_display = ("name", "kind", "application", "cron", "enabled")
+    """Thresholds are not saved here directly: they go through entitlements.thresholds, where raising one
+    waits for a second admin (and lowering one is applied and evidenced with old and new)."""
+
+    list_display = ("name", "kind", "application", "cron", "deletion_threshold_percent", "enabled")
     list_filter = ("kind", "enabled")
     raw_id_fields = ("owner",)
 
+    def save_model(self, request, obj, form, change):
+        current = Connector.objects.get(pk=obj.pk).thresholds if change else thresholds.default_thresholds()
+        for field, value in current.items():
+            setattr(obj, field, value)
+        # The config.connector.* event names what was saved; thresholds get their own events below.
+        form.changed_data[:] = [name for name in form.changed_data if name not in THRESHOLD_FIELDS]
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        services.connector_sync_schedule(connector=form.instance, actor=Actor.for_user(request.user))
+        connector = form.instance
+        wanted = form.cleaned_data  # the connector itself was saved with its current thresholds
+        try:
+            recorded = thresholds.thresholds_change(
+                connector_id=connector.pk,
+                user=request.user,
+                percent=wanted["deletion_threshold_percent"],
+                count=wanted["deletion_threshold_count"],
+                reason="Django admin",
+            )
+        except ValidationError as exc:
+            messages.error(request, f"Thresholds not changed: {' '.join(exc.messages)}")
+            recorded = None
+        if recorded is not None and recorded.status == ConnectorThresholdChange.Status.PENDING:
+            messages.warning(
+                request,
+                f"Raising the thresholds of {connector} needs a second admin: change #{recorded.pk} "
+                f"({recorded.proposed_percent}% / {recorded.proposed_count}) waits for approval on the Imports "
+                f"page; until then pulls keep {recorded.old_percent}% / {recorded.old_count}.",
+            )
+        services.connector_sync_schedule(connector=connector, actor=Actor.for_user(request.user))
+
+
+@admin.register(ConnectorThresholdChange)
+class ConnectorThresholdChangeAdmin(admin.ModelAdmin):
+    """Read here; proposed through the connector form or the API, decided on the Imports page or the API."""
+
+    list_display = ("id", "connector", "status", "old_percent", "proposed_percent", "proposed_by_name")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in ConnectorThresholdChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ConnectorRun)

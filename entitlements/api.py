@@ -5,11 +5,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from entitlements import services
+from entitlements import services, thresholds
 from entitlements.connectors.problems import ImportRefused
 from entitlements.filters import (
     AccountFilter,
@@ -19,7 +19,16 @@ from entitlements.filters import (
     GrantFilter,
     IdentityFilter,
 )
-from entitlements.models import Account, Application, Connector, ConnectorRun, Entitlement, Grant, Identity
+from entitlements.models import (
+    Account,
+    Application,
+    Connector,
+    ConnectorRun,
+    ConnectorThresholdChange,
+    Entitlement,
+    Grant,
+    Identity,
+)
 from evidence.services import Actor
 from soxgov import access as acl
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
@@ -209,9 +218,105 @@ class RunDecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
+class ThresholdsSerializer(serializers.Serializer):
+    deletion_threshold_percent = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    deletion_threshold_count = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ConnectorThresholdChangeSerializer(serializers.ModelSerializer):
+    connector_name = serializers.CharField(source="connector.name", read_only=True)
+
+    class Meta:
+        model = ConnectorThresholdChange
+        fields = [
+            "id",
+            "connector",
+            "connector_name",
+            "status",
+            "old_percent",
+            "old_count",
+            "proposed_percent",
+            "proposed_count",
+            "reason",
+            "proposed_by_name",
+            "proposed_at",
+            "decided_by_name",
+            "decided_at",
+            "decision_reason",
+        ]
+        read_only_fields = fields
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _answer(call, **kwargs):
+    """A service's refusal as HTTP: bad values 400, a state that refuses it 409, four eyes 403."""
+    try:
+        return call(**kwargs)
+    except DjangoValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise ValidationError(exc.message_dict) from None
+        raise Conflict(exc.messages[0]) from None
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+
+
 class ConnectorViewSet(RestrictedReadOnlyViewSet):
+    """Connectors (configured in Django admin). POST .../thresholds/ to change a connector's safety thresholds:
+    stricter values apply at once; more permissive ones wait for a second admin (201 with the change either way).
+    """
+
     queryset = Connector.objects.all()
     serializer_class = ConnectorSerializer
+
+    @extend_schema(request=ThresholdsSerializer, responses={201: ConnectorThresholdChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def thresholds(self, request, pk=None):
+        connector = self.get_object()
+        body = ThresholdsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wanted = {**connector.thresholds, **body.validated_data}
+        change = _answer(
+            thresholds.thresholds_change,
+            connector_id=connector.pk,
+            user=request.user,
+            percent=wanted["deletion_threshold_percent"],
+            count=wanted["deletion_threshold_count"],
+            reason=wanted.get("reason", ""),
+        )
+        if change is None:
+            return Response({"detail": "These are the connector's thresholds already."}, status=200)
+        return Response(ConnectorThresholdChangeSerializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class ConnectorThresholdChangeViewSet(RestrictedReadOnlyViewSet):
+    """Threshold changes; a pending one is approved or rejected by an admin other than its proposer (who may
+    withdraw it by rejecting it)."""
+
+    queryset = ConnectorThresholdChange.objects.select_related("connector")
+    serializer_class = ConnectorThresholdChangeSerializer
+
+    @extend_schema(request=RunDecisionSerializer, responses={200: ConnectorThresholdChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, thresholds.thresholds_approve)
+
+    @extend_schema(request=RunDecisionSerializer, responses={200: ConnectorThresholdChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, thresholds.thresholds_reject)
+
+    def _decide(self, request, decide):
+        change = self.get_object()
+        body = RunDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        _answer(decide, change_id=change.pk, user=request.user, reason=body.validated_data.get("reason", ""))
+        change.refresh_from_db()
+        return Response(ConnectorThresholdChangeSerializer(change).data)
 
 
 class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):

@@ -20,8 +20,17 @@ from django.utils import timezone
 from entitlements import progress
 from entitlements.connectors.files import AccessFileConnector, IdentityFileConnector
 from entitlements.connectors.problems import ImportRefused, Problem, ProblemLog
+from entitlements.connectors.roots import connector_file
 from entitlements.imports import access, digest, identities, sql
-from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
+from entitlements.models import (
+    Account,
+    Application,
+    Connector,
+    ConnectorRun,
+    Entitlement,
+    Grant,
+    Identity,
+)
 from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from soxgov import access as acl
@@ -513,6 +522,61 @@ def run_reject(*, run_id: int, user, reason: str = "") -> ConnectorRun:
         reason=reason,
         action="import.run.rejected",
     )
+
+
+def connector_pull(*, connector: Connector, actor: Actor) -> ConnectorRun:
+    """Queue a run of the connector's configured file. A path outside the allowed roots (or a missing or
+    oversized file) gives a failed run saying why: the schedule's history shows it, and nothing is read."""
+    kind = (
+        ConnectorRun.Kind.ACCESS
+        if connector.kind == Connector.Kind.ACCESS_FILE
+        else ConnectorRun.Kind.IDENTITIES
+    )
+    raw = str(connector.configuration.get("path", ""))
+    try:
+        path = connector_file(raw)
+        run = run_create(
+            kind=kind,
+            source=path,
+            source_name=Path(raw).name,
+            actor=actor,
+            application=connector.application,
+            connector=connector,
+        )
+    except ValidationError as exc:
+        return _run_refused_at_source(connector, kind, raw, " ".join(exc.messages), actor=actor)
+    except ImportRefused as refused:
+        return _run_refused_at_source(connector, kind, raw, refused.problems[0].reason, actor=actor)
+    except OSError as exc:
+        return _run_refused_at_source(connector, kind, raw, f"cannot be read: {exc.strerror}", actor=actor)
+    run_enqueue(run)
+    return run
+
+
+def _run_refused_at_source(connector, kind, raw: str, reason: str, *, actor: Actor) -> ConnectorRun:
+    problem = Problem(raw or "(no path)", None, None, None, reason)
+    with transaction.atomic():
+        run = ConnectorRun.objects.create(
+            kind=kind,
+            connector=connector,
+            application=connector.application,
+            status=ConnectorRun.Status.FAILED,
+            source_name=(Path(raw).name or raw)[:255],
+            source_path="",
+            input_sha256="",
+            started_by_name=actor.name,
+            finished_at=timezone.now(),
+            problems=[problem.as_dict()],
+            problem_count=1,
+            error=str(problem)[:2000],
+        )
+        event_record(
+            actor=actor,
+            action="import.run.refused",
+            subject=run,
+            payload={"connector": connector.name, "problem_count": 1, "first_problems": [str(problem)]},
+        )
+    return run
 
 
 def run_enqueue(run: ConnectorRun) -> None:

@@ -1,11 +1,9 @@
 """Thin Celery entry points: take ids, call one service, safe to run twice."""
 
-from pathlib import Path
-
 from celery import shared_task
 
 from entitlements import services
-from entitlements.models import Connector, ConnectorRun
+from entitlements.models import Connector
 from evidence.services import Actor
 
 
@@ -20,19 +18,4 @@ def pull_connector(connector_id: int) -> int | None:
     connector = Connector.objects.select_related("application").get(pk=connector_id)
     if not connector.enabled:
         return None
-    path = Path(connector.configuration.get("path", ""))
-    kind = (
-        ConnectorRun.Kind.ACCESS
-        if connector.kind == Connector.Kind.ACCESS_FILE
-        else ConnectorRun.Kind.IDENTITIES
-    )
-    run = services.run_create(
-        kind=kind,
-        source=path,
-        source_name=path.name,
-        actor=Actor.system("beat"),
-        application=connector.application,
-        connector=connector,
-    )
-    services.run_enqueue(run)
-    return run.pk
+    return services.connector_pull(connector=connector, actor=Actor.system("beat")).pk

@@ -20,4 +20,16 @@ urlpatterns = [
     path("imports/<int:pk>/", views.run_detail, name="run_detail"),
     path("imports/<int:pk>/approve/", views.run_decide, {"decision": "approve"}, name="run_approve"),
     path("imports/<int:pk>/reject/", views.run_decide, {"decision": "reject"}, name="run_reject"),
+    path(
+        "imports/thresholds/<int:pk>/approve/",
+        views.threshold_decide,
+        {"decision": "approve"},
+        name="threshold_approve",
+    ),
+    path(
+        "imports/thresholds/<int:pk>/reject/",
+        views.threshold_decide,
+        {"decision": "reject"},
+        name="threshold_reject",
+    ),
 ]

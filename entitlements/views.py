@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from entitlements import progress, selectors, services
+from entitlements import progress, selectors, services, thresholds
 from entitlements.connectors.problems import ImportRefused
 from entitlements.filters import (
     AccountFilter,
@@ -18,7 +18,16 @@ from entitlements.filters import (
     IdentityFilter,
 )
 from entitlements.forms import RunDecisionForm, RunUploadForm
-from entitlements.models import Account, Application, ConnectorRun, Entitlement, Grant, Identity
+from entitlements.models import (
+    Account,
+    Application,
+    Connector,
+    ConnectorRun,
+    ConnectorThresholdChange,
+    Entitlement,
+    Grant,
+    Identity,
+)
 from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
 from evidence.services import Actor
@@ -202,6 +211,20 @@ class RunListView(ObjectListView):
     template_name = "entitlements/run_list.html"
     title = "Imports"
 
+    def extra_context(self, request, filterset) -> dict:
+        if request.htmx or not access.can_attempt(request.user, ConnectorThresholdChange, access.VIEW):
+            return {}
+        pending = (
+            ConnectorThresholdChange.objects.restrict(request.user)
+            .filter(status=ConnectorThresholdChange.Status.PENDING)
+            .select_related("connector")
+        )
+        may_decide = access.can_attempt(request.user, Connector, access.CHANGE)
+        return {
+            "threshold_changes": [(change, may_decide) for change in pending],
+            "decision_form": RunDecisionForm(auto_id=False),
+        }
+
 
 @require_http_methods(["GET", "POST"])
 def run_upload(request):
@@ -268,3 +291,18 @@ def run_decide(request, pk, decision):
     else:
         messages.success(request, f"Import #{run.pk} {'approved' if decision == 'approve' else 'rejected'}.")
     return redirect(run)
+
+
+@require_POST
+def threshold_decide(request, pk, decision):
+    change = restricted_object(request, ConnectorThresholdChange, pk)
+    form = RunDecisionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    decide = thresholds.thresholds_approve if decision == "approve" else thresholds.thresholds_reject
+    try:
+        decide(change_id=change.pk, user=request.user, reason=reason)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"Threshold change #{change.pk} {decision}d.")
+    return redirect("entitlements:run_list")

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -307,6 +308,7 @@ class RemediationTaskSerializer(serializers.ModelSerializer):
 class ManualCloseSerializer(serializers.Serializer):
     proof = serializers.CharField()
     ticket = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    attachment = serializers.FileField(required=False, help_text="multipart only; types and size: README")
 
 
 class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
@@ -322,7 +324,7 @@ class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
         return super().get_permissions()
 
     @extend_schema(request=ManualCloseSerializer, responses={200: RemediationTaskSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, MultiPartParser])
     def close(self, request, pk=None):
         acl.require(request.user, RemediationTask, acl.CHANGE)
         task = self.get_object()
@@ -334,5 +336,6 @@ class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
             user=request.user,
             proof=body.validated_data["proof"],
             ticket=body.validated_data.get("ticket", ""),
+            attachment=body.validated_data.get("attachment"),
         )
         return result if isinstance(result, Response) else Response(RemediationTaskSerializer(result).data)

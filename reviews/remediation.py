@@ -19,6 +19,7 @@ from entitlements.models import Application, Connector, ConnectorRun, Grant, Ide
 from entitlements.selves import is_own_case
 from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
+from reviews.attachments import attachment_check
 from reviews.models import Campaign, Decision, RemediationTask, ReviewItem
 from sod.hygiene import HYGIENE_LOCK_KEY, SLA_DAYS
 from sod.models import ControlException, Risk
@@ -271,6 +272,8 @@ def task_close_manually(
     proof, ticket = proof.strip(), ticket.strip()
     if not proof or not (ticket or attachment):
         raise ValidationError("A manual close needs proof: a note, and a ticket reference or an attachment.")
+    if attachment is not None:
+        attachment_check(attachment)
     now = timezone.now()
     with transaction.atomic():
         task = access.restrict(RemediationTask.objects.select_for_update(), user, access.CHANGE).get(

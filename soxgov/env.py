@@ -5,6 +5,7 @@ fall back to a default an operator did not choose.
 """
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -114,3 +115,15 @@ def ed25519_public_hex(item: str, source: str) -> str:
     if not isinstance(key, Ed25519PublicKey):
         raise ImproperlyConfigured(f"{source} is a {type(key).__name__}, not an Ed25519 public key")
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def envpaths(name: str, default: list[Path]) -> list[Path]:
+    """Absolute paths separated by the OS path separator (``:``) or commas; a relative one stops the process."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    paths = [Path(item.strip()) for item in re.split(rf"[,{re.escape(os.pathsep)}]", raw) if item.strip()]
+    for path in paths:
+        if not path.is_absolute():
+            raise ImproperlyConfigured(f"{name}: {str(path)!r} is not an absolute path")
+    return paths

@@ -13,7 +13,7 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from soxgov.env import envbool, envint, envlist, envpublickeys, envsigningkey, envstr
+from soxgov.env import envbool, envint, envlist, envpaths, envpublickeys, envsigningkey, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("SOXGOV_VAR_DIR") or BASE_DIR / "var")
@@ -251,6 +251,9 @@ REST_FRAMEWORK = {
         "soxgov.api.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["soxgov.api.permissions.RestrictedPermission"],
+    # Bodies are JSON (lists and nested sides have one unambiguous form there); a form or multipart body gets 415.
+    # Only endpoints that take a file (an import, remediation proof) also accept multipart.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "soxgov.api.permissions.IdCursorPagination",
     "PAGE_SIZE": 100,
@@ -261,8 +264,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Identities, access, evidence. Read with a session or a token: `Authorization: Token <key>`.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # The schema describes every endpoint; only signed-in users (session or token) get it.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema describes every endpoint; only users with a role (session or token) get it.
+    "SERVE_PERMISSIONS": ["soxgov.api.permissions.HasRole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -314,9 +317,24 @@ SOXGOV_BASE_URL = envstr("SOXGOV_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Imports: where input files are kept (content-addressed), and the limits that keep bad files harmless.
 SOXGOV_IMPORT_DIR = Path(envstr("SOXGOV_IMPORT_DIR") or VAR_DIR / "imports")
 SOXGOV_IMPORT_MAX_BYTES = envint("SOXGOV_IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1)
-SOXGOV_XLSX_MAX_ENTRY_BYTES = envint("SOXGOV_XLSX_MAX_ENTRY_BYTES", 1024**3, minimum=1)
-SOXGOV_XLSX_MAX_TOTAL_BYTES = envint("SOXGOV_XLSX_MAX_TOTAL_BYTES", 2 * 1024**3, minimum=1)
-SOXGOV_XLSX_MAX_RATIO = envint("SOXGOV_XLSX_MAX_RATIO", 200, minimum=1)
+# Inputs from outside. XLSX: openpyxl parses a few MB of sheet XML a second, so a part past these sizes (or a
+# small file that expands by more than the ratio) would hold a worker for minutes; it is refused before parsing.
+SOXGOV_XLSX_MAX_ENTRY_BYTES = envint("SOXGOV_XLSX_MAX_ENTRY_BYTES", 256 * 1024**2, minimum=1)
+SOXGOV_XLSX_MAX_TOTAL_BYTES = envint("SOXGOV_XLSX_MAX_TOTAL_BYTES", 512 * 1024**2, minimum=1)
+SOXGOV_XLSX_MAX_RATIO = envint("SOXGOV_XLSX_MAX_RATIO", 50, minimum=1)
+# The only directories a file connector may read (resolved, symlinks included). None in production until set: a
+# connector's path is typed by an admin, and the server must not read whatever file that admin names.
+SOXGOV_CONNECTOR_FILE_ROOTS = envpaths(
+    "SOXGOV_CONNECTOR_FILE_ROOTS", [VAR_DIR / "connectors", BASE_DIR / "docs" / "examples"] if DEBUG else []
+)
+# Remediation proof: the largest attachment, and the file types accepted (by extension and by content).
+SOXGOV_ATTACHMENT_MAX_BYTES = envint("SOXGOV_ATTACHMENT_MAX_BYTES", 20 * 1024**2, minimum=1)
+SOXGOV_ATTACHMENT_TYPES = [
+    kind.lower().lstrip(".")
+    for kind in envlist(
+        "SOXGOV_ATTACHMENT_TYPES", ["pdf", "png", "jpg", "jpeg", "txt", "csv", "xlsx", "docx", "eml", "msg"]
+    )
+]
 # Safety gate: hold a pull that removes more than this share of an application's grants and more than this many.
 SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)

@@ -380,3 +380,87 @@ def test_connector_configuration_is_shown_to_admins_only(client, personas):
     assert "configuration" not in client.get("/api/connectors/").json()["results"][0]
     client.force_login(personas["alice"])
     assert client.get("/api/connectors/").json()["results"][0]["configuration"] == {"path": "/data/erp.csv"}
+
+
+# --- request bodies: JSON; a form or multipart body is refused with 415 ------------------------------------
+
+
+def form_body(pairs: list[tuple[str, str]]):
+    """A form body with repeated keys, as a browser or ``curl -F`` sends lists."""
+    from django.http import QueryDict
+
+    body = QueryDict(mutable=True)
+    for key, value in pairs:
+        body.appendlist(key, value)
+    return body
+
+
+def campaign_json(**extra) -> dict:
+    today = dt.date.today()
+    return {
+        "name": "Scoped",
+        "applications": ["ERP", "CRM"],
+        "departments": ["Finance", "IT"],
+        "identity_kinds": ["human", "service"],
+        "fallback_reviewer": "rita",
+        "start_on": today.isoformat(),
+        "due_on": (today + dt.timedelta(days=10)).isoformat(),
+        **extra,
+    }
+
+
+@pytest.fixture
+def alice_api(personas, company):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(personas["alice"])
+    return client
+
+
+def test_a_campaign_created_with_json_lists_keeps_every_value(alice_api):
+    response = alice_api.post(reverse("campaign-list"), campaign_json(), format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert (sorted(data["applications"]), data["departments"], data["identity_kinds"]) == (
+        ["CRM", "ERP"],
+        ["Finance", "IT"],
+        ["human", "service"],
+    )
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_campaign_written_with_a_multipart_body_is_refused_with_415_and_changes_nothing(alice_api, method):
+    """Before: a repeated key kept only its last value (two applications became one) or a list became text."""
+    from reviews.models import Campaign
+
+    draft = alice_api.post(
+        reverse("campaign-list"), campaign_json(applications=["ERP"]), format="json"
+    ).json()
+    url = reverse("campaign-list") if method == "post" else reverse("campaign-detail", args=[draft["id"]])
+    pairs = [
+        (key, value)
+        for key, values in campaign_json(name="Multipart").items()
+        for value in (values if isinstance(values, list) else [values])
+    ]
+    before = list(Campaign.objects.values_list("name", "departments", "identity_kinds"))
+
+    response = getattr(alice_api, method)(url, form_body(pairs), format="multipart")
+
+    assert response.status_code == 415, response.content
+    assert "multipart/form-data" in response.json()["detail"]
+    assert list(Campaign.objects.values_list("name", "departments", "identity_kinds")) == before
+    assert Campaign.objects.get(pk=draft["id"]).applications.get().name == "ERP"
+
+
+@pytest.mark.parametrize(
+    ("url_name", "pairs"),
+    [
+        ("rule-list", [("code", "SOD-9"), ("name", "x"), ("sides", "a"), ("sides", "b")]),
+        ("reviewitem-decide", [("items", "1"), ("items", "2"), ("action", "certify")]),
+        ("sod_what_if", [("identity", "1"), ("entitlements", "1"), ("entitlements", "2")]),
+    ],
+)
+def test_other_writes_with_a_form_body_are_refused_with_415(alice_api, url_name, pairs):
+    response = alice_api.post(reverse(url_name), form_body(pairs), format="multipart")
+    assert response.status_code == 415, response.content

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from soxgov.env import envbool, envint, envlist, envstr
+from soxgov.env import envbool, envint, envlist, envpaths, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = "SOXGOV_TEST_SETTING"
@@ -111,6 +111,19 @@ def test_envstr_returns_the_raw_value_or_the_default(monkeypatch):
     monkeypatch.delenv(VAR)
     assert envstr(VAR, "default") == "default"
     assert envstr(VAR) is None
+
+
+def test_envpaths_splits_on_the_path_separator_and_commas(monkeypatch):
+    monkeypatch.setenv(VAR, "/srv/hr:/srv/erp, /data/feeds,")
+    assert envpaths(VAR, []) == [Path("/srv/hr"), Path("/srv/erp"), Path("/data/feeds")]
+    monkeypatch.delenv(VAR)
+    assert envpaths(VAR, [Path("/default")]) == [Path("/default")]
+
+
+def test_envpaths_refuses_a_relative_path_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(VAR, "/srv/hr,feeds")
+    with pytest.raises(ImproperlyConfigured, match=rf"^{VAR}: 'feeds' is not an absolute path"):
+        envpaths(VAR, [])
 
 
 # --- The settings module, in a fresh process --------------------------------------------------------------
@@ -285,3 +298,14 @@ def test_a_zero_idle_limit_stops_the_process_naming_the_variable():
     result = manage("check", env=production_env(SOXGOV_SESSION_IDLE_MINUTES="0"))
     assert result.returncode != 0
     assert "ImproperlyConfigured: SOXGOV_SESSION_IDLE_MINUTES=0 is below the minimum of 1" in result.stderr
+
+
+def test_in_production_no_file_connector_may_read_anything_until_roots_are_set():
+    show = "from django.conf import settings; print(settings.SOXGOV_CONNECTOR_FILE_ROOTS)"
+    result = manage("shell", "--no-imports", "-c", show, env=production_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    result = manage(
+        "shell", "--no-imports", "-c", show, env=production_env(SOXGOV_CONNECTOR_FILE_ROOTS="/srv/feeds")
+    )
+    assert result.stdout.strip() == "[PosixPath('/srv/feeds')]"

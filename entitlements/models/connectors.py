@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 
 from entitlements.models.access import Application
@@ -83,12 +83,100 @@ class Connector(models.Model):
             )
         if self.kind == self.Kind.IDENTITY_FILE and self.application_id:
             raise ValidationError({"application": "An identities connector is not tied to an application."})
-        if self.kind in (self.Kind.IDENTITY_FILE, self.Kind.ACCESS_FILE) and not self.configuration.get(
-            "path"
-        ):
-            raise ValidationError(
-                {"configuration": 'A file connector needs {"path": "/where/the/file/lands.csv"}.'}
-            )
+        if self.kind in (self.Kind.IDENTITY_FILE, self.Kind.ACCESS_FILE):
+            path = self.configuration.get("path") if isinstance(self.configuration, dict) else None
+            if not path or not isinstance(path, str):
+                raise ValidationError(
+                    {"configuration": 'A file connector needs {"path": "/where/the/file/lands.csv"}.'}
+                )
+            from entitlements.connectors.roots import connector_file
+
+            try:
+                connector_file(path)
+            except ValidationError as exc:
+                raise ValidationError({"configuration": exc.messages}) from None
+
+    @property
+    def thresholds(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in THRESHOLD_FIELDS}
+
+
+THRESHOLD_FIELDS = ("deletion_threshold_percent", "deletion_threshold_count")
+
+
+class ConnectorThresholdChange(models.Model):
+    """A change to a connector's safety thresholds, kept with the values before and after.
+
+    Stricter values (lower) apply at once: status ``applied``. More permissive ones (higher, up to disabling the
+    gate) wait for a second admin: pending -> approved (the connector takes the proposed values then) |
+    rejected (by another admin, or withdrawn by the proposer). Until then pulls keep the old thresholds.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a second admin"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        APPLIED = "applied", "Applied at once (stricter)"
+
+    connector = models.ForeignKey(Connector, on_delete=models.PROTECT, related_name="threshold_changes")
+    old_percent = models.PositiveSmallIntegerField()
+    old_count = models.PositiveIntegerField()
+    proposed_percent = models.PositiveSmallIntegerField()
+    proposed_count = models.PositiveIntegerField()
+    reason = models.TextField(blank=True, help_text="Why the proposer wants the change.")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_by_name = models.CharField(max_length=200)
+    proposed_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(proposed_percent__lte=100),
+                name="%(app_label)s_%(class)s_percent_is_a_share",
+            ),
+            # Four eyes, in the database too: whoever proposed raising a threshold cannot be who approved it.
+            models.CheckConstraint(
+                condition=~Q(status="approved") | ~Q(decided_by=F("proposed_by")),
+                name="%(app_label)s_%(class)s_approver_is_not_proposer",
+                violation_error_message="The admin who proposed a threshold change cannot approve it.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True)
+                | (~Q(status="pending") & Q(decided_at__isnull=False)),
+                name="%(app_label)s_%(class)s_decided_unless_pending",
+            ),
+            # One proposal at a time per connector: the approver sees exactly what will change.
+            models.UniqueConstraint(
+                fields=["connector"],
+                condition=Q(status="pending"),
+                name="%(app_label)s_%(class)s_one_pending",
+                violation_error_message="This connector already has a threshold change waiting for approval.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.connector}: {self.old_percent}% / {self.old_count} -> "
+            f"{self.proposed_percent}% / {self.proposed_count} ({self.status})"
+        )
+
+    @property
+    def old(self) -> dict[str, int]:
+        return dict(zip(THRESHOLD_FIELDS, (self.old_percent, self.old_count), strict=True))
+
+    @property
+    def proposed(self) -> dict[str, int]:
+        return dict(zip(THRESHOLD_FIELDS, (self.proposed_percent, self.proposed_count), strict=True))
 
 
 class ConnectorRun(models.Model):

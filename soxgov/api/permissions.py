@@ -9,6 +9,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 from soxgov import access
+from soxgov.roles import user_roles
 
 _METHOD_ACTIONS = {
     "GET": access.VIEW,
@@ -39,6 +40,14 @@ def _action(request, view) -> str:
     an evidence pack is a POST that only reads: ``access_actions = {"create": access.VIEW}``)."""
     named = getattr(view, "access_actions", {}).get(getattr(view, "action", None))
     return named or _METHOD_ACTIONS.get(request.method, access.CHANGE)
+
+
+class HasRole(permissions.BasePermission):
+    """Signed in with one of SOXGov's roles (soxgov/roles.py): for what describes the whole API (the schema
+    and its docs), which a user without a role has no business mapping."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(user_roles(request.user)) and request.user.is_active
 
 
 def _view_model(view):

@@ -239,3 +239,46 @@ def test_orphan_filter_shows_exactly_the_planted_orphan_accounts(page, login):
     assert set(result_links(page).all_inner_texts()) == PLANTED_ORPHANS
     rows = page.locator("#results").get_by_role("table").get_by_role("row")
     expect(rows.filter(has_text="orphan")).to_have_count(len(PLANTED_ORPHANS))
+
+
+def test_a_second_admin_approves_raised_connector_thresholds_on_the_imports_page(page, login):
+    from entitlements.models import Application, Connector
+    from entitlements.thresholds import thresholds_change
+    from evidence.services import Actor
+    from soxgov.models import User
+    from soxgov.roles import Role
+    from soxgov.services import user_create
+
+    alice = User.objects.get(username="alice")
+    user_create(
+        actor=Actor.for_user(alice),
+        username="bert",
+        email="bert@northwind.example",
+        password="bert-demo-2026",
+        roles=[Role.ADMIN],
+    )
+    connector = Connector.objects.create(
+        name="Ledger nightly",
+        kind="access_file",
+        application=Application.objects.order_by("pk").first(),
+        configuration={"path": "/srv/ledger.csv"},
+    )
+    change = thresholds_change(connector_id=connector.pk, user=alice, percent=40, count=20, reason="clean-up")
+
+    login(page, "alice")
+    page.goto("/imports/")
+    pending = page.locator("#threshold-changes")
+    expect(pending.get_by_role("row", name=re.compile("Ledger nightly"))).to_contain_text("40% and 20")
+    expect(pending.get_by_role("button", name="Approve")).to_have_count(0)  # not by the proposer
+    expect(pending.get_by_role("button", name="Withdraw")).to_have_count(1)
+
+    page.get_by_role("button", name="Log out").click()
+    login(page, "bert")
+    page.goto("/imports/")
+    pending = page.locator("#threshold-changes")
+    pending.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status")).to_have_text(f"Threshold change #{change.pk} approved.")
+    expect(page.locator("#threshold-changes")).to_have_count(0)
+    connector.refresh_from_db()
+    assert connector.deletion_threshold_percent == 40
+    assert page.js_errors == []

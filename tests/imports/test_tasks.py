@@ -93,9 +93,10 @@ def test_an_unexpected_error_fails_the_run_with_evidence_and_rolls_back_its_chan
 
 
 def test_pull_connector_queues_a_run_that_applies_after_commit(
-    company, write_csv, erp_rows, django_capture_on_commit_callbacks
+    company, write_csv, erp_rows, django_capture_on_commit_callbacks, settings
 ):
     path = write_csv("feed.csv", erp_rows)
+    settings.SOXGOV_CONNECTOR_FILE_ROOTS = [path.parent]
     connector = Connector.objects.create(
         name="erp feed",
         kind="access_file",

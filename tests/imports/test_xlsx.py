@@ -390,7 +390,9 @@ def test_xlsx_bomb_is_refused_before_decompression_with_bounded_memory(company, 
     before = snapshot()
     rss_before = max_rss_bytes()
 
-    run = run_file(bomb_xlsx, application=company["applications"]["erp"])
+    # Sizes allowed, so that the ratio is what refuses it.
+    with override_settings(SOXGOV_XLSX_MAX_ENTRY_BYTES=1 << 30, SOXGOV_XLSX_MAX_TOTAL_BYTES=1 << 31):
+        run = run_file(bomb_xlsx, application=company["applications"]["erp"])
 
     growth = max_rss_bytes() - rss_before
     assert run.status == ConnectorRun.Status.FAILED
@@ -444,6 +446,70 @@ def test_xlsx_bomb_understating_its_size_is_refused_with_bounded_memory(company,
     assert problem["reason"].startswith(f"XLSX part {SHEET} cannot be read: BadZipFile")
     assert growth < 100 << 20, f"memory grew by {growth >> 20} MB"
     assert snapshot() == before
+
+
+def sheet_like(template: Path, target: Path, megabytes: int) -> Path:
+    """A workbook whose sheet is ``megabytes`` MiB of row-like XML that deflates about 100:1 (a few random bytes
+    every ~2 KB): within the old limits (1 GiB, 200:1), so it used to be decompressed and parsed."""
+    import os
+
+    rows, size, n = [], 0, 0
+    while size < 1 << 20:
+        row = b'<row r="%d"><c t="inlineStr"><is><t>%s</t></is></c></row>' % (n, os.urandom(4).hex().encode())
+        rows.append(row + b" " * 1800)
+        size, n = size + len(rows[-1]), n + 1
+    chunk = b"".join(rows)[: 1 << 20]
+    with zipfile.ZipFile(template) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if info.filename == SHEET:
+                with zout.open(SHEET, "w") as out:
+                    for _ in range(megabytes):
+                        out.write(chunk)
+            else:
+                zout.writestr(info.filename, zin.read(info.filename))
+    return target
+
+
+@pytest.fixture(scope="module")
+def wide_xlsx(template_xlsx, tmp_path_factory) -> Path:
+    path = sheet_like(template_xlsx, tmp_path_factory.mktemp("wide") / "wide.xlsx", 300)
+    assert path.stat().st_size < 4 << 20
+    return path
+
+
+def test_a_few_mb_xlsx_whose_sheet_expands_past_the_default_limit_is_refused_quickly_before_parsing(
+    company, wide_xlsx, opened_parts
+):
+    import time
+
+    with zipfile.ZipFile(wide_xlsx) as archive:
+        info = archive.getinfo(SHEET)
+        assert info.file_size == 300 << 20 and info.file_size / info.compress_size < 200
+    before = snapshot()
+    started = time.perf_counter()
+
+    run = run_file(wide_xlsx, application=company["applications"]["erp"])
+
+    assert time.perf_counter() - started < 5
+    assert run.status == ConnectorRun.Status.FAILED
+    [problem] = run.problems
+    assert (problem["file"], problem["value"]) == ("wide.xlsx", SHEET)
+    assert problem["reason"] == f"XLSX part {SHEET} would expand to {300 << 20} bytes; refused as too large"
+    assert SHEET not in opened_parts
+    assert snapshot() == before
+
+
+def test_a_small_xlsx_expanding_over_the_default_ratio_is_refused_before_parsing(
+    company, template_xlsx, tmp_path, opened_parts
+):
+    path = sheet_like(template_xlsx, tmp_path / "dense.xlsx", 20)
+    opened_parts.clear()  # writing it opened the sheet too
+    run = run_file(path, application=company["applications"]["erp"])
+    assert run.status == ConnectorRun.Status.FAILED
+    [problem] = run.problems
+    assert (problem["file"], problem["value"]) == ("dense.xlsx", SHEET)
+    assert problem["reason"].endswith(":1; refused as a zip bomb")
+    assert SHEET not in opened_parts
 
 
 @pytest.mark.parametrize(
