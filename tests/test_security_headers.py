@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from soxgov.middleware import BACKGROUND_HEADER
 from soxgov.models import User
@@ -286,7 +285,10 @@ def test_pages_and_the_api_switch_off_browser_features_soxgov_never_uses(client,
 
 @pytest.fixture
 def token(personas):
-    return Token.objects.create(user=personas["audrey"]).key
+    from evidence.services import Actor
+    from soxgov.tokens import token_create
+
+    return token_create(actor=Actor.system("tests"), user=personas["audrey"], reason="tests")[1]
 
 
 def test_every_answer_that_depends_on_who_asks_is_no_store(client, personas, token):

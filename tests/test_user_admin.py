@@ -50,9 +50,16 @@ def change_form(user, **changes) -> dict:
 
 def launch_campaign(company, personas):
     """Routed to managers: Rita gets the review items of Bob and of the bot she owns (pending)."""
+    from entitlements.models import Identity
     from reviews.models import Campaign
     from reviews.services import campaign_launch
 
+    # A fallback reviewer needs an identity, or SOXGov could not keep her own access from her.
+    alice = personas["alice"]
+    alice.identity = Identity.objects.create(
+        employee_id="E0", email="alice@example.com", display_name="Alice"
+    )
+    alice.save(update_fields=["identity"])
     today = company["today"]
     campaign = Campaign.objects.create(
         name="Q4 review",

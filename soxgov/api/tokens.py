@@ -5,6 +5,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +23,8 @@ class TokenObtainView(APIView):
     # The credentials are in the body: no session or token is looked at (and so no CSRF check either).
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    # Form bodies too (`curl -d username=... -d password=...`): two flat fields, nothing a form could garble.
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
     serializer_class = TokenRequestSerializer
 
     @extend_schema(
