@@ -59,9 +59,9 @@ Files
       the public key that signed statement.json and data/checkpoint.json (its fingerprint: SHA256 of the
       raw 32-byte key, printed by the verifier)
   verify_pack.py, evidence_chain.py, evidence_binding.py, evidence_ed25519.py
-      the verifier (Python 3.11 or later, standard library only; it has the fingerprints of the keys SOXGov
-      signed with built in), the chain's hash encoding, the rules that bind every data row to a chained event
-      (below), and Ed25519 signature checking
+      the verifier (Python 3.11 or later, standard library only; the keys SOXGov signs with and the SHA-256
+      of the three modules it runs are built into it, so keep a copy and use it on later packs too), the
+      chain's hash encoding, the rules that bind every data row to a chained event (below), and Ed25519
   bagit.txt, bag-info.txt
       BagIt's own files
 

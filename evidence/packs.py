@@ -49,6 +49,8 @@ __all__ = ["Table", "build_campaign_pack", "build_period_pack", "campaign_tables
 
 EXCEL_MAX_ROWS = 1_048_576  # per sheet, header included
 FORMAT = "soxgov-evidence-pack/2"
+# The modules the offline verifier runs, by the name it loads them under.
+SHIPPED_MODULES = {"evidence_chain": chain_module, "evidence_binding": binding, "evidence_ed25519": ed25519}
 # Tag files every pack has, all listed in the tag manifest. statement.json covers the tag manifest, so it is not.
 TAG_FILES = ("README.txt", "bagit.txt", "bag-info.txt", "manifest-sha256.txt", "verify_pack.py",
              "evidence_chain.py", "evidence_binding.py", "evidence_ed25519.py", "signing-key.pem")  # fmt: skip
@@ -242,9 +244,8 @@ def _write_tags(bag: Path, label: str, tables: list[str]) -> None:
         f"Payload-Oxum: {octets}.{len(payload)}\n"
     )
     (bag / "verify_pack.py").write_text(verifier_source(), encoding="utf-8")
-    (bag / "evidence_chain.py").write_bytes(Path(chain_module.__file__).read_bytes())
-    (bag / "evidence_binding.py").write_bytes(Path(binding.__file__).read_bytes())
-    (bag / "evidence_ed25519.py").write_bytes(Path(ed25519.__file__).read_bytes())
+    for name, module in SHIPPED_MODULES.items():
+        (bag / f"{name}.py").write_bytes(Path(module.__file__).read_bytes())
     (bag / "signing-key.pem").write_text(signing.current_public_key().pem, encoding="ascii")
     (bag / "README.txt").write_text(pack_readme.text(label, tables), encoding="utf-8")
     (bag / "tagmanifest-sha256.txt").write_text("".join(f"{_sha256(bag / t)} {t}\n" for t in TAG_FILES))
@@ -278,13 +279,19 @@ def _write_statement(bag: Path, scope: dict, checkpoint) -> None:
 
 
 def verifier_source() -> str:
-    """verify_pack.py with the keys this SOXGov trusts (current and retired) built in: the verifier an auditor
-    keeps from a pack (or fetches from the integrity page) then refuses a pack re-signed by anyone else."""
+    """verify_pack.py with the keys this SOXGov trusts (current and retired) and the hashes of the modules it runs
+    built in: the verifier an auditor keeps from a pack then refuses a pack re-signed by anyone else, and never
+    runs code a forger put in a pack."""
     source = (Path(__file__).parent / "verify_pack.py").read_text(encoding="utf-8")
-    placeholder = "TRUSTED_KEYS: dict[str, str] = {}"
-    if source.count(placeholder) != 1:
-        raise RuntimeError("verify_pack.py has lost its TRUSTED_KEYS placeholder")
-    return source.replace(placeholder, f"TRUSTED_KEYS: dict[str, str] = {signing.trusted_public_keys()!r}")
+    pinned = {name: _sha256(Path(module.__file__)) for name, module in SHIPPED_MODULES.items()}
+    for placeholder, value in (
+        ("TRUSTED_KEYS: dict[str, str] = {}", signing.trusted_public_keys()),
+        ("PINNED_MODULES: dict[str, str] = {}", pinned),
+    ):
+        if source.count(placeholder) != 1:
+            raise RuntimeError(f"verify_pack.py has lost its placeholder {placeholder!r}")
+        source = source.replace(placeholder, placeholder.removesuffix("{}") + repr(value))
+    return source
 
 
 def _zip(bag: Path, out: Path) -> None:

@@ -44,6 +44,10 @@ UNLISTED_TAG_FILES = {"statement.json", "statement.sig"}
 # Fingerprint -> raw public key (hex) of the keys the SOXGov that built this pack signs with (current and
 # retired): filled in when the pack is built. Other keys are trusted only when named with --trust.
 TRUSTED_KEYS: dict[str, str] = {}
+# SHA-256 of each module shipped in the pack that this verifier runs (the chain's encoding, the binding rules,
+# Ed25519), also filled in when the pack is built: a verifier kept from SOXGov never runs code a forger put in a
+# pack, whatever the manifests and the statement say.
+PINNED_MODULES: dict[str, str] = {}
 # DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows it.
 _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 # What Excel (and desktop file managers) write beside files an auditor opened in the unzipped folder.
@@ -89,12 +93,22 @@ def _check_manifest(files, manifest_name: str) -> dict[str, str]:
 
 
 def _load_module(files, name: str):
-    """A module shipped in the pack, run from its bytes: ``python3 -I`` does not import from the script's own
-    folder, and the pack's own copy is the one the manifests vouch for."""
+    """A module shipped in the pack, run from its bytes (``python3 -I`` does not import from the script's own
+    folder) once its SHA-256 is the one pinned in this verifier."""
+    source = files[f"{name}.py"]
+    pinned = PINNED_MODULES.get(name)
+    if pinned is None:
+        raise PackError(
+            f"{name}.py: this verifier pins no hash for it; use the verify_pack.py of a pack SOXGov built"
+        )
+    if hashlib.sha256(source).hexdigest() != pinned:
+        raise PackError(
+            f"{name}.py: not the code this verifier was built with (its SHA-256 differs); not run"
+        )
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the class is made
-    exec(compile(files[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)
     return module
 
 
@@ -155,11 +169,18 @@ class PackFiles(_Files):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
         root = PurePosixPath(names[0]).parts[0] if names else ""
-        members = {
-            str(PurePosixPath(*PurePosixPath(name).parts[1:])): name
-            for name in names
-            if not name.endswith("/") and PurePosixPath(name).parts[0] == root
-        }
+        members = {}
+        for name in names:
+            parts = PurePosixPath(name).parts
+            # What an unzip tool shows must be what is checked: one bag folder, each name once, no way out of it.
+            if parts[0] != root or ".." in parts or name.startswith("/"):
+                raise PackError(f"{name}: outside the pack's folder {root}/")
+            if name.endswith("/"):
+                continue
+            inner = str(PurePosixPath(*parts[1:]))
+            if inner in members:
+                raise PackError(f"{name}: in the ZIP twice")
+            members[inner] = name
         super().__init__(members, [])
 
     def _open_member(self, member: str):
@@ -493,8 +514,11 @@ def _workbook_rows(copy, name: str):
                         continue
                     if element.tag != f"{_MAIN}row":
                         continue
-                    cells = _row_cells(element, shared)
                     number = element.get("r")
+                    try:
+                        cells = _row_cells(element, shared)
+                    except PackError as exc:
+                        raise PackError(f"{name}, sheet {sheet!r}, row {number}: {exc}") from None
                     rows.remove(element)  # the one row parsed: memory stays flat however many rows follow
                     if header is None:
                         header = [cells.get(i, "") for i in range(max(cells, default=-1) + 1)]
@@ -541,6 +565,8 @@ def _row_cells(row, shared: list[str]) -> dict[int, str]:
     for cell in row.iter(f"{_MAIN}c"):
         position = _column(cell.get("r")) if cell.get("r") else position
         kind = cell.get("t", "n")
+        if cell.find(f"{_MAIN}f") is not None:  # a pack holds values only; a formula shows what it computes
+            raise PackError(f"cell {cell.get('r')}: a formula, which a pack never holds")
         value = cell.find(f"{_MAIN}v")
         text = value.text if value is not None and value.text is not None else None
         if kind == "inlineStr":

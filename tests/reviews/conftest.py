@@ -46,7 +46,15 @@ def make_campaign(people, company):
 
 @pytest.fixture
 def pack_keys_trusted(monkeypatch):
-    """The verifier as a pack ships it: the keys this SOXGov signs with built in (the source file has none)."""
-    from evidence import signing, verify_pack
+    """The verifier as a pack ships it: the keys this SOXGov signs with and the hashes of the modules it runs built
+    in (the source file has neither)."""
+    import hashlib
+    from pathlib import Path
+
+    from evidence import packs, signing, verify_pack
 
     monkeypatch.setattr(verify_pack, "TRUSTED_KEYS", signing.trusted_public_keys())
+    pinned = {
+        n: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for n, m in packs.SHIPPED_MODULES.items()
+    }
+    monkeypatch.setattr(verify_pack, "PINNED_MODULES", pinned)

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 
 import pytest
@@ -355,6 +356,51 @@ def test_a_statement_edited_after_signing_or_unsigned_fails(built):
     files["signing-key.pem"] = deployment_pem
     with pytest.raises(PackError, match=r"signing-key\.pem: SHA-256 does not match tagmanifest-sha256\.txt"):
         verify_pack(files)
+
+
+def test_code_a_forger_ships_in_the_pack_is_never_run_by_a_verifier_built_by_soxgov(built):
+    """The second read's forgery: modules that accept anything, an unsigned statement, manifests recomputed."""
+    files = read_pack(str(built["pack"]))
+    files["evidence_ed25519.py"] += b"\n\ndef verify(*args):\n    return True\n"
+    files["evidence_binding.py"] += b"\n\ndef same_text(*args):\n    return True\n"
+    forge(files, "review_items", {"account_key": "carol"}, {"status": "certified"}, formats=("csv",))
+    reseal(files)
+    files["statement.sig"] = bytes(64)
+    with pytest.raises(PackError, match=r"evidence_ed25519\.py: not the code this verifier was built with"):
+        verify_pack(files, trust=(FORGER,))
+
+
+def test_a_zip_with_a_file_twice_or_outside_the_bag_folder_is_refused(built, tmp_path):
+    with zipfile.ZipFile(built["pack"]) as archive:
+        names = archive.namelist()
+        contents = {name: archive.read(name) for name in names}
+    root = names[0].split("/")[0]
+    for extra, message in (
+        (f"{root}/data/decisions.csv", "in the ZIP twice"),
+        ("other/notes.txt", "outside"),
+    ):
+        forged = tmp_path / f"forged-{len(extra)}.zip"
+        with zipfile.ZipFile(forged, "w") as archive, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it is asked to write
+            for name in names:
+                archive.writestr(name, contents[name])
+            archive.writestr(extra, b"id,item_id\n")
+        with pytest.raises(PackError, match=message):
+            read_pack(str(forged))
+
+
+def test_a_formula_in_a_workbook_is_refused(built):
+    files = read_pack(str(built["pack"]))
+    book = load_workbook(io.BytesIO(files["data/decisions.xlsx"]))
+    book.worksheets[0]["B2"] = '="revoke"'
+    out = io.BytesIO()
+    book.save(out)
+    files["data/decisions.xlsx"] = out.getvalue()
+    reseal(files)
+    with pytest.raises(
+        PackError, match=r"data/decisions\.xlsx.*cell B2: a formula, which a pack never holds"
+    ):
+        verify(files)
 
 
 def test_the_statement_signature_checks_with_openssl_as_the_pack_readme_says(built, tmp_path):
