@@ -9,6 +9,7 @@ urlpatterns = [
     path("evidence/<int:sequence>/", views.event_detail, name="event_detail"),
     path("evidence/integrity/", views.integrity, name="integrity"),
     path("evidence/integrity/verify/", views.verification_create, name="verification_create"),
+    path("evidence/integrity/verify_pack.py", views.pack_verifier, name="pack_verifier"),
     path("evidence/packs/", views.pack_list, name="pack_list"),
     path("evidence/packs/campaign/<int:campaign_id>/", views.pack_for_campaign, name="pack_for_campaign"),
     path("evidence/packs/<int:pk>/", views.pack_detail, name="pack_detail"),

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from evidence import pack_services, services
+from evidence import pack_services, packs, services
 from evidence.filters import EvidenceEventFilter
 from evidence.models import ChainVerification, Checkpoint, EvidenceEvent, EvidencePack, SigningKey
 from evidence.selectors import chain_head, verification_latest
@@ -48,6 +48,16 @@ def integrity(request):
         "retired_keys": [key for key in keys if not key.is_current],
     }
     return render(request, "evidence/integrity.html", context)
+
+
+@require_http_methods(["GET", "HEAD"])
+def pack_verifier(request):
+    """The offline verifier with this SOXGov's keys and module hashes built in, from SOXGov itself rather than
+    from a pack: an auditor who runs this copy is not relying on anything the pack brought."""
+    access.require(request.user, ChainVerification, access.VIEW)
+    response = HttpResponse(packs.verifier_source(), content_type="text/x-python; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="verify_pack.py"'
+    return response
 
 
 @require_POST

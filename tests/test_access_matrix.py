@@ -99,6 +99,7 @@ ROUTES = {
     "evidence event": (PAGE, "evidence:event_detail", EvidenceEvent),
     "integrity": (PAGE, "evidence:integrity", None),
     "integrity verify": (PAGE, "evidence:verification_create", None),
+    "pack verifier": (PAGE, "evidence:pack_verifier", None),
     "imports": (PAGE, "entitlements:run_list", None),
     "import": (PAGE, "entitlements:run_detail", ConnectorRun),
     "import upload": (PAGE, "entitlements:run_upload", None),
@@ -275,6 +276,7 @@ MATRIX = [
     ("GET",    "evidence event",          "event 1",         OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "integrity",               None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "integrity verify",        None,              POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("GET",    "pack verifier",           None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("POST",   "integrity verify",        None,              QUEUED,    DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     # Imports: a run is approved or rejected by an admin other than the one who started it (alice, here).
     ("GET",    "imports",                 None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),

@@ -370,6 +370,41 @@ def test_code_a_forger_ships_in_the_pack_is_never_run_by_a_verifier_built_by_sox
         verify_pack(files, trust=(FORGER,))
 
 
+def test_the_verifier_downloaded_from_soxgov_verifies_a_pack_and_refuses_one_whose_own_verifier_was_forged(
+    built, personas, tmp_path
+):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(personas["audrey"])
+    response = client.get("/evidence/integrity/verify_pack.py")
+    assert response.status_code == 200 and response["Content-Disposition"].endswith(
+        'filename="verify_pack.py"'
+    )
+    verifier = tmp_path / "verify_pack.py"
+    verifier.write_bytes(response.content)
+    ok = _run([str(verifier), str(built["pack"])], cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.endswith("the pack verifies\n"), ok.stderr
+
+    # The forger's pack trusts the forger: its own verify_pack.py says so, and passes; SOXGov's copy does not.
+    files = read_pack(str(built["pack"]))
+    files["verify_pack.py"] = files["verify_pack.py"].replace(
+        b"TRUSTED_KEYS: dict[str, str] = {",
+        f"TRUSTED_KEYS: dict[str, str] = {{{FORGER!r}: {FORGER_PUBLIC.hex()!r}, ".encode(),
+    )
+    reseal(files)
+    forged = tmp_path / "forged"
+    for name in files:
+        (forged / name).parent.mkdir(parents=True, exist_ok=True)
+        (forged / name).write_bytes(files[name])
+    assert _run(["verify_pack.py"], cwd=forged).returncode == 0  # the pack's own verifier is the forger's
+    refused = _run([str(verifier), str(forged)], cwd=tmp_path)
+    assert (
+        refused.returncode == 1
+        and f"signed by {FORGER}, which this verifier does not trust" in refused.stderr
+    )
+
+
 def test_a_zip_with_a_file_twice_or_outside_the_bag_folder_is_refused(built, tmp_path):
     with zipfile.ZipFile(built["pack"]) as archive:
         names = archive.namelist()
