@@ -78,6 +78,7 @@ SAVED = to("/admin/entitlements/application/")  # Django admin saved the object;
 
 BACK_TO_IMPORTS = to("/imports/")
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
+DOWNLOAD = "download"  # a file to save (the offline verifier)
 SCHEMA = "api schema"  # the OpenAPI document (YAML) and its Swagger page: API authentication, not JSON rows
 # URL arguments after the object's id.
 EXTRA_ARGS = {"exception act": ["comment"]}
@@ -99,7 +100,7 @@ ROUTES = {
     "evidence event": (PAGE, "evidence:event_detail", EvidenceEvent),
     "integrity": (PAGE, "evidence:integrity", None),
     "integrity verify": (PAGE, "evidence:verification_create", None),
-    "pack verifier": (PAGE, "evidence:pack_verifier", None),
+    "pack verifier": (DOWNLOAD, "evidence:pack_verifier", None),
     "imports": (PAGE, "entitlements:run_list", None),
     "import": (PAGE, "entitlements:run_detail", ConnectorRun),
     "import upload": (PAGE, "entitlements:run_upload", None),
@@ -964,6 +965,8 @@ def check_body(route: str, response) -> None:
         assert content.startswith("openapi: 3.") or "swagger-ui" in content, (
             f"{route} answered {content[:80]}"
         )
+    elif surface == DOWNLOAD:
+        assert response["Content-Disposition"].startswith("attachment;"), f"{route} is not a download"
     elif surface == FRAGMENT:
         assert "<html" not in content, f"{route} should render only the results fragment"
         assert "<table" in content and 'class="filters"' not in content
