@@ -430,7 +430,8 @@ def test_a_pack_holds_sign_offs_population_source_statement_and_readme(reviewed)
     assert b" README.txt\n" in files["tagmanifest-sha256.txt"]
     readme = files["README.txt"].decode()
     for needed in ("sha256sum -c manifest-sha256.txt", "python3 -I verify_pack.py", "What it does not prove",
-                   "fingerprint", "data/population_source.csv", "openssl pkeyutl -verify"):  # fmt: skip
+                   "fingerprint", "data/population_source.csv", "openssl pkeyutl -verify",
+                   "are not bound to the chain"):  # fmt: skip
         assert needed in readme, needed
     decisions = json.loads(files["data/decisions.json"])
     assert all(re.search(r"\.\d{6}\+00:00$|:\d\d\+00:00$", d["at"]) for d in decisions)  # full precision
