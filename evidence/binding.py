@@ -10,7 +10,8 @@ NULL, ``True``/``False``, integers in decimal, text that a spreadsheet would run
 as LF (XML, so XLSX, reads a CR as LF); date-times are compared as instants. "The item's events" are the events whose subject is ``reviews.reviewitem <item id>``,
 in chain order; likewise for a task (``reviews.remediationtask``), a campaign (``reviews.campaign``) and a
 connector run (``entitlements.connectorrun``). Fields marked (v2) are in the payloads SOXGov writes from pack
-format 2 on; an event written before has none, and that field of its row is then not bound.
+format 2 on, (v3) from the launch digest on; an event written before has none, and that field of its row is
+then not bound (a campaign launched before has no digest: its pending items are bound by their count only).
 
 decisions (id, item_id, action, actor__username, at, comment, delegated_to__username)
     The decision events are ``review.item.certified``, ``review.item.revoked`` and ``review.item.delegated``.
@@ -19,15 +20,34 @@ decisions (id, item_id, action, actor__username, at, comment, delegated_to__user
     ``by`` (v2; before, the user name the event's actor name ends with, "Name (username)"); at = payload ``at``
     (v2); comment = payload ``comment`` (a delegation's: ``reason``); delegated_to__username = payload ``to``
     for a delegation, empty otherwise. Every decision event in the pack has its row.
-review_items (id, campaign_id, ..., reviewer__username, status, decided_by__username, decided_at, comment,
-        signed_off)
-    campaign_id = payload ``campaign`` of each of the item's events that has one. The item's last certify or
-    revoke event gives status (``certified`` / ``revoked``), decided_by__username (``by``), decided_at (``at``)
-    and comment; without one the item is ``pending`` and those three cells are empty. With a delegation event,
-    reviewer__username = the last one's ``to``. signed_off is ``True`` exactly when the pack holds the
+review_items (id, campaign_id, grant_id, application__name, identity_name, department, account_key,
+        entitlement_key, entitlement_name, last_used_at, the flags, reviewer__username, status,
+        decided_by__username, decided_at, comment, signed_off)
+    campaign_id = payload ``campaign`` of each of the item's events that has one. The access: each of the
+    item's decision events and its ``review.item.created`` event that has them gives grant_id (``grant``),
+    application__name (``application``, v3), identity_name (``identity``), account_key (``account``),
+    entitlement_key (``entitlement``), entitlement_name (``entitlement_name``, v3) and the flags (``flags``:
+    the names of the flag columns that are ``True``). The item's last certify or revoke event gives status
+    (``certified`` / ``revoked``), decided_by__username and reviewer__username (``by``: only the item's
+    reviewer decides it), decided_at (``at``) and comment; without one the item is ``pending`` and those
+    three cells are empty. With a delegation event, reviewer__username = the last one's ``to``. An item a
+    standing micro-review added was routed to its ``review.item.created`` event's ``routed_to`` (v3): the
+    first delegation's ``from``, or reviewer__username without one. signed_off is ``True`` exactly when the pack holds the
     ``review.signoff.recorded`` event of the item's campaign by its reviewer. Every item that a decision event
     names has its row. In a campaign's pack the rows number the launch event's ``items`` plus the campaign's
     ``review.item.created`` events (items a standing micro-review added later).
+    The launch digest (v3), in a campaign's pack: the launch event's ``items_sha256`` is the SHA-256 of the
+    campaign's launched items (every row without a ``review.item.created`` event), in ascending id order, each
+    encoded as one line: the JSON array (ASCII, separators "," and ":", no spaces) of the cells id,
+    grant_id, application__name, identity_name, department, account_key, entitlement_key,
+    entitlement_name, last_used_at, terminated, orphan, dormant, privileged, sod_conflict, new_access,
+    non_human, reviewer, followed by LF. Each cell is its text as the CSV shows it (above), line ends as LF;
+    last_used_at as the instant in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (empty for none); reviewer is the
+    user the item was routed to at launch: the ``from`` of its first delegation event, or reviewer__username
+    without one. So every item, decided or pending, is bound to what was launched, and the rows' count to
+    the launch's. A single digest names the campaign, not the row: a decided item's row is named by its
+    events. Names are compared as the row shows them now: an application renamed or a reviewer's user name
+    changed after launch fails the digest (the verifier says so), as it fails a decision's binding.
 sign_offs (id, campaign_id, reviewer__username, at, items)
     Binds to the ``review.signoff.recorded`` event of the campaign whose payload ``reviewer`` is the row's
     reviewer (one per reviewer and campaign): items = payload ``items``; id = ``sign_off`` (v2); at = ``at``
@@ -57,6 +77,7 @@ in its three files.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -69,6 +90,15 @@ DECISION_ACTIONS = {
     "review.item.delegated": "delegate",
 }
 ITEM_STATUS = {"certify": "certified", "revoke": "revoked"}
+ITEM_FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
+# What a review item's access is (and what the reviewer saw), in the order the launch digest encodes it; the
+# last, "reviewer", is the user the item was routed to at launch.
+ITEM_SNAPSHOT = ("id", "grant_id", "application__name", "identity_name", "department", "account_key",
+                 "entitlement_key", "entitlement_name", "last_used_at", *ITEM_FLAGS, "reviewer")  # fmt: skip
+# Payload key of an item's events -> the review_items column it names.
+ITEM_EVENT_FIELDS = {"grant": "grant_id", "application": "application__name", "identity": "identity_name",
+                     "account": "account_key", "entitlement": "entitlement_key",
+                     "entitlement_name": "entitlement_name"}  # fmt: skip
 CLOSING_ACTIONS = {"remediation.task.verified": "verified", "remediation.task.closed_manually": "manual"}
 
 # The tables whose rows are bound, in the order the verifier checks them; the columns each must have.
@@ -114,6 +144,40 @@ def instant(text: str):
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def canonical_instant(text: str) -> str:
+    """A date-time cell as the launch digest encodes it: UTC, microseconds, ``Z`` (empty for none)."""
+    moment = instant(text)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else ""
+
+
+def item_record(cells: dict) -> bytes:
+    """One review item's line of the launch digest, from its cells as the pack's CSV shows them (``reviewer``:
+    the username it was routed to at launch). See the module's docstring."""
+    values = []
+    for column in ITEM_SNAPSHOT:
+        text = cells.get(column, "")
+        if column == "last_used_at":
+            text = canonical_instant(text)
+        values.append(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return (json.dumps(values, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+class ItemDigest:
+    """SHA-256 over a campaign's launched items, fed one item at a time in id order (SOXGov at launch, the
+    verifier from the pack's rows alike)."""
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def add(self, cells: dict) -> None:
+        self._hash.update(item_record(cells))
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
 class _Event:
     __slots__ = ("action", "actor_name", "payload", "sequence", "subject_id", "subject_type")
 
@@ -144,6 +208,7 @@ class Events:
         self.runs = {}  # run id -> import.run.applied event
         self.launched = {}  # campaign id -> event
         self.created = defaultdict(int)  # campaign id -> review.item.created events
+        self.created_items = {}  # item id -> its review.item.created event (not in the launch digest)
         for raw in raw_events:
             action = raw["action"]
             kind, key = raw["subject_type"], raw["subject_id"]
@@ -163,7 +228,8 @@ class Events:
             elif action == "review.campaign.launched" and kind == "reviews.campaign":
                 self.launched[key] = _Event(raw)
             elif action == "review.item.created" and kind == "reviews.reviewitem":
-                self.created[str(_Event(raw).payload.get("campaign"))] += 1
+                event = self.created_items[key] = _Event(raw)
+                self.created[str(event.payload.get("campaign"))] += 1
 
     def checker(self, table: str, *, whole_campaign: bool = False):
         return _CHECKERS[table](self, whole_campaign)
@@ -197,6 +263,19 @@ def _by(event: _Event) -> str:
         return event.payload["by"]
     found = _USERNAME.search(event.actor_name)
     return found.group(1) if found else event.actor_name
+
+
+def _expect_access(row: dict, event: _Event) -> None:
+    """The access an item's event names (those that name it) is the row's."""
+    payload = event.payload
+    for key, column in ITEM_EVENT_FIELDS.items():
+        if key in payload:
+            _expect(row, column, event, payload[key])
+    if "flags" in payload:
+        shown = ", ".join(flag for flag in ITEM_FLAGS if row.get(flag, "") == "True")
+        wanted = ", ".join(flag for flag in ITEM_FLAGS if flag in payload["flags"])
+        if shown != wanted:
+            raise Mismatch(f"flags {shown!r} but the chained event {event} says {wanted!r}")
 
 
 class _Checker:
@@ -249,16 +328,28 @@ class _ReviewItems(_Checker):
         super().__init__(events, whole_campaign)
         self.seen = set()  # items with decision events that have a row (bounded by the events)
         self.rows = defaultdict(int)  # campaign id -> rows
+        self.digests = defaultdict(ItemDigest)  # campaign id -> its launched items so far
 
     def row(self, row):
         item = row.get("id", "")
-        self.rows[row.get("campaign_id", "")] += 1
+        campaign = row.get("campaign_id", "")
+        self.rows[campaign] += 1
         chained = self.events.decisions.get(item, [])
         if chained:
             self.seen.add(item)
-        for event in chained:
+        created = self.events.created_items.get(item)
+        for event in [created, *chained] if created else chained:
             if "campaign" in event.payload:
                 _expect(row, "campaign_id", event, event.payload["campaign"])
+            _expect_access(row, event)
+        delegations = [e for e in chained if DECISION_ACTIONS[e.action] == "delegate"]
+        routed = delegations[0].payload.get("from") if delegations else row.get("reviewer__username", "")
+        if created is not None and "routed_to" in created.payload:
+            if not same_text(cell_text(routed), cell_text(created.payload["routed_to"])):
+                raise Mismatch(f"routed to {routed!r} but the chained event {created} says "
+                               f"{cell_text(created.payload['routed_to'])!r}")  # fmt: skip
+        elif created is None and self.whole_campaign:
+            self.digests[campaign].add({**row, "reviewer": cell_text(routed)})
         decided = [e for e in chained if DECISION_ACTIONS[e.action] in ITEM_STATUS]
         if decided:
             event = decided[-1]
@@ -274,9 +365,10 @@ class _ReviewItems(_Checker):
                     raise Mismatch(
                         f"{column} {row.get(column, '')!r} but the chain holds no decision of item {item}"
                     )
-        delegations = [e for e in chained if DECISION_ACTIONS[e.action] == "delegate"]
         if delegations:
             _expect(row, "reviewer__username", delegations[-1], delegations[-1].payload.get("to"))
+        if decided:  # only the reviewer an item is assigned to decides it, and then it moves no more
+            _expect(row, "reviewer__username", decided[-1], _by(decided[-1]))
         key = (row.get("campaign_id", ""), row.get("reviewer__username", ""))
         sign_off = self.events.sign_offs.get(key)
         signed = row.get("signed_off", "")
@@ -298,6 +390,13 @@ class _ReviewItems(_Checker):
                     return [f"{self.rows.get(campaign, 0)} rows of campaign {campaign}, but the chained event "
                             f"{event} launched it with {event.payload.get('items', 0)} items and "
                             f"{self.events.created.get(campaign, 0)} were added later"]  # fmt: skip
+                wanted = event.payload.get("items_sha256")
+                digest = self.digests[campaign]
+                if wanted is not None and digest.hexdigest() != wanted:
+                    return [f"the {digest.count} items launched in campaign {campaign} hash to "
+                            f"{digest.hexdigest()[:16]}..., but the chained event {event} says {wanted[:16]}...: "
+                            "a row's grant, application, identity, department, account, entitlement, last use, "
+                            "flags or launch reviewer is not what was launched"]  # fmt: skip
         return []
 
 

@@ -102,6 +102,13 @@ What it does not prove
 - Completeness beyond the population source: that the pulls listed there held every account and grant of
   the applications. Test that against the systems themselves (each pull's input file has its SHA-256).
 - Anything about events outside this pack's scope, or after its checkpoint.
+- The campaign summary (data/campaign.*), the period's scope and the SoD violations (data/sod_violations.*)
+  are not bound to the chain: the verifier only checks that their three files say the same. Read a
+  campaign's status and dates, and a violation's status, in their events (data/evidence_events.*).
+- In a period pack, a pending review item's access (grant, application, account, entitlement, identity,
+  flags, reviewer) is not bound: the launch digest that binds it needs the whole campaign, so check it in
+  the campaign's own pack. Items of campaigns launched before SOXGov chained that digest are bound by their
+  count and their decisions only.
 - That the signer's key is the company's: compare the key's fingerprint with the one published on SOXGov's
   integrity page (and in your audit request).
 

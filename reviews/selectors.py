@@ -127,3 +127,21 @@ def item_context(item: ReviewItem) -> dict:
         "peers": peers,
         "previous": previous,
     }
+
+
+def launched_items_sha256(campaign: Campaign) -> str:
+    """The digest the launch event chains over the items just launched (evidence/binding.py: the canonical
+    encoding), streamed in id order so a million items never sit in memory."""
+    from evidence.binding import ITEM_SNAPSHOT, ItemDigest, cell_text
+
+    fields = [column for column in ITEM_SNAPSHOT if column != "reviewer"] + ["reviewer__username"]
+    digest = ItemDigest()
+    rows = ReviewItem.objects.filter(campaign=campaign).order_by("pk").values_list(*fields)
+    for values in rows.iterator(chunk_size=5000):
+        cells = {
+            column: value.isoformat() if hasattr(value, "isoformat") else cell_text(value)
+            for column, value in zip(fields, values, strict=True)
+        }
+        cells["reviewer"] = cells.pop("reviewer__username")
+        digest.add(cells)
+    return digest.hexdigest()

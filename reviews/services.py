@@ -25,6 +25,7 @@ from reviews import notify, progress
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
+from reviews.selectors import launched_items_sha256
 from soxgov import access
 
 
@@ -142,7 +143,14 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
             actor=Actor.for_user(user),
             action="review.campaign.launched",
             subject=campaign,
-            payload={"items": count, **summary, "scope": campaign_scope(campaign)},
+            payload={
+                "items": count,
+                **summary,
+                "scope": campaign_scope(campaign),
+                # Binds every item, decided or not, to what was launched (a pack's rows are checked against it).
+                "items_sha256": launched_items_sha256(campaign),
+                "at": format_time(now),
+            },
         )
         transaction.on_commit(lambda: notify_launched.delay(campaign.pk))
     return campaign
@@ -190,7 +198,11 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
-            items = list(ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh))
+            items = list(
+                ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh).select_related(
+                    "application", "reviewer"
+                )
+            )
             progress.added(items)
             Campaign.objects.filter(pk=campaign.pk).update(item_count=F("item_count") + count)
             events_record(
@@ -200,11 +212,10 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
                         "review.item.created",
                         Subject.of(item),
                         {
-                            "campaign": campaign.pk,
-                            "grant": item.grant_id,
+                            **_item_access(item),
                             "reviewer": item.reviewer_id,
+                            "routed_to": item.reviewer.get_username(),
                             "run": run_id,
-                            "flags": item.flags,
                         },
                     )
                     for item in items
@@ -228,7 +239,7 @@ def _decidable(user, item_ids: list[int]):
     items = list(
         access.restrict(ReviewItem.objects.select_for_update(of=("self",)), user, access.CHANGE)
         .filter(pk__in=item_ids, reviewer=user)
-        .select_related("campaign")
+        .select_related("campaign", "application")
         .order_by("pk")
     )
     found = {item.pk for item in items}
@@ -301,12 +312,7 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                     f"review.item.{status}",
                     Subject.of(item),
                     {
-                        "campaign": item.campaign_id,
-                        "grant": item.grant_id,
-                        "identity": item.identity_name,
-                        "account": item.account_key,
-                        "entitlement": item.entitlement_key,
-                        "flags": item.flags,
+                        **_item_access(item),
                         "comment": comment,
                         **_decision_binding(decisions[item.pk], user, now),
                     },
@@ -384,7 +390,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                     "review.item.delegated",
                     Subject.of(item),
                     {
-                        "campaign": item.campaign_id,
+                        **_item_access(item),
                         "from": user.get_username(),
                         "to": to_user.get_username(),
                         "reason": reason,
@@ -398,6 +404,20 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
         campaign_id = items[0].campaign_id
         transaction.on_commit(lambda: notify.delegated(campaign_id, to_user.pk, user.pk, count))
     return count
+
+
+def _item_access(item: ReviewItem) -> dict:
+    """What an item's events say about the access decided: an evidence pack binds the item's row to it."""
+    return {
+        "campaign": item.campaign_id,
+        "grant": item.grant_id,
+        "application": item.application.name,
+        "identity": item.identity_name,
+        "account": item.account_key,
+        "entitlement": item.entitlement_key,
+        "entitlement_name": item.entitlement_name,
+        "flags": item.flags,
+    }
 
 
 def _decisions_create(decisions) -> dict[int, Decision]:

@@ -206,6 +206,12 @@ def test_a_revoke_edited_to_certify_in_every_format_with_both_manifests_recomput
 
 # --- Each binding rule, broken once ------------------------------------------------------------------------
 
+# A pending item has no event of its own: the launch event's digest over every launched item catches it.
+LAUNCH_DIGEST = (
+    r"data/review_items\.csv: the 4 items launched in campaign \d+ hash to [0-9a-f]{16}\.\.\., but the chained "
+    r"event review\.campaign\.launched #\d+ says [0-9a-f]{16}\.\.\.: a row's grant, application, identity"
+)
+
 FORGERIES = {
     # rule: (table, which row, what changes (None: the row is deleted), what the verifier says)
     "decision actor": ("decisions", {"action": "revoke"}, {"actor__username": "vic"},
@@ -236,6 +242,31 @@ FORGERIES = {
                                      r"data/review_items\.csv: the chained event review\.item\.revoked #\d+ names review item \d+, which has no row"),
     "items fewer than launched": ("review_items", {"account_key": "carol"}, None,
                                   r"data/review_items\.csv: 3 rows of campaign \d+, but the chained event review\.campaign\.launched #\d+ launched it with 4 items"),
+    # What was decided, not only how: the access an item names is the one its events name.
+    "decided item's entitlement swapped": ("review_items", {"account_key": "ghost"}, {"entitlement_key": "GL_POST"},
+                                           r"data/review_items\.csv, row \d+: entitlement_key 'GL_POST' but the chained event review\.item\.revoked #\d+ says 'CRM_VIEW'"),
+    "decided item's entitlement name swapped": ("review_items", {"account_key": "ghost"}, {"entitlement_name": "Read only"},
+                                                r"data/review_items\.csv, row \d+: entitlement_name 'Read only' but the chained event review\.item\.revoked #\d+ says 'View customers'"),
+    "decided item's identity renamed": ("review_items", {"account_key": "svc-ledger"}, {"identity_name": "Carol Other"},
+                                        r"data/review_items\.csv, row \d+: identity_name 'Carol Other' but the chained event review\.item\.certified #\d+ says 'ledger-sync'"),
+    "decided item's application swapped": ("review_items", {"account_key": "ghost"}, {"application__name": "ERP"},
+                                           r"data/review_items\.csv, row \d+: application__name 'ERP' but the chained event review\.item\.revoked #\d+ says 'CRM'"),
+    "decided item's grant swapped": ("review_items", {"account_key": "ghost"}, {"grant_id": 99999},
+                                     r"data/review_items\.csv, row \d+: grant_id '99999' but the chained event review\.item\.revoked"),
+    "decided item's flag hidden": ("review_items", {"account_key": "svc-ledger"}, {"privileged": False},
+                                   r"data/review_items\.csv, row \d+: flags 'new_access, non_human' but the chained event review\.item\.certified #\d+ says 'privileged, new_access, non_human'"),
+    "decided item's reviewer swapped": ("review_items", {"account_key": "svc-ledger"}, {"reviewer__username": "vic"},
+                                        r"data/review_items\.csv, row \d+: reviewer__username 'vic' but the chained event review\.item\.certified #\d+ says 'rita'"),
+    "pending item's entitlement swapped": ("review_items", {"account_key": "carol"}, {"entitlement_key": "GL_VIEW"},
+                                           LAUNCH_DIGEST),
+    "pending item's reviewer swapped": ("review_items", {"account_key": "carol"}, {"reviewer__username": "alice"},
+                                        LAUNCH_DIGEST),
+    "pending item's identity renamed": ("review_items", {"account_key": "carol"}, {"identity_name": "Dan Other"},
+                                        LAUNCH_DIGEST),
+    "pending item's flag raised": ("review_items", {"account_key": "carol"}, {"sod_conflict": True},
+                                   LAUNCH_DIGEST),
+    "pending item dropped": ("review_items", {"account_key": "carol"}, None,
+                             r"data/review_items\.csv: 3 rows of campaign \d+, but the chained event review\.campaign\.launched #\d+ launched it with 4 items"),
     "sign-off items": ("sign_offs", {"reviewer__username": "rita"}, {"items": 3},
                        r"data/sign_offs\.csv, row \d+: items '3' but the chained event review\.signoff\.recorded #\d+ says '2'"),
     "sign-off time": ("sign_offs", {"reviewer__username": "rita"}, {"at": "2020-01-01T00:00:00+00:00"},
@@ -480,7 +511,8 @@ def test_a_pack_holds_sign_offs_population_source_statement_and_readme(reviewed)
     assert b" README.txt\n" in files["tagmanifest-sha256.txt"]
     readme = files["README.txt"].decode()
     for needed in ("sha256sum -c manifest-sha256.txt", "python3 -I verify_pack.py", "What it does not prove",
-                   "fingerprint", "data/population_source.csv", "openssl pkeyutl -verify"):  # fmt: skip
+                   "fingerprint", "data/population_source.csv", "openssl pkeyutl -verify",
+                   "are not bound to the chain"):  # fmt: skip
         assert needed in readme, needed
     decisions = json.loads(files["data/decisions.json"])
     assert all(re.search(r"\.\d{6}\+00:00$|:\d\d\+00:00$", d["at"]) for d in decisions)  # full precision
