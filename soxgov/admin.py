@@ -320,19 +320,6 @@ class EvidencedPeriodicTaskAdmin(EvidencedAdminMixin, beat_admin.PeriodicTaskAdm
     def toggle_tasks(self, request, queryset):
         self._bulk(request, queryset, "toggle_tasks")
 
-    @admin.action(description=beat_admin.PeriodicTaskAdmin.run_tasks.short_description)
-    def run_tasks(self, request, queryset):
-        # Not a change of configuration, but a pull or a verification started out of schedule names who did it.
-        with transaction.atomic():
-            for task in queryset:
-                event_record(
-                    actor=Actor.for_user(request.user),
-                    action=self._action("run"),
-                    subject=task,
-                    payload={"task": task.task, "args": task.args, "kwargs": task.kwargs},
-                )
-            super().run_tasks(request, queryset)
-
 
 @admin.register(CrontabSchedule)
 class EvidencedCrontabScheduleAdmin(EvidencedAdminMixin, beat_admin.CrontabScheduleAdmin):
