@@ -17,13 +17,43 @@ from entitlements.models.connectors import THRESHOLD_FIELDS
 from evidence.services import Actor
 from soxgov.admin import EvidencedAdmin
 
+PULLED = (
+    "Access data comes from the pulls (identity and access imports, connectors): what is pulled is read-only "
+    "here and changes only through a pull, which is staged, checked against the thresholds, evidenced and, "
+    "when held, approved by a second admin."
+)
+
+
+class PulledDataAdmin(EvidencedAdmin):
+    """Identities, accounts, grants and their links as the pulls left them: viewed here, never written.
+
+    Editing them in Django admin would route reviews around the four-eyes rules: unlink one's own account (an
+    orphan, reviewed by the application owner), re-point a bot's owner or a person's manager to oneself.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "subtitle": PULLED})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(
+            request, object_id, form_url, {**(extra_context or {}), "subtitle": PULLED}
+        )
+
 
 @admin.register(Identity)
-class IdentityAdmin(EvidencedAdmin):
+class IdentityAdmin(PulledDataAdmin):
     list_display = ("display_name", "kind", "employee_id", "email", "department", "status")
     list_filter = ("kind", "status", "department")
     search_fields = ("display_name", "employee_id", "email")
-    raw_id_fields = ("manager", "owner")
 
 
 @admin.register(Application)
@@ -36,27 +66,47 @@ class ApplicationAdmin(EvidencedAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(EvidencedAdmin):
+class AccountAdmin(PulledDataAdmin):
     list_display = ("account_id", "application", "identity", "status", "privileged", "last_used_at")
     list_filter = ("application", "status", "privileged")
     search_fields = ("account_id", "name")
-    raw_id_fields = ("identity",)
     list_select_related = ("application", "identity")
 
 
 @admin.register(Entitlement)
 class EntitlementAdmin(EvidencedAdmin):
+    """The owner and the privileged / sensitive flags are configuration; the rest comes from the pulls.
+
+    Not added or deleted here either: an entitlement arrives with a pull, and deleting one would delete its
+    grants with it.
+    """
+
     list_display = ("name", "entitlement_id", "application", "kind", "privileged", "sensitive", "owner")
     list_filter = ("application", "kind", "privileged", "sensitive")
     search_fields = ("name", "entitlement_id")
     raw_id_fields = ("owner",)
     list_select_related = ("application", "owner")
+    fieldsets = (
+        ("From the pulls", {"fields": ("application", "entitlement_id", "name", "kind", "description")}),
+        ("Configuration", {"fields": ("owner", "privileged", "sensitive")}),
+    )
+    readonly_fields = ("application", "entitlement_id", "name", "kind", "description")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(
+            request, object_id, form_url, {**(extra_context or {}), "subtitle": PULLED}
+        )
 
 
 @admin.register(Grant)
-class GrantAdmin(EvidencedAdmin):
+class GrantAdmin(PulledDataAdmin):
     list_display = ("account", "entitlement", "first_seen", "last_seen")
-    raw_id_fields = ("account", "entitlement")
     list_select_related = ("account__application", "entitlement__application")
 
 

@@ -1,13 +1,26 @@
 """Django admin for configuration. Every save and delete made here is evidenced in the same transaction."""
 
+import datetime as dt
+import decimal
+import uuid
+
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 from knox.models import AuthToken as KnoxAuthToken
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -21,39 +34,118 @@ from soxgov.tokens import tokens_revoke
 def _plain(value):
     if hasattr(value, "pk"):
         return value.pk
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if hasattr(value, "__iter__") and not isinstance(value, str | bytes):
         return sorted(_plain(v) for v in value)
-    return value
+    if value is None or isinstance(value, _JSON_ABLE):
+        return value
+    return str(value)  # a time zone, a file ...: its name
 
 
-class EvidencedAdmin(SimpleHistoryAdmin):
-    """ModelAdmin that writes ``config.<model>.created|changed|deleted`` evidence (admin saves are atomic)."""
+# What the evidence payload's encoder (DjangoJSONEncoder) writes as it is.
+_JSON_ABLE = (str, int, float, dt.date, dt.time, dt.timedelta, decimal.Decimal, uuid.UUID)
+
+
+def _values(obj, fields=None) -> dict:
+    """The object's editable field values (many-to-many too), as plain JSON-able values."""
+    return {k: _plain(v) for k, v in model_to_dict(obj, fields=fields).items()}
+
+
+class EvidencedAdminMixin:
+    """ModelAdmin mixin that writes ``config.<model>.created|changed|deleted`` evidence with old and new values.
+
+    Saves and deletes through the object pages are atomic (Django admin); bulk actions are made atomic here, so
+    the change and its event commit together.
+    """
 
     def _action(self, verb: str) -> str:
         return f"config.{self.model._meta.model_name}.{verb}"
+
+    def save_model(self, request, obj, form, change):
+        # The form has already written the new values onto obj; the old ones are still in the database.
+        if change:
+            obj._soxgov_before = _values(self.model._default_manager.get(pk=obj.pk))
+        super().save_model(request, obj, form, change)
 
     # Recorded in save_related, which runs after many-to-many fields are saved, so the event holds final values.
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         obj = form.instance
-        data = model_to_dict(obj, fields=form.changed_data if change else None)
+        after = _values(obj)
+        if change:
+            before = getattr(obj, "_soxgov_before", {})
+            # A form may call a field changed whose value is not (a time zone's widget, for one).
+            fields = [name for name in form.changed_data if name in after and before.get(name) != after[name]]
+            changed = {name: {"old": before.get(name), "new": after[name]} for name in fields}
+        else:
+            changed = {name: {"old": None, "new": value} for name, value in after.items()}
         event_record(
             actor=Actor.for_user(request.user),
             action=self._action("changed" if change else "created"),
             subject=obj,
-            payload={"changed": {k: _plain(v) for k, v in data.items()}},
+            payload={"changed": changed},
         )
 
     def delete_model(self, request, obj):
-        subject = Subject.of(obj)
-        super().delete_model(request, obj)
-        event_record(actor=Actor.for_user(request.user), action=self._action("deleted"), subject=subject)
+        with transaction.atomic():
+            subject, before = Subject.of(obj), _values(obj)
+            super().delete_model(request, obj)
+            event_record(
+                actor=Actor.for_user(request.user),
+                action=self._action("deleted"),
+                subject=subject,
+                payload={"deleted": before},
+            )
 
     def delete_queryset(self, request, queryset):
-        subjects = [Subject.of(obj) for obj in queryset]
-        super().delete_queryset(request, queryset)
-        for subject in subjects:
-            event_record(actor=Actor.for_user(request.user), action=self._action("deleted"), subject=subject)
+        with transaction.atomic():
+            gone = [(Subject.of(obj), _values(obj)) for obj in queryset]
+            super().delete_queryset(request, queryset)
+            for subject, before in gone:
+                event_record(
+                    actor=Actor.for_user(request.user),
+                    action=self._action("deleted"),
+                    subject=subject,
+                    payload={"deleted": before},
+                )
+
+    def bulk_change_evidenced(self, request, queryset, change) -> None:
+        """Run ``change(queryset)`` (a bulk UPDATE such as an admin action's) and evidence each object it
+        changed with old and new values."""
+        with transaction.atomic():
+            pks = list(queryset.values_list("pk", flat=True))
+            locked = self.model._default_manager.select_for_update().filter(pk__in=pks)
+            before = {obj.pk: _values(obj) for obj in locked}
+            change(queryset)
+            actor = Actor.for_user(request.user)
+            for obj in self.model._default_manager.filter(pk__in=before):
+                after = _values(obj)
+                changed = {
+                    name: {"old": before[obj.pk].get(name), "new": value}
+                    for name, value in after.items()
+                    if before[obj.pk].get(name) != value
+                }
+                if changed:
+                    event_record(
+                        actor=actor, action=self._action("changed"), subject=obj, payload={"changed": changed}
+                    )
+
+
+class EvidencedAdmin(EvidencedAdminMixin, SimpleHistoryAdmin):
+    """The evidenced ModelAdmin with simple-history's history pages, read-only.
+
+    simple-history's "revert" form saves without save_related (so without evidence) and checks only the view
+    permission; an edit goes through the change form instead.
+    """
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("Reverting from history is not offered: edit the object instead.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 # What access.user.changed compares, old against new. Never the password: a reset is its own event.
@@ -201,3 +293,49 @@ class LoginAttemptAdmin(AccessAttemptAdmin):
 
     def delete_queryset(self, request, queryset):
         login_unlock(actor=Actor.for_user(request.user), attempts=queryset)
+
+
+# django-celery-beat's schedules decide when (and whether) connectors pull and the chain is verified: saves,
+# deletes and its bulk enable/disable/toggle actions are evidenced like any configuration.
+for _model in (PeriodicTask, CrontabSchedule, IntervalSchedule, SolarSchedule, ClockedSchedule):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(PeriodicTask)
+class EvidencedPeriodicTaskAdmin(EvidencedAdminMixin, beat_admin.PeriodicTaskAdmin):
+    def _bulk(self, request, queryset, name):
+        action = getattr(super(), name)
+        self.bulk_change_evidenced(request, queryset, lambda tasks: action(request, tasks))
+
+    @admin.action(description=beat_admin.PeriodicTaskAdmin.enable_tasks.short_description)
+    def enable_tasks(self, request, queryset):
+        self._bulk(request, queryset, "enable_tasks")
+
+    @admin.action(description=beat_admin.PeriodicTaskAdmin.disable_tasks.short_description)
+    def disable_tasks(self, request, queryset):
+        self._bulk(request, queryset, "disable_tasks")
+
+    @admin.action(description=beat_admin.PeriodicTaskAdmin.toggle_tasks.short_description)
+    def toggle_tasks(self, request, queryset):
+        self._bulk(request, queryset, "toggle_tasks")
+
+
+@admin.register(CrontabSchedule)
+class EvidencedCrontabScheduleAdmin(EvidencedAdminMixin, beat_admin.CrontabScheduleAdmin):
+    pass
+
+
+@admin.register(IntervalSchedule)
+class EvidencedIntervalScheduleAdmin(EvidencedAdminMixin, beat_admin.IntervalScheduleAdmin):
+    pass
+
+
+@admin.register(SolarSchedule)
+class EvidencedSolarScheduleAdmin(EvidencedAdminMixin, beat_admin.SolarScheduleAdmin):
+    pass
+
+
+@admin.register(ClockedSchedule)
+class EvidencedClockedScheduleAdmin(EvidencedAdminMixin, beat_admin.ClockedScheduleAdmin):
+    pass

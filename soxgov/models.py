@@ -15,7 +15,9 @@ class User(AbstractUser):
         "entitlements.Identity",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # SET_NULL would unlink the user in SQL, past User.save's open-work guard and its evidence; unlink with
+        # soxgov.services.user_identity_set first.
+        on_delete=models.PROTECT,
         related_name="users",
         help_text="The identity this user is, matched by e-mail; set automatically.",
     )

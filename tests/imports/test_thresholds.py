@@ -200,7 +200,7 @@ def test_django_admin_does_not_save_raised_thresholds_but_proposes_them(admins, 
     )
     # The admin's save event records what was saved, not thresholds that were not.
     changed = payload("config.connector.changed")["changed"]
-    assert changed["cron"] == "0 2 * * *" and "deletion_threshold_percent" not in changed
+    assert changed["cron"] == {"old": "", "new": "0 2 * * *"} and "deletion_threshold_percent" not in changed
 
 
 def test_django_admin_says_why_a_raise_is_not_proposed_while_another_waits(admins, erp_feed, srv_root):
