@@ -14,6 +14,8 @@ their own account.
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+
 from entitlements.models import Identity
 
 
@@ -36,3 +38,46 @@ def is_own_case(user, identity: Identity | None, *, selves: frozenset[int] | Non
         return False
     selves = identity_ids_of(user) if selves is None else selves
     return identity.pk in selves or (identity.owner_id is not None and identity.owner_id in selves)
+
+
+def shared_identity(a, b) -> Identity | None:
+    """An identity two different users both are (by link or e-mail): one person with two accounts."""
+    if a is None or b is None or a.pk == b.pk:
+        return None
+    shared = identity_ids_of(a) & identity_ids_of(b)
+    return Identity.objects.filter(pk__in=shared).order_by("pk").first() if shared else None
+
+
+def same_person(a, b) -> bool:
+    """True when ``a`` and ``b`` are one user, or two users who are one person: four eyes need two people."""
+    if a is None or b is None:
+        return False
+    return a.pk == b.pk or shared_identity(a, b) is not None
+
+
+def four_eyes_refusal(first, second, refusal: str) -> str:
+    """The refusal when ``first`` and ``second`` are the same person, naming who and why ("" when they are two
+    people): "<refusal>: bob-admin and bob are the same person (identity E2)"."""
+    if first is None or second is None:
+        return ""
+    if first.pk == second.pk:
+        return refusal
+    identity = shared_identity(first, second)
+    if identity is None:
+        return ""
+    return (
+        f"{refusal}: {second.get_username()} and {first.get_username()} are the same person "
+        f"(identity {identity.natural_key_display})"
+    )
+
+
+def require_known_person(user) -> frozenset[int]:
+    """The identities ``user`` is, refusing a user who is none: SOXGov could not tell their own case from
+    anyone else's, so they may not answer one (as review routing refuses such reviewers)."""
+    selves = identity_ids_of(user)
+    if not selves:
+        raise PermissionDenied(
+            f"{user.get_username()} has no identity linked and their e-mail matches none, so SOXGov cannot keep "
+            "their own cases from them: link your user to your identity first."
+        )
+    return selves

@@ -31,6 +31,7 @@ from entitlements.models import (
     Grant,
     Identity,
 )
+from entitlements.selves import four_eyes_refusal
 from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from soxgov import access as acl
@@ -184,10 +185,52 @@ def _tune_session() -> None:
         sql.execute("SELECT set_config('jit', 'off', true)")
 
 
-def _thresholds(run: ConnectorRun) -> tuple[int, int]:
+def _strictest(connectors) -> tuple[int, int] | None:
+    """The lowest percent and the lowest count among ``connectors`` (None for none)."""
+    if not connectors:
+        return None
+    return (
+        min(c.deletion_threshold_percent for c in connectors),
+        min(c.deletion_threshold_count for c in connectors),
+    )
+
+
+def _default_thresholds() -> tuple[int, int]:
+    return settings.SOXGOV_DELETION_THRESHOLD_PERCENT, settings.SOXGOV_DELETION_THRESHOLD_COUNT
+
+
+def _access_thresholds(run: ConnectorRun, application_ids) -> dict[int, tuple[int, int]]:
+    """The (percent, count) gate for each application a run covers.
+
+    A run of an application's own connector uses that connector's thresholds. Any other run (a manual upload,
+    or a connector whose file also names other applications) uses the strictest of each application's
+    connectors, so that uploading the same file by hand does not bypass a connector an admin made stricter;
+    the global default applies only to an application without connectors. A raised threshold still waiting
+    for a second admin is not on the connector yet (entitlements/thresholds.py), so it is not in force here.
+    """
+    own = run.connector if run.connector_id else None
+    theirs: dict[int, list[Connector]] = {}
+    for connector in Connector.objects.filter(
+        kind=Connector.Kind.ACCESS_FILE, application_id__in=list(application_ids)
+    ):
+        theirs.setdefault(connector.application_id, []).append(connector)
+    gates = {}
+    for application_id in application_ids:
+        if own is not None and own.application_id == application_id:
+            gates[application_id] = (own.deletion_threshold_percent, own.deletion_threshold_count)
+            continue
+        candidates = [*theirs.get(application_id, []), *([own] if own is not None else [])]
+        gates[application_id] = _strictest(candidates) or _default_thresholds()
+    return gates
+
+
+def _identity_thresholds(run: ConnectorRun) -> tuple[int, int]:
+    """A connector's own thresholds; a manual identities upload takes the strictest identities connector's."""
     if run.connector_id:
         return run.connector.deletion_threshold_percent, run.connector.deletion_threshold_count
-    return settings.SOXGOV_DELETION_THRESHOLD_PERCENT, settings.SOXGOV_DELETION_THRESHOLD_COUNT
+    return (
+        _strictest(list(Connector.objects.filter(kind=Connector.Kind.IDENTITY_FILE))) or _default_thresholds()
+    )
 
 
 def _change_reason(run: ConnectorRun) -> str:
@@ -281,9 +324,10 @@ def _lock_applications(application_ids) -> None:
 def _gate_access(run: ConnectorRun, diff, rows: int) -> None:
     """Hold a pull that looks partial or destructive: per application, for grants and for accounts alike
     (accounts without grants would otherwise vanish unnoticed)."""
-    percent, minimum = _thresholds(run)
+    gates = _access_thresholds(run, diff.scope)
     reasons = []
     for application_id, name in sorted(diff.scope.items(), key=lambda kv: kv[1]):
+        percent, minimum = gates[application_id]
         grants = diff.current_by_application.get(application_id, 0)
         accounts = diff.current_accounts_by_application.get(application_id, 0)
         if (grants or accounts) and not diff.staged_by_application.get(application_id):
@@ -359,7 +403,7 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
 
 
 def _gate_identities(run: ConnectorRun, diff, rows: int) -> None:
-    percent, minimum = _thresholds(run)
+    percent, minimum = _identity_thresholds(run)
     if diff.absent > minimum and diff.absent * 100 > percent * max(diff.current, 1):
         raise Held(
             f"would terminate {diff.absent} of {diff.current} active identities absent from the file, over the "
@@ -481,8 +525,11 @@ def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> C
             raise ValidationError(
                 f"run {run.pk} is {run.get_status_display().lower()}, not held for approval"
             )
-        if run.started_by_id is not None and run.started_by_id == user.pk:
-            raise PermissionDenied("the admin who started a run cannot also approve or reject it")
+        refusal = four_eyes_refusal(
+            run.started_by, user, "the admin who started a run cannot also approve or reject it"
+        )
+        if refusal:
+            raise PermissionDenied(refusal)
         run.status = to_status
         run.decided_by = user
         run.decided_by_name = Actor.for_user(user).name

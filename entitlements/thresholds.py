@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from entitlements.models import Connector, ConnectorThresholdChange
 from entitlements.models.connectors import THRESHOLD_FIELDS
+from entitlements.selves import four_eyes_refusal
 from evidence.services import Actor, event_record
 from soxgov import access as acl
 
@@ -119,8 +120,11 @@ def thresholds_approve(*, change_id: int, user, reason: str = "") -> ConnectorTh
     """A second admin approves: the connector takes the proposed thresholds now."""
     with transaction.atomic():
         change = _decide(change_id=change_id, user=user)
-        if change.proposed_by_id == user.pk:
-            raise PermissionDenied("the admin who proposed a threshold change cannot also approve it")
+        refusal = four_eyes_refusal(
+            change.proposed_by, user, "the admin who proposed a threshold change cannot also approve it"
+        )
+        if refusal:
+            raise PermissionDenied(refusal)
         connector = Connector.objects.select_for_update().get(pk=change.connector_id)
         before = connector.thresholds  # a stricter change may have been applied since the proposal
         _record_decision(change, user, Status.APPROVED, reason)

@@ -28,6 +28,7 @@ from entitlements.models import (
     Grant,
     Identity,
 )
+from entitlements.selves import same_person
 from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
 from evidence.services import Actor
@@ -265,7 +266,7 @@ def run_detail(request, pk):
     may_decide = (
         run.status == ConnectorRun.Status.HELD
         and access.can_attempt(request.user, ConnectorRun, access.CHANGE)
-        and run.started_by_id != request.user.pk
+        and not same_person(run.started_by, request.user)
     )
     context = {"run": run, "live": live, "may_decide": may_decide, "decision_form": RunDecisionForm()}
     if request.htmx and request.GET.get("fragment") == "progress":

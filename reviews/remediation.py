@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from entitlements.models import Application, Connector, ConnectorRun, Grant, Identity
-from entitlements.selves import is_own_case
+from entitlements.selves import is_own_case, require_known_person
 from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from reviews.attachments import attachment_check
@@ -282,7 +282,7 @@ def task_close_manually(
         if not task.is_open:
             raise ValidationError("This task is already closed.")
         subject = Identity.objects.filter(pk=task.item.identity_id).first() if task.item.identity_id else None
-        if is_own_case(user, subject):
+        if is_own_case(user, subject, selves=require_known_person(user)):
             raise PermissionDenied(
                 "This revocation is of your own access (or of an account you own): someone else must close it."
             )

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from entitlements.models import Identity
-from entitlements.selves import is_own_case
+from entitlements.selves import four_eyes_refusal, is_own_case, require_known_person
 from evidence.services import Actor, event_record
 from sod.models import ControlException, ExceptionNote, Violation
 from sod.services import answer_until_check
@@ -50,7 +50,9 @@ def _record(exception, user, action: str, text: str, payload: dict) -> None:
 
 def _refuse_own(user, exception: ControlException) -> None:
     """Refuse ``user`` an answer to an exception about themselves (their access, by identity link or e-mail; a
-    non-human identity they own; their own overdue review)."""
+    non-human identity they own; their own overdue review). A user who is no identity could be anyone, so
+    they answer nothing until linked."""
+    require_known_person(user)
     if _is_about(user, exception):
         raise PermissionDenied(
             "This exception is about you (or an account you own): someone else must answer it."
@@ -154,8 +156,13 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
         _live(exception)
         if not exception.acceptance_requested_by_id:
             raise ValidationError("No risk acceptance is waiting for approval.")
-        if exception.acceptance_requested_by_id == user.pk:
-            raise PermissionDenied("You requested this risk acceptance; someone else must decide it.")
+        refusal = four_eyes_refusal(
+            exception.acceptance_requested_by,
+            user,
+            "You requested this risk acceptance; someone else must decide it",
+        )
+        if refusal:
+            raise PermissionDenied(refusal)
         _refuse_own(user, exception)
         requested_by, until = exception.acceptance_requested_by, exception.acceptance_until
         payload = {

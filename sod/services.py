@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from entitlements.selves import is_own_case
+from entitlements.selves import four_eyes_refusal, is_own_case, require_known_person
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from sod.models import Mitigation, RiskAcceptance, Violation
 from soxgov import access
@@ -41,8 +41,9 @@ def _locked_violation(user, violation_id: int) -> Violation:
 
 def _refuse_own(user, violation: Violation) -> None:
     """Nobody answers a conflict in their own access (or in a non-human identity they own), whether the user is
-    that identity by their link or by their e-mail (entitlements/selves.py)."""
-    if is_own_case(user, violation.identity):
+    that identity by their link or by their e-mail (entitlements/selves.py). A user who is no identity could
+    be anyone's, so they answer nothing until linked."""
+    if is_own_case(user, violation.identity, selves=require_known_person(user)):
         raise PermissionDenied(
             "This conflict is in your own access (or one you own): someone else must answer it."
         )
@@ -194,8 +195,11 @@ def acceptance_decide(*, acceptance_id: int, user, approve: bool, note: str = ""
             raise ValidationError(
                 f"This risk acceptance is already {acceptance.get_status_display().lower()}."
             )
-        if acceptance.requested_by_id == user.pk:
-            raise ValidationError("You requested this risk acceptance; someone else must decide it.")
+        refusal = four_eyes_refusal(
+            acceptance.requested_by, user, "You requested this risk acceptance; someone else must decide it"
+        )
+        if refusal:
+            raise ValidationError(refusal)
         violation = _locked_violation(user, acceptance.violation_id)
         if approve and acceptance.expires_on <= timezone.localdate():
             raise ValidationError("This request has already expired; ask for a new one.")

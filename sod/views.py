@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from entitlements.connectors.problems import ImportRefused
 from entitlements.models import Identity
+from entitlements.selves import same_person
 from evidence.selectors import events_visible
 from evidence.services import Actor
 from sod import dashboard, services
@@ -322,7 +323,7 @@ def exception_detail(request, pk):
         "may_answer": may_change and exception.kind != ControlException.Kind.SOD_VIOLATION,
         "may_decide": may_change
         and exception.acceptance_requested_by_id
-        and exception.acceptance_requested_by_id != user.pk,
+        and not same_person(exception.acceptance_requested_by, user),
         "forms": {
             "assign": ExceptionAssignForm(),
             "comment": ExceptionCommentForm(),

@@ -34,6 +34,21 @@ def make_user(django_user_model):
 
 
 @pytest.fixture
+def make_person(make_user):
+    """make_user for someone SOXGov knows as a person: an identity with the user's e-mail comes first, so the
+    user is linked to it. Answering a case (a violation, an exception, a remediation) needs one."""
+    from entitlements.models import Identity
+
+    def make(username, *roles, email=None, **extra):
+        email = email or f"{username}@example.com"
+        if not Identity.objects.filter(email__iexact=email).exists():
+            Identity.objects.create(employee_id=f"U-{username}", email=email, display_name=username.title())
+        return make_user(username, *roles, email=email, **extra)
+
+    return make
+
+
+@pytest.fixture
 def company(db):
     """A tiny company: a manager, her report, a service account she owns, two applications, grants."""
     from entitlements.models import Account, Application, Entitlement, Grant, Identity

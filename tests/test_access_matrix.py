@@ -552,7 +552,7 @@ ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test:
 FULL_SCOPE = ("alice", "oscar", "audrey")
 VISIBLE = {
     # list          the full-scope roles see                                        rita sees
-    "identities":   {**dict.fromkeys(FULL_SCOPE, frozenset({"rita", "bob", "carol", "bot", "alice identity"})),
+    "identities":   {**dict.fromkeys(FULL_SCOPE, frozenset({"rita", "bob", "carol", "bot", "alice identity", "oscar identity"})),
                      "rita": {"rita", "bob", "bot"}},
     "applications": {**dict.fromkeys(FULL_SCOPE, frozenset({"ERP", "CRM"})),                       "rita": {"CRM"}},
     "accounts":     {**dict.fromkeys(FULL_SCOPE, frozenset({"bob@ERP", "carol@ERP", "bot@ERP", "ghost@CRM"})),
@@ -828,7 +828,15 @@ def _sod_world(company, personas) -> dict:
         requested_at=now,
     )
     check = Check.objects.create(trigger=Check.Trigger.MANUAL, actor_name="system:tests", started_at=now)
-    return {"SOD-1": rule, **violations, "pending acceptance": acceptance, "check": check}
+    # A control owner answers only as a person SOXGov knows: Oscar is an identity by his e-mail.
+    oscar = Identity.objects.create(employee_id="E8", email="oscar@example.com", display_name="Oscar Owner")
+    return {
+        "SOD-1": rule,
+        **violations,
+        "pending acceptance": acceptance,
+        "check": check,
+        "oscar identity": oscar,
+    }
 
 
 def _reviews_world(company, personas) -> dict:

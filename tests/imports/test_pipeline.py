@@ -693,3 +693,15 @@ def test_new_accounts_are_numbered_in_file_order_and_new_entitlements_in_key_ord
     assert list(Account.objects.order_by("pk").values_list("account_id", flat=True)) == keys
     entitlements = list(Entitlement.objects.order_by("pk").values_list("entitlement_id", flat=True))
     assert entitlements == sorted(entitlements)
+
+
+def test_one_person_with_two_admin_accounts_cannot_decide_the_run_they_started(held, make_user):
+    # alice (who started the run) is the identity E9 by her e-mail; alice-2 by her link.
+    me = Identity.objects.create(employee_id="E9", email="alice@example.com", display_name="Alice Admin")
+    alice_2 = make_user("alice-2", Role.ADMIN, identity=me)
+    state = snapshot()
+    for decide in (services.run_approve, services.run_reject):
+        with pytest.raises(PermissionDenied, match=r"alice-2 and alice are the same person \(identity E9\)"):
+            decide(run_id=held.pk, user=alice_2)
+    assert ConnectorRun.objects.get(pk=held.pk).status == "held"
+    assert snapshot() == state

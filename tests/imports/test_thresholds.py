@@ -13,7 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from entitlements import services
-from entitlements.models import Connector, ConnectorRun, ConnectorThresholdChange
+from entitlements.models import (
+    Account,
+    Application,
+    Connector,
+    ConnectorRun,
+    ConnectorThresholdChange,
+    Entitlement,
+    Grant,
+)
 from entitlements.thresholds import thresholds_approve, thresholds_change, thresholds_reject
 from evidence.models import EvidenceEvent
 from evidence.services import Actor
@@ -308,3 +316,89 @@ def test_imports_page_lists_pending_changes_with_approve_for_another_admin_only(
     response = bert.post(approve, {"reason": "fine"})
     assert response.status_code == 302 and response["Location"] == reverse("entitlements:run_list")
     assert thresholds_of(erp_feed) == (60, 0)
+
+
+# --- four eyes are two people; manual uploads keep the connectors' thresholds -------------------------------
+
+
+def test_one_person_with_two_admin_accounts_cannot_approve_their_own_threshold_change(
+    make_user, company, erp_feed
+):
+    # bob is the identity E2 by his e-mail; bob-admin by his link.
+    bob = make_user("bob", Role.ADMIN)
+    bob_admin = make_user("bob-admin", Role.ADMIN, identity=company["identities"]["bob"])
+    change = thresholds_change(connector_id=erp_feed.pk, user=bob, percent=100, count=0)
+
+    with pytest.raises(PermissionDenied, match=r"bob-admin and bob are the same person \(identity E2\)"):
+        thresholds_approve(change_id=change.pk, user=bob_admin)
+
+    change.refresh_from_db()
+    assert change.status == Status.PENDING and thresholds_of(erp_feed) == (10, 0)
+    assert not EvidenceEvent.objects.filter(action="config.connector.thresholds.approved").exists()
+
+
+@pytest.fixture
+def payroll(db):
+    """An application of 100 grants (one per account) whose connector holds any pull removing over 2%."""
+    now = timezone.now()
+    app = Application.objects.create(name="Payroll")
+    role = Entitlement.objects.create(application=app, entitlement_id="USER", name="User")
+    accounts = Account.objects.bulk_create(
+        Account(application=app, account_id=f"u{n:03}", first_seen=now) for n in range(100)
+    )
+    Grant.objects.bulk_create(Grant(account=a, entitlement=role, first_seen=now) for a in accounts)
+    Connector.objects.create(
+        name="Payroll nightly",
+        kind="access_file",
+        application=app,
+        configuration={"path": "/srv/payroll.csv"},
+        deletion_threshold_percent=2,
+        deletion_threshold_count=0,
+    )
+    return app
+
+
+def upload_by_hand(write_csv, app, keep: int, user=None) -> ConnectorRun:
+    """What the Imports page, the API and ``import_access`` do: a run with no connector."""
+    rows = [["application", "account_id", "entitlement_id", "entitlement_name"]] + [
+        [app.name, f"u{n:03}", "USER", "User"] for n in range(keep)
+    ]
+    path = write_csv("payroll.csv", rows)
+    run = services.run_create(
+        kind="access", source=path, source_name=path.name, actor=Actor.system("tests"), user=user
+    )
+    return services.run_execute(run_id=run.pk)
+
+
+def test_a_manual_upload_is_held_by_the_strictest_threshold_of_the_applications_connectors(
+    payroll, write_csv
+):
+    # 15 of 100 grants: under the global default (10% and 20), over the connector's 2%.
+    run = upload_by_hand(write_csv, payroll, keep=85)
+
+    assert run.status == ConnectorRun.Status.HELD
+    assert run.held_reason.startswith(
+        "Payroll: would remove 15 of 100 grants (15.0%), over the threshold of 2% and 0 grants"
+    )
+    assert Grant.objects.filter(account__application=payroll).count() == 100
+
+
+def test_a_raised_threshold_waiting_for_approval_does_not_let_a_manual_upload_through(
+    admins, payroll, write_csv
+):
+    connector = payroll.connectors.get()
+    thresholds_change(connector_id=connector.pk, user=admins["alice"], percent=50, count=0)
+    assert upload_by_hand(write_csv, payroll, keep=85).status == ConnectorRun.Status.HELD
+
+    # A second, lenient connector of the same application does not loosen the gate either.
+    Connector.objects.create(
+        name="Payroll weekly", kind="access_file", application=payroll, deletion_threshold_percent=90
+    )
+    run = upload_by_hand(write_csv, payroll, keep=85)
+    assert run.status == ConnectorRun.Status.HELD and "threshold of 2%" in run.held_reason
+
+
+def test_a_manual_upload_for_an_application_without_connectors_keeps_the_global_default(payroll, write_csv):
+    payroll.connectors.all().delete()
+    run = upload_by_hand(write_csv, payroll, keep=85)
+    assert run.status == ConnectorRun.Status.APPLIED, run.held_reason

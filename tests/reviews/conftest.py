@@ -12,10 +12,12 @@ from soxgov.roles import Role
 @pytest.fixture
 def people(personas, make_user, company):
     """personas plus a second reviewer (vic, with an identity of his own: a reviewer without one is never routed
-    items) and Bob as a user (so self-review can be attempted)."""
+    items) and Bob as a user (so self-review can be attempted). Oscar is an identity by his e-mail: closing a
+    remediation task needs one."""
     from entitlements.models import Identity
 
     Identity.objects.create(employee_id="E9", email="vic@example.com", display_name="Vic Viewer")
+    Identity.objects.create(employee_id="E8", email="oscar@example.com", display_name="Oscar Owner")
     return {
         **personas,
         "vic": make_user("vic", Role.REVIEWER),

@@ -128,3 +128,18 @@ def test_a_grant_of_another_account_does_not_count_as_returned_access(
     )
 
     assert not ControlException.objects.filter(kind=RETURNED).exists()
+
+
+def test_a_control_owner_with_no_identity_cannot_close_a_remediation_by_hand(
+    people, make_campaign, make_user
+):
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    task = revoke("bob", people["rita"], campaign)
+    nora = make_user("nora", Role.CONTROL_OWNER)
+
+    with pytest.raises(PermissionDenied, match="link your user to your identity first"):
+        remediation.task_close_manually(task_id=task.pk, user=nora, proof="removed in ERP", ticket="CHG-9")
+
+    task.refresh_from_db()
+    assert task.status == RemediationTask.Status.OPEN

@@ -114,8 +114,8 @@ def exception(company):
 
 
 @pytest.fixture
-def owners(make_user):
-    return {name: make_user(name, Role.CONTROL_OWNER) for name in ("oscar", "olga")} | {
+def owners(make_user, make_person):
+    return {name: make_person(name, Role.CONTROL_OWNER) for name in ("oscar", "olga")} | {
         "audrey": make_user("audrey", Role.AUDITOR)
     }
 
@@ -196,3 +196,24 @@ def test_the_dashboard_renders_its_figures(exception, owners):
     assert dict(figures["exceptions_by_kind"])["Orphan account"] == 1
     assert dict(figures["exceptions_by_age"])["under 7 days"] == 1
     assert b'id="chart-age"' in response.content and b"chart.umd.min.js" in response.content
+
+
+def test_one_person_with_two_accounts_cannot_approve_their_own_exception_acceptance(
+    exception, make_user, company
+):
+    # carol is the identity E3 by her e-mail; carol-2 by her link.
+    carol = make_user("carol", Role.CONTROL_OWNER)
+    carol_2 = make_user("carol-2", Role.CONTROL_OWNER, identity=company["identities"]["carol"])
+    actions.request_acceptance(
+        exception_id=exception.pk,
+        user=carol,
+        justification="Shared mailbox",
+        until=TODAY + dt.timedelta(days=30),
+    )
+
+    with pytest.raises(PermissionDenied, match=r"carol-2 and carol are the same person \(identity E3\)"):
+        actions.decide_acceptance(exception_id=exception.pk, user=carol_2, approve=True)
+
+    exception.refresh_from_db()
+    assert exception.status == "open" and exception.acceptance_requested_by == carol
+    assert not EvidenceEvent.objects.filter(action="exception.accepted").exists()

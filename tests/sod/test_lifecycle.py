@@ -32,10 +32,10 @@ def violation(p2p, rule_of):
 
 
 @pytest.fixture
-def owners(make_user):
+def owners(make_user, make_person):
     return {
-        "oscar": make_user("oscar", Role.CONTROL_OWNER),
-        "olga": make_user("olga", Role.CONTROL_OWNER),
+        "oscar": make_person("oscar", Role.CONTROL_OWNER),
+        "olga": make_person("olga", Role.CONTROL_OWNER),
         "audrey": make_user("audrey", Role.AUDITOR),
         "rita": make_user("rita", Role.REVIEWER),
     }
@@ -243,3 +243,19 @@ def test_an_undecided_request_expires_so_a_new_one_can_be_made(violation, owners
         violation_id=violation.pk, user=owners["olga"], justification="y", expires_on=NEXT_YEAR
     )
     assert RiskAcceptance.objects.filter(status=RiskAcceptance.Status.REQUESTED).count() == 1
+
+
+def test_one_person_with_two_accounts_cannot_approve_their_own_risk_acceptance(violation, make_user, p2p):
+    # xena is the identity E3 by her e-mail; xena-2 by her link.
+    xena = make_user("xena", Role.CONTROL_OWNER, email="xena@example.com")
+    xena_2 = make_user("xena-2", Role.CONTROL_OWNER, identity=p2p["people"]["xena"])
+    acceptance = services.acceptance_request(
+        violation_id=violation.pk, user=xena, justification="Two-person AP team.", expires_on=NEXT_YEAR
+    )
+
+    with pytest.raises(ValidationError, match=r"xena-2 and xena are the same person \(identity E3\)"):
+        services.acceptance_decide(acceptance_id=acceptance.pk, user=xena_2, approve=True)
+
+    assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.REQUESTED
+    assert Violation.objects.get().status == Violation.Status.OPEN
+    assert not EvidenceEvent.objects.filter(action="sod.acceptance.approved").exists()

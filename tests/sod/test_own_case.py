@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from entitlements.models import Account
+from entitlements.models import Account, Identity
 from evidence.services import Actor
 from sod import exceptions as actions
 from sod import services
@@ -49,11 +49,11 @@ def conflict(p2p, rule_of):
 
 
 @pytest.fixture
-def owners(make_user, p2p):
+def owners(make_user, make_person, p2p):
     """Control owners: Oscar and Olga (independent), Vera (in conflict, by e-mail), Walt (owns pay-bot)."""
     return {
-        "oscar": make_user("oscar", Role.CONTROL_OWNER),
-        "olga": make_user("olga", Role.CONTROL_OWNER),
+        "oscar": make_person("oscar", Role.CONTROL_OWNER),
+        "olga": make_person("olga", Role.CONTROL_OWNER),
         "vera": make_user("vera", Role.CONTROL_OWNER, email="VERA@example.com"),
         "walt": make_user("walt", Role.CONTROL_OWNER, email="walt@example.com"),
     }
@@ -230,11 +230,11 @@ def dormant_bot(company, make_user):
 
 
 @pytest.fixture
-def queue_owners(make_user):
+def queue_owners(make_user, make_person):
     return {
         "rita": make_user("rita", Role.CONTROL_OWNER, email="rita@example.com"),
-        "oscar": make_user("oscar", Role.CONTROL_OWNER),
-        "olga": make_user("olga", Role.CONTROL_OWNER),
+        "oscar": make_person("oscar", Role.CONTROL_OWNER),
+        "olga": make_person("olga", Role.CONTROL_OWNER),
     }
 
 
@@ -330,3 +330,43 @@ def test_an_sod_exception_cannot_be_closed_while_its_violation_is_live(conflict,
     conflict["vera"].refresh_from_db()
     assert conflict["vera"].status == Violation.Status.RESOLVED
     actions.close(exception_id=exception.pk, user=owners["oscar"], proof="payment approval removed")
+
+
+# --- a user who is no identity answers nothing ------------------------------------------------------------------
+
+
+def test_a_control_owner_with_no_identity_cannot_approve_a_risk_acceptance(conflict, owners, make_user):
+    # nora has no identity linked and her e-mail matches none: SOXGov cannot tell whether the conflict is hers.
+    nora = make_user("nora", Role.CONTROL_OWNER)
+    acceptance = services.acceptance_request(
+        violation_id=conflict["vera"].pk, user=owners["oscar"], justification="x", expires_on=NEXT_MONTH
+    )
+    with pytest.raises(PermissionDenied, match="link your user to your identity first"):
+        services.acceptance_decide(acceptance_id=acceptance.pk, user=nora, approve=True)
+    with pytest.raises(PermissionDenied, match="nora has no identity linked"):
+        services.acceptance_request(
+            violation_id=conflict["bot"].pk, user=nora, justification="x", expires_on=NEXT_MONTH
+        )
+    assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.REQUESTED
+    assert Violation.objects.get(pk=conflict["vera"].pk).status == Violation.Status.OPEN
+
+
+def test_a_control_owner_with_no_identity_cannot_close_or_approve_an_exception(
+    dormant_bot, queue_owners, make_user
+):
+    nora = make_user("nora", Role.CONTROL_OWNER)
+    with pytest.raises(PermissionDenied, match="link your user to your identity first"):
+        actions.close(exception_id=dormant_bot.pk, user=nora, proof="disabled, see CHG-1")
+    actions.request_acceptance(
+        exception_id=dormant_bot.pk, user=queue_owners["oscar"], justification="batch job", until=NEXT_MONTH
+    )
+    with pytest.raises(PermissionDenied, match="link your user to your identity first"):
+        actions.decide_acceptance(exception_id=dormant_bot.pk, user=nora, approve=True)
+    dormant_bot.refresh_from_db()
+    assert dormant_bot.status == "open" and dormant_bot.closed_by is None
+
+    # Once her e-mail matches an identity she may answer (she is not the bot's owner).
+    Identity.objects.create(employee_id="E7", email="nora@example.com", display_name="Nora")
+    actions.decide_acceptance(exception_id=dormant_bot.pk, user=nora, approve=True)
+    dormant_bot.refresh_from_db()
+    assert dormant_bot.status == "accepted"

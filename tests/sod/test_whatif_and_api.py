@@ -89,10 +89,10 @@ def test_sod_check_refuses_an_unknown_rule(p2p, rules):
 
 
 @pytest.fixture
-def api(make_user):
+def api(make_person):
     def as_user(name, *roles):
         client = APIClient()
-        client.force_authenticate(make_user(name, *roles))
+        client.force_authenticate(make_person(name, *roles))
         return client
 
     return as_user
