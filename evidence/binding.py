@@ -80,6 +80,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from abc import ABC, abstractmethod
 from collections import defaultdict
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
@@ -278,13 +279,14 @@ def _expect_access(row: dict, event: _Event) -> None:
             raise Mismatch(f"flags {shown!r} but the chained event {event} says {wanted!r}")
 
 
-class _Checker:
+class _Checker(ABC):
     def __init__(self, events: Events, whole_campaign: bool):
         self.events = events
         self.whole_campaign = whole_campaign
 
+    @abstractmethod
     def row(self, row: dict) -> None:
-        raise NotImplementedError
+        """Check one row of the table; raise Mismatch naming what disagrees."""
 
     def finish(self) -> list[str]:
         """What is left once every row was seen: events without a row, counts that disagree."""

@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from abc import abstractmethod
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
@@ -121,8 +122,9 @@ class _Files(MutableMapping):
         self._replaced: dict[str, bytes] = {}
         self.ignored = ignored
 
+    @abstractmethod
     def _open_member(self, member: str):
-        raise NotImplementedError
+        """A binary stream of one member, as the pack stores it."""
 
     def open(self, name: str):
         """A binary stream of the file."""

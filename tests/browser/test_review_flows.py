@@ -253,7 +253,8 @@ def test_reviewer_filters_her_queue_and_certifies_revokes_and_delegates_rows(pag
     # Wait for the filtered table itself: the delegate form lives in it, and a late swap would detach it.
     with page.expect_response(lambda response: "/reviews/" in response.url and "q=" in response.url):
         search.fill(own.entitlement_name)
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    # A locator, not wait_for_function: that evaluates a string, which the page's CSP (no 'unsafe-eval') refuses.
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
     expect(tick(page, own)).to_be_visible()
     for item, outcome in [
         (own, "Not delegated: Alice Nakamura is the subject of 1 of these items and may not review them."),
