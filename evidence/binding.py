@@ -37,11 +37,12 @@ review_items (id, campaign_id, grant_id, application__name, identity_name, depar
     names has its row. In a campaign's pack the rows number the launch event's ``items`` plus the campaign's
     ``review.item.created`` events (items a standing micro-review added later).
     The launch digest (v3), in a campaign's pack: the launch event's ``items_sha256`` is the SHA-256 of the
-    campaign's launched items (every row without a ``review.item.created`` event), in ascending id order, each
-    encoded as one line: the JSON array (ASCII, separators "," and ":", no spaces) of the cells id,
-    grant_id, application__name, identity_name, department, account_key, entitlement_key,
-    entitlement_name, last_used_at, terminated, orphan, dormant, privileged, sod_conflict, new_access,
-    non_human, reviewer, followed by LF. Each cell is its text as the CSV shows it (above), line ends as LF;
+    campaign's launched items (every row without a ``review.item.created`` event): of the concatenation, in
+    ascending id order, of each item's SHA-256 (32 bytes), taken over its cells id, grant_id,
+    application__name, identity_name, department, account_key, entitlement_key, entitlement_name,
+    last_used_at, terminated, orphan, dormant, privileged, sod_conflict, new_access, non_human, reviewer,
+    each as a netstring (its UTF-8 length in decimal, ":", the text, ","). Each cell is its text as the CSV
+    shows it (above), line ends as LF;
     last_used_at as the instant in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (empty for none); reviewer is the
     user the item was routed to at launch: the ``from`` of its first delegation event, or reviewer__username
     without one. So every item, decided or pending, is bound to what was launched, and the rows' count to
@@ -154,13 +155,21 @@ def canonical_instant(text: str) -> str:
 def item_record(cells: dict) -> bytes:
     """One review item's line of the launch digest, from its cells as the pack's CSV shows them (``reviewer``:
     the username it was routed to at launch). See the module's docstring."""
-    values = []
-    for column in ITEM_SNAPSHOT:
-        text = cells.get(column, "")
-        if column == "last_used_at":
-            text = canonical_instant(text)
-        values.append(text.replace("\r\n", "\n").replace("\r", "\n"))
-    return (json.dumps(values, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+    return item_line(
+        canonical_instant(cells.get(column, "")) if column == "last_used_at" else cells.get(column, "")
+        for column in ITEM_SNAPSHOT
+    )
+
+
+def item_line(texts) -> bytes:
+    """One item's bytes in the launch digest, from its cells' texts in ITEM_SNAPSHOT order: each cell, line ends
+    made LF, as a netstring (its UTF-8 length in decimal, ":", the text, ","). PostgreSQL builds the same bytes
+    in SQL at launch (reviews/selectors.py)."""
+    out = []
+    for text in texts:
+        data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+        out.append(b"%d:%s," % (len(data), data))
+    return b"".join(out)
 
 
 class ItemDigest:
@@ -172,7 +181,7 @@ class ItemDigest:
         self.count = 0
 
     def add(self, cells: dict) -> None:
-        self._hash.update(item_record(cells))
+        self._hash.update(hashlib.sha256(item_record(cells)).digest())
         self.count += 1
 
     def hexdigest(self) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+import hashlib
+
+from django.db import connection
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from entitlements.models import Account, Grant
@@ -130,18 +133,53 @@ def item_context(item: ReviewItem) -> dict:
 
 
 def launched_items_sha256(campaign: Campaign) -> str:
-    """The digest the launch event chains over the items just launched (evidence/binding.py: the canonical
-    encoding), streamed in id order so a million items never sit in memory."""
-    from evidence.binding import ITEM_SNAPSHOT, ItemDigest, cell_text
+    """The digest the launch event chains over the items just launched (evidence/binding.py: the encoding).
+    It runs inside the launch's transaction: PostgreSQL hashes each item in SQL, so only the aggregate crosses
+    to Python; elsewhere the items stream through Python in id order."""
+    from evidence.binding import ITEM_SNAPSHOT
 
-    fields = [column for column in ITEM_SNAPSHOT if column != "reviewer"] + ["reviewer__username"]
-    digest = ItemDigest()
-    rows = ReviewItem.objects.filter(campaign=campaign).order_by("pk").values_list(*fields)
-    for values in rows.iterator(chunk_size=5000):
-        cells = {
-            column: value.isoformat() if hasattr(value, "isoformat") else cell_text(value)
-            for column, value in zip(fields, values, strict=True)
-        }
-        cells["reviewer"] = cells.pop("reviewer__username")
-        digest.add(cells)
+    items = ReviewItem.objects.filter(campaign=campaign)
+    if connection.vendor == "postgresql":
+        return _items_sha256_in_sql(items, ITEM_SNAPSHOT)
+    return _items_sha256_in_python(items, ITEM_SNAPSHOT)
+
+
+def _items_sha256_in_python(items, snapshot) -> str:
+    from evidence.binding import cell_text, item_line
+    from evidence.chain import format_time
+
+    fields = [column if column != "reviewer" else "reviewer__username" for column in snapshot]
+    last_used = fields.index("last_used_at")
+    digest = hashlib.sha256()
+    for values in items.order_by("pk").values_list(*fields).iterator(chunk_size=5000):
+        texts = [cell_text(value) for value in values]
+        texts[last_used] = format_time(values[last_used]) if values[last_used] else ""
+        digest.update(hashlib.sha256(item_line(texts)).digest())
     return digest.hexdigest()
+
+
+def _items_sha256_in_sql(items, snapshot) -> str:
+    from evidence.pack_csv import CsvCell, EventTime
+
+    cells = {
+        f"c{n}": EventTime(F(column))
+        if column == "last_used_at"
+        else CsvCell(F("reviewer__username" if column == "reviewer" else column))
+        for n, column in enumerate(snapshot)
+    }
+    sql, params = items.annotate(**cells).values_list("pk", *cells).query.sql_with_params()
+    texts = ", ".join(
+        f"replace(replace(coalesce({name}::text, ''), E'\\r\\n', E'\\n'), E'\\r', E'\\n') AS {name}"
+        for name in cells
+    )
+    line = " || ".join(
+        f"octet_length(convert_to({name}, 'UTF8'))::text || ':' || {name} || ','" for name in cells
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT encode(sha256(coalesce(string_agg(sha256(convert_to({line}, 'UTF8')), ''::bytea
+                                                         ORDER BY pk), ''::bytea)), 'hex')
+                FROM (SELECT pk, {texts} FROM ({sql}) AS raw (pk, {", ".join(cells)})) AS cells""",
+            params,
+        )
+        return cursor.fetchone()[0]

@@ -124,3 +124,33 @@ def test_a_launch_with_no_possible_reviewer_is_refused_naming_whose_access(peopl
         services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT and not ReviewItem.objects.exists()
+
+
+@pytest.mark.postgres
+def test_postgresql_hashes_the_launched_items_to_the_bytes_python_and_the_offline_verifier_hash(
+    people, company, make_campaign, db
+):
+    """The launch digest is built in SQL on PostgreSQL; the verifier rebuilds it in Python: they must agree,
+    names with a CR, non-ASCII text, a formula-like value and times with and without microseconds included."""
+    import datetime as dt
+
+    from django.db import connection
+
+    from evidence.binding import ITEM_SNAPSHOT
+    from reviews.selectors import _items_sha256_in_python, _items_sha256_in_sql
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL digest is PostgreSQL's")
+    campaign = make_campaign()
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    items = ReviewItem.objects.filter(campaign=campaign).order_by("pk")
+    first, second, *_ = items
+    ReviewItem.objects.filter(pk=first.pk).update(
+        identity_name="Zoë\r\nO'Brien",
+        department="=SUM(A1)",
+        last_used_at=dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+    )
+    ReviewItem.objects.filter(pk=second.pk).update(
+        last_used_at=dt.datetime(2026, 3, 4, 5, 6, 7, 120, tzinfo=dt.UTC), entitlement_name="Ledger\radmin"
+    )
+    assert _items_sha256_in_sql(items, ITEM_SNAPSHOT) == _items_sha256_in_python(items, ITEM_SNAPSHOT)
