@@ -314,8 +314,9 @@ class ConnectorThresholdChangeViewSet(RestrictedReadOnlyViewSet):
         change = self.get_object()
         body = RunDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        _answer(decide, change_id=change.pk, user=request.user, reason=body.validated_data.get("reason", ""))
-        change.refresh_from_db()
+        change = _answer(
+            decide, change_id=change.pk, user=request.user, reason=body.validated_data.get("reason", "")
+        )
         return Response(ConnectorThresholdChangeSerializer(change).data)
 
 

@@ -39,7 +39,7 @@ _TEXT_TYPES = {"CharField", "TextField", "SlugField"}
 #   the rest (trailing zeros trimmed, or no microseconds) take one to_char, a third dearer, whose '.000000' is
 #   then dropped as isoformat() drops zero microseconds (BC and years beyond 9999, which Python cannot hold,
 #   come out neither way);
-# - ascii() of the first character, not a substring, finds text starting as packs._FORMULA_START does (= + - @
+# - ascii() of the first character, not a substring, finds text starting as binding.FORMULA_START does (= + - @
 #   tab CR; PostgreSQL text cannot hold the NUL that list also names): most text (a letter first, above '@')
 #   is settled by one comparison, and '' (ascii 0, which no other text has, holding no NUL) by a second,
 #   before the list of formula characters is looked at.

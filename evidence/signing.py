@@ -193,22 +193,22 @@ def signing_key_register(*, public_key_hex: str, actor=None):
     from evidence.models import SigningKey
     from evidence.services import Actor, _lock_chain, event_record
 
-    key_fingerprint_ = fingerprint(public_key_hex)
+    new_fingerprint = fingerprint(public_key_hex)
     current = SigningKey.objects.filter(retired_at__isnull=True).first()
-    if current is not None and current.fingerprint == key_fingerprint_:
+    if current is not None and current.fingerprint == new_fingerprint:
         return current, False
     with transaction.atomic():
         # Under the chain lock, so two processes signing with a new key register it once.
         _lock_chain()
         current = SigningKey.objects.select_for_update().filter(retired_at__isnull=True).first()
-        if current is not None and current.fingerprint == key_fingerprint_:
+        if current is not None and current.fingerprint == new_fingerprint:
             return current, False
         now = timezone.now()
         if current is not None:
             current.retired_at = now
             current.save(update_fields=["retired_at"])
         key, created = SigningKey.objects.get_or_create(
-            fingerprint=key_fingerprint_,
+            fingerprint=new_fingerprint,
             defaults={"public_key": public_key_hex, "algorithm": ALGORITHM, "registered_at": now},
         )
         if not created:  # a retired key configured again

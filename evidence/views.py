@@ -75,8 +75,8 @@ def verification_create(request):
 
 def pack_list(request):
     access.require(request.user, EvidencePack, access.VIEW)
-    packs = EvidencePack.objects.restrict(request.user)[:50]
-    return render(request, "evidence/pack_list.html", {"packs": packs, "title": "Evidence packs"})
+    rows = EvidencePack.objects.restrict(request.user)[:50]
+    return render(request, "evidence/pack_list.html", {"packs": rows, "title": "Evidence packs"})
 
 
 @require_POST

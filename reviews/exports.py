@@ -10,7 +10,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from openpyxl import Workbook
 
-from evidence.packs import inert
+from evidence.binding import inert
 from evidence.services import Actor, event_record
 
 HEADER = (

@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from entitlements.models import Identity
 from entitlements.selves import four_eyes_refusal, is_own_case, require_known_person
 from evidence.services import Actor, event_record
 from sod.models import ControlException, ExceptionNote, Violation
@@ -52,21 +51,18 @@ def _refuse_own(user, exception: ControlException) -> None:
     """Refuse ``user`` an answer to an exception about themselves (their access, by identity link or e-mail; a
     non-human identity they own; their own overdue review). A user who is no identity could be anyone, so
     they answer nothing until linked."""
-    require_known_person(user)
-    if _is_about(user, exception):
+    if _is_about(user, exception, selves=require_known_person(user)):
         raise PermissionDenied(
             "This exception is about you (or an account you own): someone else must answer it."
         )
 
 
-def _is_about(user, exception: ControlException) -> bool:
+def _is_about(user, exception: ControlException, *, selves: frozenset[int] | None = None) -> bool:
     if exception.kind == ControlException.Kind.REVIEW_OVERDUE and exception.detail.get("reviewer") == (
         user.get_username()
     ):
         return True
-    if exception.identity_id is None:
-        return False
-    return is_own_case(user, Identity.objects.filter(pk=exception.identity_id).first())
+    return is_own_case(user, exception.identity, selves=selves)
 
 
 def _live(exception: ControlException) -> None:

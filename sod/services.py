@@ -70,7 +70,7 @@ def _refuse_conflicted_owner(violation: Violation, owner) -> None:
     holder = violation.identity
     if holder is None:
         return
-    if owner.pk == holder.pk or (holder.owner_id is not None and owner.pk == holder.owner_id):
+    if owner.pk in (holder.pk, holder.owner_id):
         raise ValidationError(
             {
                 "owner": f"{owner} is the person in this conflict (or owns the account in it) and may not own "

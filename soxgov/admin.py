@@ -28,7 +28,7 @@ from evidence.services import Actor, Subject, event_record
 from soxgov.models import ApiToken, User
 from soxgov.services import identity_change_refusal
 from soxgov.signin import login_unlock
-from soxgov.tokens import tokens_revoke
+from soxgov.tokens import tokens_revoke, user_tokens_revoke
 
 
 def _plain(value):
@@ -206,7 +206,7 @@ class SoxgovUserAdmin(UserAdmin):
         # The tokens would go with the user (CASCADE); revoke them first so that is evidenced too.
         actor = Actor.for_user(request.user)
         for user in queryset:
-            tokens_revoke(actor=actor, tokens=ApiToken.objects.filter(user=user), reason="user deleted")
+            user_tokens_revoke(actor=actor, user=user, reason="user deleted")
             snapshot, subject = _user_snapshot(user), Subject.of(user)
             user.delete()
             event_record(actor=actor, action="access.user.deleted", subject=subject, payload=snapshot)

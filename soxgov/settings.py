@@ -168,7 +168,10 @@ SECURE_HSTS_PRELOAD = envbool("SOXGOV_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if envbool("SOXGOV_BEHIND_TLS_PROXY", False):
+# Behind the TLS proxy, X-Forwarded-Proto is trusted, and the client's address is the one the proxy appends to
+# X-Forwarded-For (sign-in evidence).
+SOXGOV_BEHIND_TLS_PROXY = envbool("SOXGOV_BEHIND_TLS_PROXY", False)
+if SOXGOV_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Content-Security-Policy (django-csp 4): only this origin's scripts, styles and connections; no inline script,
@@ -373,8 +376,6 @@ REST_KNOX = {"TOKEN_TTL": dt.timedelta(hours=SOXGOV_API_TOKEN_TTL_HOURS), "AUTO_
 # Brute-force protection (django-axes): a username is locked from one address after this many failed sign-ins.
 SOXGOV_LOGIN_FAILURE_LIMIT = envint("SOXGOV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 SOXGOV_LOGIN_COOLOFF_MINUTES = envint("SOXGOV_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
-# Behind the TLS proxy the client's address is the one that proxy appends to X-Forwarded-For.
-SOXGOV_BEHIND_TLS_PROXY = envbool("SOXGOV_BEHIND_TLS_PROXY", False)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
