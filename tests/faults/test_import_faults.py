@@ -1,0 +1,110 @@
+"""Connector runs that always end: a worker killed (-9, its pool child or its main process) at each phase of
+an import, and the worker's database session terminated during staging, diffing and apply.
+
+Each scenario pauses a real worker at an exact point (fault_worker.py), does the damage there, lets the
+job machinery recover (a fresh worker where the old one is gone, then the reaper), and then checks the
+outcome every scenario shares: the run applied exactly once, the application's access equal to the file,
+the run's follow-up jobs done, the evidence chain intact.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests.faults.harness import wait_until
+from tests.faults.outcomes import (
+    ERP_FILE,
+    access_file,
+    assert_run_applied_once,
+    make_company,
+    reap,
+    request_run,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.worker]
+
+# Where a run can be when its worker dies: before its transaction (reading), inside it after the input is
+# staged, checked, diffed, while applying, and after it committed but before its follow-ups were sent.
+IMPORT_POINTS = [
+    "phase-reading",
+    "staged",
+    "phase-checking",
+    "phase-diffing",
+    "phase-applying",
+    "applied-commit",
+]
+
+
+@pytest.fixture
+def company(worker, settings, tmp_path):
+    settings.SOXGOV_IMPORT_DIR = tmp_path / "store"
+    return make_company()
+
+
+def sessions(pattern: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", [pattern])
+        return cursor.fetchone()[0]
+
+
+def wait_sessions_gone(pattern: str, workers) -> None:
+    """PostgreSQL has noticed the dead process: its transaction rolled back, its locks are free."""
+    wait_until(lambda: sessions(pattern) == 0, f"database sessions {pattern!r} gone", explain=workers.explain)
+
+
+@pytest.mark.parametrize("point", IMPORT_POINTS)
+def test_a_run_whose_pool_child_is_killed_ends_applied_once(
+    point, company, worker, workers, faults, tmp_path
+):
+    faults.arm(point)
+    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    paused = faults.reached(point, worker)
+
+    worker.kill_child(paused["pid"])
+    wait_sessions_gone(worker.session_names(paused["pid"]), workers)
+    reap()
+
+    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+
+
+@pytest.mark.parametrize("point", IMPORT_POINTS)
+def test_a_run_whose_worker_main_process_is_killed_ends_applied_once(
+    point, company, worker, workers, faults, tmp_path
+):
+    faults.arm(point)
+    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    faults.reached(point, worker)
+
+    worker.kill_main()
+    wait_sessions_gone(worker.session_names(), workers)
+    workers.fresh()
+    reap()
+
+    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+
+
+@pytest.mark.parametrize("point", ["staged", "phase-diffing", "phase-applying"])
+def test_a_run_whose_database_session_is_terminated_ends_applied_once(
+    point, company, worker, workers, faults, tmp_path
+):
+    faults.arm(point)
+    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    paused = faults.reached(point, worker)
+    attempts = len(faults.ended())
+
+    names = worker.session_names(paused["pid"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s", [names]
+        )
+        assert any(ok for (ok,) in cursor.fetchall()), f"no session {names} to terminate"
+    wait_sessions_gone(names, workers)
+    faults.release(point)
+    # The attempt whose connection died is over (whatever it made of the error) before the reaper looks.
+    wait_until(
+        lambda: len(faults.ended()) > attempts, "the interrupted attempt ending", explain=workers.explain
+    )
+    reap()
+
+    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)

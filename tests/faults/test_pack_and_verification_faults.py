@@ -1,0 +1,63 @@
+"""Evidence packs and chain verifications whose worker is killed (-9) while it builds or verifies: the work is
+taken over and ends exactly once (one evidence.pack.exported, one evidence.chain.verified)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from evidence.pack_services import pack_request
+from evidence.services import Actor, verification_request
+from reviews.models import Campaign
+from soxgov.roles import Role
+from tests.faults.outcomes import assert_pack_exported_once, assert_verified_once, make_company, reap
+
+pytestmark = [pytest.mark.postgres, pytest.mark.worker]
+
+
+@pytest.fixture
+def campaign(worker, make_user):
+    make_company()
+    today = timezone.localdate()
+    alice = make_user("alice", Role.ADMIN)
+    return Campaign.objects.create(
+        name="Q4 access review", start_on=today, due_on=today + dt.timedelta(days=14), created_by=alice
+    )
+
+
+def kill(worker, workers, paused, how: str) -> None:
+    if how == "child":
+        worker.kill_child(paused["pid"])
+    else:
+        worker.kill_main()
+        workers.fresh()
+
+
+@pytest.mark.parametrize("how", ["child", "main"])
+def test_a_pack_whose_worker_is_killed_while_it_builds_is_exported_once(
+    how, campaign, worker, workers, faults
+):
+    faults.arm("pack-progress")
+    pack = pack_request(campaign=campaign, user=campaign.created_by)
+    paused = faults.reached("pack-progress", worker)
+
+    kill(worker, workers, paused, how)
+    reap()
+
+    assert_pack_exported_once(pack, workers)
+
+
+@pytest.mark.parametrize("how", ["child", "main"])
+def test_a_verification_whose_worker_is_killed_while_it_verifies_ends_once(
+    how, campaign, worker, workers, faults
+):
+    faults.arm("verify")
+    verification = verification_request(actor=Actor.system("fault-tests"))
+    paused = faults.reached("verify", worker)
+
+    kill(worker, workers, paused, how)
+    reap()
+
+    assert_verified_once(verification, workers)
