@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
-from tests.faults.harness import APP_NAME, Faults, FaultWorker, PrivateRedis
+from tests.faults.harness import APP_NAME, Faults, FaultWorker, PrivateRedis, sessions_of, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,11 @@ def broker(redis):
 
 
 def _reset_producers(app) -> None:
-    """Forget pooled broker connections: the next send connects to whatever app.conf says now."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Forget pooled broker connections: the next send connects to whatever app.conf says now. kombu keeps
+    its pools per connection URL, so they are emptied too (a later module's Redis may reuse the port)."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
@@ -146,11 +148,19 @@ def workers(broker, redis, faults, fault_root, session_signing_key, django_db_bl
 
 @pytest.fixture
 def worker(committed_db, workers, faults, redis):
-    """The live worker for this test. Afterwards: nothing left paused, Redis up and empty, so no message of
-    this test reaches the next one (which would find its rows gone: the tables are emptied between tests)."""
+    """The live worker for this test. Afterwards nothing of this test may reach the next one, whose tables
+    are emptied first (the evidence table refuses that while a worker still writes to it): nothing paused,
+    the worker idle (or killed, for a fresh one), Redis up and empty."""
     live = workers.live()
     yield live
     faults.reset()
     if redis.process is None:
         redis.start()
+    redis.flush()
+    if workers.current is not None and workers.current.running():
+        try:
+            wait_until(lambda: not faults.busy(), "the worker idle", timeout=10)
+        except pytest.fail.Exception:
+            workers.current.kill_main()
+            wait_until(lambda: sessions_of(workers.current) == 0, "the killed worker's sessions gone")
     redis.flush()

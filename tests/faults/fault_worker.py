@@ -11,7 +11,7 @@ The protocol, in the directory ``FAULT_DIR``:
   then writes ``reached/POINT.json`` (its pid and what it was doing);
 - it waits until ``release/POINT`` exists (or ``FAULT_PAUSE_LIMIT`` seconds pass), renames its note to
   ``reached/POINT.released`` and carries on.
-An unarmed point costs one failed rename. Every finished task attempt also appends a line to ``ended.log``.
+An unarmed point costs one failed rename. Every task attempt also appends a line to ``tasks.log`` when it starts and when it ends.
 
 Each process sets its own PostgreSQL application_name (``FAULT_APP_NAME``-PID), so a test can find the
 sessions of exactly the process it paused (pg_stat_activity) and terminate them.
@@ -58,11 +58,17 @@ def _name_sessions(pid: int) -> None:
         connections[alias].settings_dict.setdefault("OPTIONS", {})["application_name"] = f"{APP_NAME}-{pid}"
 
 
-def _task_ended(sender=None, task_id=None, args=None, state=None, **kwargs) -> None:
-    """One line per finished task attempt in ``ended.log``: the test's marker that an attempt is over."""
-    line = {"pid": os.getpid(), "task": getattr(sender, "name", None), "args": args, "state": state}
-    with (FAULT_DIR / "ended.log").open("a") as log:
-        log.write(json.dumps(line, default=str) + "\n")
+def _task_event(event: str):
+    """One line per task attempt started and ended in ``tasks.log``: the test's marker that an attempt is
+    over, and how it knows the worker is idle."""
+
+    def record(sender=None, task_id=None, args=None, state=None, **kwargs) -> None:
+        line = {"event": event, "pid": os.getpid(), "id": task_id, "task": getattr(sender, "name", None)}
+        line.update(args=args, state=state)
+        with (FAULT_DIR / "tasks.log").open("a") as log:
+            log.write(json.dumps(line, default=str) + "\n")
+
+    return record
 
 
 def _wrap(module, name: str, make):
@@ -141,12 +147,13 @@ def main(argv: list[str]) -> None:
     _name_sessions(os.getpid())
     install()
 
-    from celery.signals import task_postrun, worker_process_init
+    from celery.signals import task_postrun, task_prerun, worker_process_init
 
     from soxgov.celery import app
 
     worker_process_init.connect(lambda **kwargs: _name_sessions(os.getpid()), weak=False)
-    task_postrun.connect(_task_ended, weak=False)
+    task_prerun.connect(_task_event("started"), weak=False)
+    task_postrun.connect(_task_event("ended"), weak=False)
     app.worker_main(
         [
             "worker",

@@ -38,6 +38,24 @@ def wait_until(predicate, what: str, *, timeout: float = DEADLINE, explain=lambd
         time.sleep(POLL)
 
 
+def sessions(pattern: str) -> int:
+    """How many PostgreSQL sessions have an application_name LIKE ``pattern``."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", [pattern])
+        return cursor.fetchone()[0]
+
+
+def sessions_of(worker: FaultWorker) -> int:
+    return sessions(worker.session_names())
+
+
+def wait_sessions_gone(pattern: str, explain=lambda: "") -> None:
+    """PostgreSQL has noticed a dead process: its transaction rolled back, its locks (advisory too) are free."""
+    wait_until(lambda: sessions(pattern) == 0, f"database sessions {pattern!r} gone", explain=explain)
+
+
 def free_port(candidates=range(6391, 6400)) -> int:
     for port in candidates:
         with socket.socket() as probe:
@@ -166,10 +184,23 @@ class Faults:
     def release(self, point: str) -> None:
         (self.directory / "release" / point).touch()
 
-    def ended(self) -> list[dict]:
-        """The task attempts the workers finished so far (ended.log), oldest first."""
-        log = self.directory / "ended.log"
+    def _tasks(self) -> list[dict]:
+        log = self.directory / "tasks.log"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def ended(self) -> list[dict]:
+        """The task attempts the workers finished so far, oldest first."""
+        return [t for t in self._tasks() if t["event"] == "ended"]
+
+    def busy(self) -> list[dict]:
+        """Task attempts started in a process still alive and not ended."""
+        tasks = self._tasks()
+        ended = {(t["pid"], t["id"]) for t in tasks if t["event"] == "ended"}
+        return [
+            t
+            for t in tasks
+            if t["event"] == "started" and (t["pid"], t["id"]) not in ended and alive(t["pid"])
+        ]
 
     def reset(self) -> None:
         """Release anything still paused (a failed test must not leave a worker waiting), then forget it all."""
@@ -183,7 +214,7 @@ class Faults:
         for sub in ("armed", "reached", "release"):
             for path in (self.directory / sub).iterdir():
                 path.unlink(missing_ok=True)
-        (self.directory / "ended.log").unlink(missing_ok=True)
+        (self.directory / "tasks.log").unlink(missing_ok=True)
 
 
 class FaultWorker:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.faults.harness import wait_until
+from tests.faults.harness import wait_sessions_gone, wait_until
 from tests.faults.outcomes import (
     ERP_FILE,
     access_file,
@@ -42,15 +42,11 @@ def company(worker, settings, tmp_path):
     return make_company()
 
 
-def sessions(pattern: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", [pattern])
-        return cursor.fetchone()[0]
+def test_without_a_fault_a_run_applies_once_and_its_follow_ups_are_done(company, worker, workers, tmp_path):
+    """The control: what every scenario below must still end with, here with nothing going wrong."""
+    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
 
-
-def wait_sessions_gone(pattern: str, workers) -> None:
-    """PostgreSQL has noticed the dead process: its transaction rolled back, its locks are free."""
-    wait_until(lambda: sessions(pattern) == 0, f"database sessions {pattern!r} gone", explain=workers.explain)
+    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
 
 
 @pytest.mark.parametrize("point", IMPORT_POINTS)
@@ -62,7 +58,7 @@ def test_a_run_whose_pool_child_is_killed_ends_applied_once(
     paused = faults.reached(point, worker)
 
     worker.kill_child(paused["pid"])
-    wait_sessions_gone(worker.session_names(paused["pid"]), workers)
+    wait_sessions_gone(worker.session_names(paused["pid"]), workers.explain)
     reap()
 
     assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
@@ -77,7 +73,7 @@ def test_a_run_whose_worker_main_process_is_killed_ends_applied_once(
     faults.reached(point, worker)
 
     worker.kill_main()
-    wait_sessions_gone(worker.session_names(), workers)
+    wait_sessions_gone(worker.session_names(), workers.explain)
     workers.fresh()
     reap()
 
@@ -99,7 +95,7 @@ def test_a_run_whose_database_session_is_terminated_ends_applied_once(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s", [names]
         )
         assert any(ok for (ok,) in cursor.fetchall()), f"no session {names} to terminate"
-    wait_sessions_gone(names, workers)
+    wait_sessions_gone(names, workers.explain)
     faults.release(point)
     # The attempt whose connection died is over (whatever it made of the error) before the reaper looks.
     wait_until(

@@ -12,6 +12,7 @@ from evidence.pack_services import pack_request
 from evidence.services import Actor, verification_request
 from reviews.models import Campaign
 from soxgov.roles import Role
+from tests.faults.harness import wait_sessions_gone
 from tests.faults.outcomes import assert_pack_exported_once, assert_verified_once, make_company, reap
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
@@ -23,15 +24,23 @@ def campaign(worker, make_user):
     today = timezone.localdate()
     alice = make_user("alice", Role.ADMIN)
     return Campaign.objects.create(
-        name="Q4 access review", start_on=today, due_on=today + dt.timedelta(days=14), created_by=alice
+        name="Q4 access review",
+        start_on=today,
+        due_on=today + dt.timedelta(days=14),
+        created_by=alice,
+        fallback_reviewer=alice,
     )
 
 
 def kill(worker, workers, paused, how: str) -> None:
+    """kill -9 of the pool child that is paused, or of the main process (and its children), then wait until
+    PostgreSQL let go of the dead sessions; a killed main process is replaced by a fresh worker."""
     if how == "child":
         worker.kill_child(paused["pid"])
+        wait_sessions_gone(worker.session_names(paused["pid"]), workers.explain)
     else:
         worker.kill_main()
+        wait_sessions_gone(worker.session_names(), workers.explain)
         workers.fresh()
 
 
