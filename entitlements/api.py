@@ -344,7 +344,6 @@ class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
             )
         except ImportRefused as refused:
             raise ValidationError({"file": [str(p) for p in refused.problems]}) from None
-        services.run_enqueue(run)
         run.refresh_from_db()
         return Response(ConnectorRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -35,6 +35,7 @@ from entitlements.selves import four_eyes_refusal
 from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from soxgov import access as acl
+from soxgov import jobs, leases
 
 IDENTITY_LOCK_KEY = 0x534F5849  # advisory lock serialising identity pulls ("SOXI")
 
@@ -43,6 +44,13 @@ class Held(Exception):
     def __init__(self, reason: str, counts: dict, rows: int = 0):
         super().__init__(reason)
         self.reason, self.counts, self.rows = reason, counts, rows
+
+
+class Cancelled(Exception):
+    """The run was cancelled while it ran: its transaction rolls back and changes nothing."""
+
+
+ACTIVE = (ConnectorRun.Status.QUEUED, ConnectorRun.Status.APPROVED, ConnectorRun.Status.RUNNING)
 
 
 # --- Creating runs ----------------------------------------------------------------------------------------
@@ -57,8 +65,13 @@ def run_create(
     user=None,
     application: Application | None = None,
     connector=None,
+    send: bool = True,
 ) -> ConnectorRun:
-    """Keep a content-addressed copy of the input and queue a run. ``source``: a path or a binary file object."""
+    """Keep a content-addressed copy of the input and queue a run. ``source``: a path or a binary file object.
+
+    The run and its job commit together, so a run is never queued without something that will execute it;
+    the job is sent to a worker after the commit (``send=False``: the caller executes it, see run_job).
+    """
     if kind not in ConnectorRun.Kind.values:
         raise ValueError(f"unknown run kind {kind!r}")
     stored, digest, size = _store_input(source, source_name)
@@ -86,7 +99,14 @@ def run_create(
                 "application": application.name if application else None,
             },
         )
+        _enqueue(run, send=send)
     return run
+
+
+def _enqueue(run: ConnectorRun, *, send: bool = True):
+    from entitlements.tasks import run_job
+
+    return jobs.enqueue(run_job, run.pk, origin=run, send=send)
 
 
 def _store_input(source, source_name: str) -> tuple[Path, str, int]:
@@ -141,34 +161,86 @@ def _copy_up_to(source, out, limit: int) -> int | None:
 
 
 def run_execute(*, run_id: int) -> ConnectorRun:
-    """Execute a queued or approved run. Safe to call twice: only the caller that claims the run executes it."""
-    approved = ConnectorRun.objects.filter(pk=run_id, status=ConnectorRun.Status.APPROVED).exists()
-    claimed = ConnectorRun.objects.filter(
-        pk=run_id, status__in=[ConnectorRun.Status.QUEUED, ConnectorRun.Status.APPROVED]
-    ).update(status=ConnectorRun.Status.RUNNING, started_at=timezone.now(), error="")
-    run = ConnectorRun.objects.select_related("application", "connector", "started_by", "decided_by").get(
-        pk=run_id
-    )
-    if claimed != 1:
+    """Execute a queued or approved run. Safe to call twice and after a crash at any point: only the caller that
+    holds the run's lease and claims it executes it, and a run left running by a dead worker is taken over."""
+    with leases.held(leases.Kind.RUN, run_id) as mine:
+        if not mine:  # a live worker is executing it
+            return ConnectorRun.objects.get(pk=run_id)
+        run, approved = _claim(run_id)
+        if run is None:
+            return ConnectorRun.objects.get(pk=run_id)
+        actor = Actor.system(f"connector-run:{run.pk}")
+        log = ProblemLog(run.source_name)
+        progress.report(run.pk, phase="reading", percent=1)
+        try:
+            if run.kind == ConnectorRun.Kind.ACCESS:
+                _execute_access(run, log=log, approved=approved, actor=actor)
+            else:
+                _execute_identities(run, log=log, approved=approved, actor=actor)
+        except ImportRefused as refused:
+            _finish_refused(run, refused, warnings=log.warnings, actor=actor)
+        except Held as held:
+            _finish_held(run, held, warnings=log.warnings, actor=actor)
+        except Cancelled:
+            pass
+        except Exception as exc:
+            if _transient(exc):
+                # The run stays running with its lease free: the job's next attempt restarts it, and gives the
+                # run up with this cause when its attempts are used up (run_give_up).
+                raise
+            _finish_failed(run, exc, actor=actor)
+            raise
+        progress.report(run.pk, phase=ConnectorRun.objects.get(pk=run.pk).status, percent=100)
+        run.refresh_from_db()
         return run
-    actor = Actor.system(f"connector-run:{run.pk}")
-    log = ProblemLog(run.source_name)
-    progress.report(run.pk, phase="reading", percent=1)
-    try:
-        if run.kind == ConnectorRun.Kind.ACCESS:
-            _execute_access(run, log=log, approved=approved, actor=actor)
-        else:
-            _execute_identities(run, log=log, approved=approved, actor=actor)
-    except ImportRefused as refused:
-        _finish_refused(run, refused, warnings=log.warnings, actor=actor)
-    except Held as held:
-        _finish_held(run, held, warnings=log.warnings, actor=actor)
-    except Exception as exc:
-        _finish_failed(run, exc, actor=actor)
-        raise
-    progress.report(run.pk, phase=run.status, percent=100)
-    run.refresh_from_db()
-    return run
+
+
+def _claim(run_id: int) -> tuple[ConnectorRun | None, bool]:
+    """Mark the run running (the caller holds its lease). A run found running lost its worker: it is restarted,
+    which its evidence says. Returns the run (None when there is nothing to execute) and whether it was approved
+    past the safety gate."""
+    with transaction.atomic():
+        run = (
+            ConnectorRun.objects.select_for_update(of=("self",))
+            .select_related("application", "connector", "started_by", "decided_by")
+            .filter(pk=run_id, status__in=ACTIVE)
+            .first()
+        )
+        if run is None:
+            return None, False
+        restarted = run.status == ConnectorRun.Status.RUNNING
+        # Only an approval sets decided_at on a run that can still execute (a rejection ends it).
+        approved = run.decided_at is not None
+        previous_start = run.started_at
+        run.status, run.started_at, run.error = ConnectorRun.Status.RUNNING, timezone.now(), ""
+        run.save(update_fields=["status", "started_at", "error"])
+        if restarted:
+            last = jobs.of(run).exclude(error="").order_by("-pk").first()
+            event_record(
+                actor=Actor.system(f"connector-run:{run.pk}"),
+                action="import.run.restarted",
+                subject=run,
+                payload={
+                    "previous_start": previous_start.isoformat() if previous_start else None,
+                    "cause": last.error[:500] if last else "its worker was lost",
+                },
+            )
+    return run, approved
+
+
+def _transient(exc: Exception) -> bool:
+    """A lost or broken database connection, a deadlock: worth running again, not a fact about the input.
+    (On SQLite, the embedded mode, there is no worker to run it again: the run fails with the cause.)"""
+    from django.db import InterfaceError, OperationalError
+
+    return connection.vendor == "postgresql" and isinstance(exc, InterfaceError | OperationalError)
+
+
+def run_give_up(job, cause: str) -> None:
+    """The run's job was given up (its attempts used up): the run fails with the cause, once."""
+    run = ConnectorRun.objects.filter(pk=job.args[0], status__in=ACTIVE).first()
+    if run is not None:
+        _finish_failed(run, None, actor=Actor.system(f"connector-run:{run.pk}"), cause=cause)
 
 
 def _tune_session() -> None:
@@ -303,11 +375,10 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
                 "rows_reread": plan.dirty_rows if plan is not None else rows,
             },
         )
-        identity_ids, application_ids = sorted(affected), sorted(scope)
-        transaction.on_commit(
-            lambda: access_changed.send(
-                sender=ConnectorRun, run=run, identity_ids=identity_ids, application_ids=application_ids
-            )
+        # In the run's transaction: the receivers record their follow-up jobs with the run's changes, so a
+        # follow-up is never lost between the commit and a message to the broker.
+        access_changed.send(
+            sender=ConnectorRun, run=run, identity_ids=sorted(affected), application_ids=sorted(scope)
         )
 
 
@@ -432,7 +503,7 @@ def _changes_digest(reason: str, marks: dict) -> str:
 
 def _finish_applied(run, *, actor, rows, counts, digest, warnings, details, detailed, extra) -> None:
     now = timezone.now()
-    ConnectorRun.objects.filter(pk=run.pk).update(
+    applied = ConnectorRun.objects.filter(pk=run.pk, status=ConnectorRun.Status.RUNNING).update(
         status=ConnectorRun.Status.APPLIED,
         finished_at=now,
         rows_total=rows,
@@ -442,6 +513,8 @@ def _finish_applied(run, *, actor, rows, counts, digest, warnings, details, deta
         changes_sha256=digest,
         held_reason="",
     )
+    if not applied:
+        raise Cancelled(f"run {run.pk} was cancelled while it ran")
     run_subject = Subject("entitlements.connectorrun", str(run.pk), str(run)[:255])
     events = [
         Event(
@@ -468,7 +541,7 @@ def _finish_applied(run, *, actor, rows, counts, digest, warnings, details, deta
 def _finish_refused(run, refused: ImportRefused, *, warnings, actor) -> None:
     problems = [p.as_dict() for p in refused.problems]
     with transaction.atomic():
-        ConnectorRun.objects.filter(pk=run.pk).update(
+        ended = ConnectorRun.objects.filter(pk=run.pk, status=ConnectorRun.Status.RUNNING).update(
             status=ConnectorRun.Status.FAILED,
             finished_at=timezone.now(),
             problems=problems,
@@ -476,6 +549,8 @@ def _finish_refused(run, refused: ImportRefused, *, warnings, actor) -> None:
             warnings=warnings,
             error=f"refused: {refused.total} problem(s)",
         )
+        if not ended:
+            return
         event_record(
             actor=actor,
             action="import.run.refused",
@@ -489,7 +564,7 @@ def _finish_refused(run, refused: ImportRefused, *, warnings, actor) -> None:
 
 def _finish_held(run, held: Held, *, warnings, actor) -> None:
     with transaction.atomic():
-        ConnectorRun.objects.filter(pk=run.pk).update(
+        ended = ConnectorRun.objects.filter(pk=run.pk, status=ConnectorRun.Status.RUNNING).update(
             status=ConnectorRun.Status.HELD,
             finished_at=timezone.now(),
             held_reason=held.reason,
@@ -497,6 +572,8 @@ def _finish_held(run, held: Held, *, warnings, actor) -> None:
             warnings=warnings,
             rows_total=held.rows,
         )
+        if not ended:
+            return
         event_record(
             actor=actor,
             action="import.run.held",
@@ -505,12 +582,14 @@ def _finish_held(run, held: Held, *, warnings, actor) -> None:
         )
 
 
-def _finish_failed(run, exc: Exception, *, actor) -> None:
+def _finish_failed(run, exc: Exception | None, *, actor, cause: str = "") -> None:
+    error = cause or jobs.describe(exc)
     with transaction.atomic():
-        ConnectorRun.objects.filter(pk=run.pk).update(
-            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), error=repr(exc)[:2000]
+        ended = ConnectorRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
+            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), error=error[:2000]
         )
-        event_record(actor=actor, action="import.run.failed", subject=run, payload={"error": repr(exc)[:500]})
+        if ended:
+            event_record(actor=actor, action="import.run.failed", subject=run, payload={"error": error[:500]})
 
 
 # --- Approving and rejecting held runs ----------------------------------------------------------------
@@ -555,9 +634,8 @@ def run_approve(*, run_id: int, user, reason: str = "", enqueue: bool = True) ->
         action="import.run.approved",
     )
     if enqueue:
-        from entitlements.tasks import execute_run
-
-        transaction.on_commit(lambda: execute_run.delay(run.pk))
+        with transaction.atomic():
+            _enqueue(run)
     return run
 
 
@@ -596,7 +674,6 @@ def connector_pull(*, connector: Connector, actor: Actor) -> ConnectorRun:
         return _run_refused_at_source(connector, kind, raw, refused.problems[0].reason, actor=actor)
     except OSError as exc:
         return _run_refused_at_source(connector, kind, raw, f"cannot be read: {exc.strerror}", actor=actor)
-    run_enqueue(run)
     return run
 
 
@@ -626,10 +703,36 @@ def _run_refused_at_source(connector, kind, raw: str, reason: str, *, actor: Act
     return run
 
 
-def run_enqueue(run: ConnectorRun) -> None:
-    from entitlements.tasks import execute_run
-
-    transaction.on_commit(lambda: execute_run.delay(run.pk))
+def run_cancel(*, run_id: int, user, reason: str) -> ConnectorRun:
+    """Cancel a queued, approved or running run (an admin; evidenced). A run that is running on a live worker
+    changes nothing: its transaction finds the run cancelled when it would apply, and rolls back."""
+    if not acl.can_attempt(user, ConnectorRun, acl.CHANGE):
+        raise PermissionDenied("only an admin may cancel a run")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the run is cancelled."})
+    with transaction.atomic():
+        run = ConnectorRun.objects.select_for_update().get(pk=run_id)
+        if run.status not in ACTIVE:
+            raise ValidationError(
+                f"run {run.pk} is {run.get_status_display().lower()}; only a queued, approved "
+                "or running run can be cancelled"
+            )
+        previous = run.status
+        ConnectorRun.objects.filter(pk=run.pk).update(
+            status=ConnectorRun.Status.CANCELLED,
+            finished_at=timezone.now(),
+            error=f"cancelled by {Actor.for_user(user).name}: {reason}"[:2000],
+        )
+        cancelled_jobs = jobs.cancel(origin=run)
+        event_record(
+            actor=Actor.for_user(user),
+            action="import.run.cancelled",
+            subject=run,
+            payload={"reason": reason, "status_before": previous, "jobs_cancelled": cancelled_jobs},
+        )
+    run.refresh_from_db()
+    return run
 
 
 # --- Connector schedules ------------------------------------------------------------------------------------

@@ -1,15 +1,22 @@
-"""Thin Celery entry points: take ids, call one service, safe to run twice."""
+"""Thin Celery entry points and durable jobs (soxgov/jobs.py): take ids, call one service, safe to run twice."""
 
 from celery import shared_task
 
 from entitlements import services
 from entitlements.models import Connector
 from evidence.services import Actor
+from soxgov import jobs
+
+
+@jobs.job("entitlements.execute_run", attempts=3, give_up=services.run_give_up)
+def run_job(run_id: int) -> str:
+    return services.run_execute(run_id=run_id).status
 
 
 @shared_task(name="entitlements.execute_run")
 def execute_run(run_id: int) -> str:
-    return services.run_execute(run_id=run_id).status
+    """A run's message from before durable jobs (still delivered after an upgrade); new runs go through run_job."""
+    return run_job(run_id)
 
 
 @shared_task(name="entitlements.pull_connector")

@@ -245,7 +245,6 @@ def run_upload(request):
         except ImportRefused as refused:
             form.add_error("file", "; ".join(str(p) for p in refused.problems))
         else:
-            services.run_enqueue(run)
             messages.success(request, f"Import #{run.pk} queued.")
             return redirect(run)
     return render(request, "entitlements/run_upload.html", {"form": form}, status=400 if form.errors else 200)

@@ -235,6 +235,7 @@ class EvidencePack(models.Model):
         RUNNING = "running", "Building"
         DONE = "done", "Ready"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     scope = models.JSONField(help_text='What the pack covers, e.g. {"campaign": 12}.')
     scope_label = models.CharField(max_length=300)

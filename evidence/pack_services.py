@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from evidence.models import EvidencePack
-from evidence.packs import build_campaign_pack, build_period_pack
+from evidence.packs import build_campaign_pack, build_period_pack, partial_path
 from evidence.services import Actor, Subject, event_record
+from soxgov import access as acl
+from soxgov import jobs, leases
 
 # A second request for the same campaign by the same person within this window shows the same pack.
 REUSE_WINDOW = dt.timedelta(minutes=10)
 
 
 def pack_request(*, campaign, user) -> EvidencePack:
-    """Queue a pack for ``campaign`` (or return the one this user asked for moments ago)."""
-    from evidence.tasks import build_pack
+    """Queue a pack for ``campaign`` (or return the one this user asked for moments ago, unless it failed or
+    was cancelled: a stuck pack is ended by the reaper or an admin, never handed out again)."""
+    from evidence.tasks import pack_job
 
     recent = (
         EvidencePack.objects.filter(
@@ -27,7 +32,7 @@ def pack_request(*, campaign, user) -> EvidencePack:
             requested_by=user,
             requested_at__gte=timezone.now() - REUSE_WINDOW,
         )
-        .exclude(status=EvidencePack.Status.FAILED)
+        .exclude(status__in=[EvidencePack.Status.FAILED, EvidencePack.Status.CANCELLED])
         .first()
     )
     if recent is not None:
@@ -40,31 +45,148 @@ def pack_request(*, campaign, user) -> EvidencePack:
             requested_by_name=Actor.for_user(user).name,
             requested_at=timezone.now(),
         )
-        transaction.on_commit(lambda: build_pack.delay(pack.pk))
+        jobs.enqueue(pack_job, pack.pk, origin=pack)
     return pack
 
 
 def pack_build(*, pack_id: int) -> EvidencePack:
-    """Build a queued pack (the Celery task). Safe to call twice: only the caller that claims it builds."""
+    """Build a queued pack (its job). Safe to call twice and after a crash at any point: only the caller that
+    holds the pack's lease builds it, and a pack left building by a dead worker is built again from the start."""
     from reviews.models import Campaign
 
-    claimed = EvidencePack.objects.filter(pk=pack_id, status=EvidencePack.Status.QUEUED).update(
-        status=EvidencePack.Status.RUNNING
-    )
-    pack = EvidencePack.objects.select_related("requested_by").get(pk=pack_id)
-    if not claimed:
-        return pack
-    actor = Actor.for_user(pack.requested_by) if pack.requested_by else Actor.system("evidence.packs")
-    out = Path(settings.SOXGOV_PACK_DIR) / f"evidence-pack-{pack.pk}.zip"
-    try:
-        campaign = Campaign.objects.get(pk=pack.scope["campaign"])
-        sha256 = build_campaign_pack(campaign, out, actor=actor, progress=lambda p: _progress(pack.pk, p))
-    except Exception as exc:
-        EvidencePack.objects.filter(pk=pack.pk).update(
-            status=EvidencePack.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+    with leases.held(leases.Kind.PACK, pack_id) as mine:
+        claimed = mine and EvidencePack.objects.filter(pk=pack_id, status__in=OPEN).update(
+            status=EvidencePack.Status.RUNNING, progress=0
         )
-        raise
-    return _finish(pack, out, sha256, actor)
+        pack = EvidencePack.objects.select_related("requested_by").get(pk=pack_id)
+        if not claimed:
+            return pack
+        actor = Actor.for_user(pack.requested_by) if pack.requested_by else Actor.system("evidence.packs")
+        out = pack_path(pack.pk)
+        try:
+            campaign = Campaign.objects.get(pk=pack.scope["campaign"])
+            sha256 = build_campaign_pack(
+                campaign,
+                out,
+                actor=actor,
+                progress=lambda p: _progress(pack.pk, p),
+                scratch=scratch_path(pack.pk),
+            )
+        except Exception as exc:
+            _discard(pack.pk)
+            if not _transient(exc):
+                _finish_failed(pack, jobs.describe(exc), actor=Actor.system("evidence.packs"))
+            raise
+        return _finish(pack, out, sha256, actor)
+
+
+OPEN = (EvidencePack.Status.QUEUED, EvidencePack.Status.RUNNING)
+
+
+def pack_path(pack_id: int) -> Path:
+    return Path(settings.SOXGOV_PACK_DIR) / f"evidence-pack-{pack_id}.zip"
+
+
+def scratch_path(pack_id: int) -> Path:
+    return Path(settings.SOXGOV_PACK_DIR) / ".scratch" / f"pack-{pack_id}"
+
+
+def _discard(pack_id: int) -> None:
+    """Remove what a build of this pack left behind (its scratch folder and unfinished zip)."""
+    shutil.rmtree(scratch_path(pack_id), ignore_errors=True)
+    partial_path(pack_path(pack_id)).unlink(missing_ok=True)
+
+
+def _transient(exc: Exception) -> bool:
+    from django.db import InterfaceError, OperationalError
+
+    return connection.vendor == "postgresql" and isinstance(exc, InterfaceError | OperationalError)
+
+
+def _finish_failed(pack: EvidencePack, cause: str, *, actor: Actor) -> None:
+    with transaction.atomic():
+        ended = EvidencePack.objects.filter(pk=pack.pk, status__in=OPEN).update(
+            status=EvidencePack.Status.FAILED, error=cause[:2000], finished_at=timezone.now()
+        )
+        if ended:
+            event_record(
+                actor=actor, action="evidence.pack.failed", subject=pack, payload={"error": cause[:500]}
+            )
+
+
+def pack_give_up(job, cause: str) -> None:
+    """The pack's job was given up (its attempts used up): the pack fails with the cause, once."""
+    pack = EvidencePack.objects.filter(pk=job.args[0]).first()
+    if pack is not None:
+        _discard(pack.pk)
+        _finish_failed(pack, cause, actor=Actor.system("evidence.packs"))
+
+
+def pack_cancel(*, pack_id: int, user, reason: str) -> EvidencePack:
+    """Cancel a queued or building pack (an admin; evidenced). A build still running on a live worker finds the
+    pack cancelled when it ends, and its file is removed."""
+    if not acl.can_attempt(user, EvidencePack, acl.CHANGE):
+        raise PermissionDenied("only an admin may cancel an evidence pack")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the pack is cancelled."})
+    with transaction.atomic():
+        pack = EvidencePack.objects.select_for_update().get(pk=pack_id)
+        if pack.status not in OPEN:
+            raise ValidationError(
+                f"pack {pack.pk} is {pack.get_status_display().lower()}; only a queued or building pack can be "
+                "cancelled"
+            )
+        previous = pack.status
+        EvidencePack.objects.filter(pk=pack.pk).update(
+            status=EvidencePack.Status.CANCELLED,
+            finished_at=timezone.now(),
+            error=f"cancelled by {Actor.for_user(user).name}: {reason}"[:2000],
+        )
+        cancelled_jobs = jobs.cancel(origin=pack)
+        event_record(
+            actor=Actor.for_user(user),
+            action="evidence.pack.cancelled",
+            subject=pack,
+            payload={"reason": reason, "status_before": previous, "jobs_cancelled": cancelled_jobs},
+        )
+    if previous == EvidencePack.Status.QUEUED:
+        _discard(pack.pk)
+    pack.refresh_from_db()
+    return pack
+
+
+@jobs.sweeper
+def sweep_leftovers() -> int:
+    """Remove scratch folders and unfinished zips of packs that are not being built by a live worker (a worker
+    killed mid-build leaves them; the reaper calls this)."""
+    removed = 0
+    root = Path(settings.SOXGOV_PACK_DIR)
+    found = {}
+    for path in (root / ".scratch").glob("pack-*"):
+        found.setdefault(path.name.removeprefix("pack-"), []).append(path)
+    for path in root.glob(".evidence-pack-*.zip.part"):
+        found.setdefault(path.name.removeprefix(".evidence-pack-").removesuffix(".zip.part"), []).append(path)
+    for pack_id, paths in found.items():
+        if not pack_id.isdigit() or _building(int(pack_id)):
+            continue
+        for path in paths:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _building(pack_id: int) -> bool:
+    """Whether a live worker is building the pack: it is running and its lease is held."""
+    if not EvidencePack.objects.filter(pk=pack_id, status=EvidencePack.Status.RUNNING).exists():
+        return False
+    if connection.vendor != "postgresql":
+        return True  # no leases to ask; the pack's job is given up or finished first
+    with leases.held(leases.Kind.PACK, pack_id) as mine:
+        return not mine
 
 
 def pack_write(*, out: Path, actor: Actor, campaign=None, period=None) -> str:
@@ -94,7 +216,7 @@ def _progress(pack_id: int, percent: int) -> None:
 
 def _finish(pack: EvidencePack, out: Path, sha256: str, actor: Actor) -> EvidencePack:
     with transaction.atomic():
-        EvidencePack.objects.filter(pk=pack.pk).update(
+        done = EvidencePack.objects.filter(pk=pack.pk, status=EvidencePack.Status.RUNNING).update(
             status=EvidencePack.Status.DONE,
             progress=100,
             path=str(out),
@@ -103,6 +225,9 @@ def _finish(pack: EvidencePack, out: Path, sha256: str, actor: Actor) -> Evidenc
             finished_at=timezone.now(),
         )
         pack.refresh_from_db()
+        if not done:  # cancelled while it was being built
+            out.unlink(missing_ok=True)
+            return pack
         event_record(
             actor=actor,
             action="evidence.pack.exported",

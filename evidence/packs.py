@@ -24,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -160,14 +162,19 @@ def chain_table(first: int, last: int) -> Table:
 
 
 def build_campaign_pack(
-    campaign, out: Path, *, actor: Actor, progress: Callable[[int], None] = lambda p: None
+    campaign,
+    out: Path,
+    *,
+    actor: Actor,
+    progress: Callable[[int], None] = lambda p: None,
+    scratch: Path | None = None,
 ) -> str:
     tables, subjects = campaign_tables(campaign)
     label = f"Evidence pack for campaign {campaign.pk} ({campaign.name})"
     scope = {"campaign": campaign.pk, "name": campaign.name}
     return build_pack(
         tables, subjects, out, name=f"campaign-{campaign.pk}", label=label, scope=scope, actor=actor,
-        progress=progress,
+        progress=progress, scratch=scratch,
     )  # fmt: skip
 
 
@@ -201,12 +208,29 @@ def _snapshot():
 
 
 def build_pack(
-    tables, subjects, out: Path, *, name: str, label: str, scope: dict, actor: Actor, progress=lambda p: None
+    tables,
+    subjects,
+    out: Path,
+    *,
+    name: str,
+    label: str,
+    scope: dict,
+    actor: Actor,
+    progress=lambda p: None,
+    scratch: Path | None = None,
 ) -> str:
     """Write the pack to ``out`` (a .zip); returns its SHA-256. The tables and events come from one snapshot;
-    the checkpoint signed after it covers every event of the snapshot, and the chain segment reaches it."""
+    the checkpoint signed after it covers every event of the snapshot, and the chain segment reaches it.
+
+    The files are written in ``scratch`` (a new temporary folder by default), removed when the build ends either
+    way, and the zip is written beside ``out`` under a temporary name and renamed when it is complete: a build
+    that dies leaves no pack at ``out``, only leftovers the reaper removes (pack_services.sweep_leftovers).
+    """
     bag_name = f"soxgov-{name}-{timezone.now():%Y%m%dT%H%M%S}"
-    with tempfile.TemporaryDirectory(prefix="soxgov-pack-") as folder:
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="soxgov-pack-", dir=scratch) as folder:
         bag = Path(folder) / bag_name
         data = bag / "data"
         data.mkdir(parents=True)
@@ -227,9 +251,22 @@ def build_pack(
         _write_tags(bag, label, [t.name for t in tables])
         _write_statement(bag, scope, checkpoint)
         progress(90)
-        _zip(bag, out)
+        part = partial_path(out)
+        try:
+            _zip(bag, part)
+            sha256 = _sha256(part)
+            os.replace(part, out)
+        finally:
+            part.unlink(missing_ok=True)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     progress(100)
-    return _sha256(out)
+    return sha256
+
+
+def partial_path(out: Path) -> Path:
+    """Where the zip for ``out`` is written until it is complete (hidden, beside it: the rename is atomic)."""
+    return out.with_name(f".{out.name}.part")
 
 
 def _write_tags(bag: Path, label: str, tables: list[str]) -> None:

@@ -141,34 +141,72 @@ def _validate_action(action: str) -> None:
 def verification_request(*, actor: Actor, user=None):
     """Queue a verification of the whole chain; a worker runs it after this transaction commits."""
     from evidence.models import ChainVerification
-    from evidence.tasks import verify_chain
+    from evidence.tasks import verification_job
+    from soxgov import jobs
 
     with transaction.atomic():
         verification = ChainVerification.objects.create(requested_by=user, requested_by_name=actor.name)
         event_record(actor=actor, action="evidence.verification.requested", subject=verification)
-        transaction.on_commit(lambda: verify_chain.delay(verification.pk))
+        jobs.enqueue(verification_job, verification.pk, origin=verification)
     return verification
 
 
 def verification_run(*, verification_id: int) -> bool:
-    """Run one queued verification. Safe to call twice: only the caller that claims the row runs it."""
+    """Run one queued verification. Safe to call twice and after a crash: only the caller that holds its lease
+    and claims the row runs it, and one left running by a dead worker is run again."""
+    from soxgov import leases
+
+    with leases.held(leases.Kind.VERIFICATION, verification_id) as mine:
+        return mine and _verification_run(verification_id)
+
+
+def verification_give_up(job, cause: str) -> None:
+    """The verification's job was given up (its attempts used up): it fails with the cause, once."""
+    _verification_failed(job.args[0], cause)
+
+
+def _verification_failed(verification_id: int, cause: str) -> None:
+    from evidence.models import ChainVerification
+
+    with transaction.atomic():
+        ended = ChainVerification.objects.filter(
+            pk=verification_id,
+            status__in=[ChainVerification.Status.QUEUED, ChainVerification.Status.RUNNING],
+        ).update(status=ChainVerification.Status.FAILED, finished_at=timezone.now(), detail=cause[:2000])
+        if ended:
+            event_record(
+                actor=Actor.system("evidence.verify_chain"),
+                action="evidence.verification.failed",
+                subject=Subject(
+                    "evidence.chainverification", str(verification_id), f"verification #{verification_id}"
+                ),
+                payload={"error": cause[:500]},
+            )
+
+
+def _verification_run(verification_id: int) -> bool:
+    from django.db import InterfaceError, OperationalError
+
     from evidence.models import ChainVerification
     from evidence.selectors import chain_verify
+    from soxgov.jobs import describe
 
     claimed = ChainVerification.objects.filter(
-        pk=verification_id, status=ChainVerification.Status.QUEUED
+        pk=verification_id,
+        status__in=[ChainVerification.Status.QUEUED, ChainVerification.Status.RUNNING],
     ).update(status=ChainVerification.Status.RUNNING, started_at=timezone.now())
     if claimed != 1:
         return False
     try:
         result = chain_verify()
     except Exception as exc:  # recorded, then re-raised so the worker logs the traceback
-        ChainVerification.objects.filter(pk=verification_id).update(
-            status=ChainVerification.Status.FAILED, finished_at=timezone.now(), detail=repr(exc)[:2000]
-        )
-        raise
+        if not (connection.vendor == "postgresql" and isinstance(exc, InterfaceError | OperationalError)):
+            _verification_failed(verification_id, describe(exc))
+        raise  # a lost connection: the job runs it again
     with transaction.atomic():
         verification = ChainVerification.objects.select_for_update().get(pk=verification_id)
+        if verification.status != ChainVerification.Status.RUNNING:
+            return False
         verification.status = (
             ChainVerification.Status.INTACT if result.intact else ChainVerification.Status.BROKEN
         )

@@ -1,12 +1,13 @@
-"""Thin Celery entry points: take ids, call one service, safe to run twice."""
+"""Thin Celery entry points and durable jobs (soxgov/jobs.py): take ids, call one service, safe to run twice."""
 
 from celery import shared_task
 
-from evidence import services
+from evidence import pack_services, services
+from soxgov import jobs
 
 
-@shared_task(name="evidence.verify_chain")
-def verify_chain(verification_id: int) -> bool:
+@jobs.job("evidence.verify_chain", attempts=3, give_up=services.verification_give_up)
+def verification_job(verification_id: int) -> bool:
     return services.verification_run(verification_id=verification_id)
 
 
@@ -16,18 +17,20 @@ def verify_chain_scheduled() -> int:
     return services.verification_request(actor=services.Actor.system("beat")).pk
 
 
-@shared_task(name="evidence.checkpoint")
-def checkpoint(reason: str = "schedule") -> int | None:
+@jobs.job("evidence.checkpoint", attempts=5)
+def checkpoint_job(reason: str = "schedule") -> int | None:
     """Sign the chain head (beat, every 6 hours; and at every campaign sign-off)."""
     from evidence.checkpoints import checkpoint_create
-    from evidence.services import Actor
 
-    made = checkpoint_create(reason=reason, actor=Actor.system("evidence.checkpoint"))
+    made = checkpoint_create(reason=reason, actor=services.Actor.system("evidence.checkpoint"))
     return made.pk if made else None
 
 
-@shared_task(name="evidence.build_pack")
-def build_pack(pack_id: int) -> str:
-    from evidence.pack_services import pack_build
+@shared_task(name="evidence.checkpoint")
+def checkpoint(reason: str = "schedule") -> int | None:
+    return checkpoint_job(reason)
 
-    return pack_build(pack_id=pack_id).status
+
+@jobs.job("evidence.build_pack", attempts=3, give_up=pack_services.pack_give_up)
+def pack_job(pack_id: int) -> str:
+    return pack_services.pack_build(pack_id=pack_id).status

@@ -26,7 +26,7 @@ from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
 from reviews.selectors import launched_items_sha256
-from soxgov import access
+from soxgov import access, jobs
 
 
 def _require_admin(user, action=access.CHANGE) -> None:
@@ -152,7 +152,7 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
                 "at": format_time(now),
             },
         )
-        transaction.on_commit(lambda: notify_launched.delay(campaign.pk))
+        jobs.enqueue(notify_launched, campaign.pk, origin=campaign)
     return campaign
 
 
@@ -506,16 +506,17 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
             campaign.signed_off_at = now
             campaign.save(update_fields=["status", "signed_off_at"])
             events.append(Event("review.campaign.signed_off", Subject.of(campaign), _outcome(campaign)))
-            # The chain head at sign-off is signed and kept outside the database.
-            transaction.on_commit(lambda: _checkpoint_after_sign_off())
+            # The chain head at sign-off is signed and kept outside the database (after this commit: the job
+            # runs once the sign-off's events are in the chain).
+            _checkpoint_after_sign_off(campaign)
         events_record(actor=Actor.for_user(user), events=events)
     return record
 
 
-def _checkpoint_after_sign_off() -> None:
-    from evidence.tasks import checkpoint
+def _checkpoint_after_sign_off(campaign: Campaign) -> None:
+    from evidence.tasks import checkpoint_job
 
-    checkpoint.delay("campaign_sign_off")
+    jobs.enqueue(checkpoint_job, "campaign_sign_off", origin=campaign)
 
 
 def _reviewers_left(campaign: Campaign) -> int:

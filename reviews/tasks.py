@@ -1,12 +1,13 @@
-"""Thin Celery entry points for campaigns."""
+"""Thin Celery entry points and durable jobs (soxgov/jobs.py) for campaigns."""
 
 from celery import shared_task
 
 from reviews import notify, reminders
 from reviews.services import micro_review_grants
+from soxgov import jobs
 
 
-@shared_task(name="reviews.notify_launched")
+@jobs.job("reviews.notify_launched", attempts=3)
 def notify_launched(campaign_id: int) -> int:
     return notify.launched(campaign_id)
 
@@ -17,7 +18,7 @@ def daily() -> dict:
     return {"reminders": sent, "escalations": escalated, "launched": reminders.launch_recurrences()}
 
 
-@shared_task(name="reviews.micro_review_run")
+@jobs.job("reviews.micro_review_run")
 def micro_review_run(run_id: int) -> int:
     """Grants a connector run added go straight to the standing micro-reviews (privileged or sensitive only)."""
     from entitlements.models import Grant
@@ -30,7 +31,7 @@ def micro_review_run(run_id: int) -> int:
     return micro_review_grants(grant_ids=added, run_id=run_id) if added else 0
 
 
-@shared_task(name="reviews.verify_remediation")
+@jobs.job("reviews.verify_remediation")
 def verify_remediation(run_id: int, application_ids: list[int]) -> int:
     """After a pull: close the remediation tasks whose grant it no longer contains."""
     from reviews.remediation import verify_after_run

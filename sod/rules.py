@@ -142,7 +142,7 @@ def rules_save(specs: list[tuple[RuleSpec, Rule | None]], *, actor: Actor, sourc
             events_record(actor=actor, events=events)
         if changed:
             rule_ids = [rule.pk for rule in changed]
-            transaction.on_commit(lambda: _enqueue_recheck(rule_ids, actor))
+            _enqueue_recheck(rule_ids, actor)
     return changed
 
 
@@ -164,8 +164,9 @@ def rule_delete(rule: Rule, *, actor: Actor) -> None:
 
 def _enqueue_recheck(rule_ids: list[int], actor: Actor) -> None:
     from sod.tasks import check_rules
+    from soxgov import jobs
 
-    check_rules.delay(rule_ids, actor.name)
+    jobs.enqueue(check_rules, rule_ids, actor.name)
 
 
 # --- The ruleset file ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Thin Celery entry points for the SoD engine: take ids, call one service; running one twice changes nothing
-the second time (a check writes only the difference between the data and the live violations)."""
+"""Thin Celery entry points and durable jobs (soxgov/jobs.py) for the SoD engine: take ids, call one service;
+running one twice changes nothing the second time (a check writes only the difference between the data and the
+live violations)."""
 
 from celery import shared_task
 from django.conf import settings
@@ -11,9 +12,10 @@ from sod.engine import Scope
 from sod.hygiene import run_hygiene
 from sod.models import Check, Rule, Violation
 from sod.services import expire_due
+from soxgov import jobs
 
 
-@shared_task(name="sod.check_after_import")
+@jobs.job("sod.check_after_import")
 def check_after_import(run_id: int, identity_ids: list[int], application_ids: list[int]) -> int:
     """Re-check just the identities whose grants a connector run changed, and the orphan accounts of its
     applications (plus violations of orphan accounts the run removed)."""
@@ -42,7 +44,7 @@ def check_after_import(run_id: int, identity_ids: list[int], application_ids: li
     return check.pk
 
 
-@shared_task(name="sod.check_rules")
+@jobs.job("sod.check_rules")
 def check_rules(rule_ids: list[int], actor_name: str) -> list[int]:
     """Re-check changed rules for everyone."""
     actor = Actor.system(f"sod.check_rules for {actor_name}")

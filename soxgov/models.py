@@ -69,3 +69,57 @@ class ApiToken(AbstractAuthToken):
     @property
     def prefix(self) -> str:
         return self.token_key[: self.PREFIX_LENGTH]
+
+
+class Job(models.Model):
+    """Work to be done by a Celery worker, recorded in the same transaction as what it belongs to.
+
+    This table is the outbox: a run, pack or verification and its job commit together, and the message to the
+    broker is only a wake-up call sent after the commit (and again by the reaper while it is unsent, or sent
+    long ago and still not started, e.g. after a Redis restart without persistence). A job holds a lease while
+    it runs (soxgov.leases); a running job whose lease is free lost its worker and is run again, or given up
+    after ``max_attempts`` (``None``: retried until done). soxgov/jobs.py has the life cycle.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN = (Status.PENDING, Status.RUNNING)
+
+    task = models.CharField(
+        max_length=100, help_text="The registered job name, e.g. entitlements.execute_run."
+    )
+    args = models.JSONField(default=list, blank=True)
+    origin_type = models.CharField(
+        max_length=100, blank=True, help_text="What the job belongs to (app.model)."
+    )
+    origin_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started it.")
+    max_attempts = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: retried until done.")
+    sends = models.PositiveIntegerField(default=0, help_text="How many times it was sent to the broker.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(fields=["origin_type", "origin_id"], name="soxgov_job_origin"),
+            # The reaper's scan: only open jobs, a handful among many done ones.
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="soxgov_job_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job #{self.pk} {self.task} ({self.status})"

@@ -26,6 +26,8 @@ def _role_permissions(role: Role, Permission):
             | view_domain
             | Permission.objects.filter(content_type__app_label="soxgov", content_type__model="user")
             | Permission.objects.filter(content_type__app_label="evidence", codename="add_chainverification")
+            # Cancelling a stuck pack (evidence/pack_services.py pack_cancel).
+            | Permission.objects.filter(content_type__app_label="evidence", codename="change_evidencepack")
             # API tokens and failed-sign-in counters: listed, and revoked or cleared (unlocking), never created.
             | Permission.objects.filter(
                 content_type__app_label="soxgov", codename__in=("view_apitoken", "delete_apitoken")

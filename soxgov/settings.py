@@ -104,8 +104,18 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("SOXGOV_DB_CONN_MAX_AGE", 60))
+        # Health checks: a connection kept between requests is tested before reuse, so one the server closed
+        # meanwhile (a restart, an idle timeout, pg_terminate_backend) is replaced instead of failing a request.
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=envint("SOXGOV_DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
     }
+    # The server notices a client that died in the middle of a long statement (a killed worker) within seconds
+    # and ends its backend, which frees the worker's leases (soxgov/leases.py) for the reaper.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        DATABASES["default"]["OPTIONS"].get("options", "") + " -c client_connection_check_interval=2000"
+    ).strip()
 else:
     DATABASES = {
         "default": {
@@ -226,8 +236,30 @@ CELERY_RESULT_BACKEND = None
 # Without a broker the embedded default runs tasks in-process, right after the transaction that enqueued them.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task's message is acknowledged when the task ends, and given back to the queue when the pool process running
+# it dies, so a killed worker's job is delivered again at once. A worker whose main process died leaves its
+# message unacknowledged in Redis until the visibility timeout; the reaper (soxgov/jobs.py) does not wait for
+# that: the job's lease is free as soon as the worker's database connection closes. A task that outlives the
+# visibility timeout is delivered to a second worker, which finds the job's lease held and leaves it alone.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("SOXGOV_BROKER_VISIBILITY_TIMEOUT", 1800, minimum=60),
+    "socket_connect_timeout": 2,
+}
+# A web request that sends a job does not wait for a broker that is down: the job is committed, and the reaper
+# sends it when the broker is back (soxgov/jobs.py dispatch).
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker keeps reconnecting to a broker that went away, however long it is gone.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Durable jobs (soxgov/jobs.py): the reaper's period; how long a sent job may wait unstarted before it is sent
+# again (doubling with each send); on SQLite, how long a running job may run before it counts as lost.
+SOXGOV_REAP_SECONDS = envint("SOXGOV_REAP_SECONDS", 60, minimum=5)
+SOXGOV_JOB_RESEND_SECONDS = envint("SOXGOV_JOB_RESEND_SECONDS", 120, minimum=0)
+SOXGOV_JOB_LEASE_SECONDS = envint("SOXGOV_JOB_LEASE_SECONDS", 6 * 3600, minimum=60)
 CELERY_TASK_DEFAULT_QUEUE = envstr("SOXGOV_CELERY_QUEUE", "soxgov")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -236,6 +268,7 @@ CELERY_BEAT_SCHEDULE = {
     "sod-daily": {"task": "sod.daily", "schedule": crontab(minute=30, hour=3)},
     "reviews-daily": {"task": "reviews.daily", "schedule": crontab(minute=0, hour=7)},
     "evidence-checkpoint": {"task": "evidence.checkpoint", "schedule": crontab(minute=0, hour="*/6")},
+    "soxgov-reap": {"task": "soxgov.reap", "schedule": float(SOXGOV_REAP_SECONDS)},
 }
 
 # --- E-mail ---------------------------------------------------------------------------------------------
@@ -302,7 +335,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- Cache (run progress shared between workers and the web) -------------------------------------------
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    # Short timeouts: the cache only carries run progress, which a page shows as unknown while Redis is away.
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

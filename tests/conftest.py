@@ -3,6 +3,7 @@
 alice the admin, rita the reviewer, oscar the control owner, audrey the auditor, mallory who has no role.
 """
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -165,3 +166,19 @@ def _configured_signing_key(settings, session_signing_key, tmp_path):
     settings.SOXGOV_SIGNING_KEY = session_signing_key
     settings.SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS = []
     settings.SOXGOV_SIGNING_GENERATED_KEY_FILE = tmp_path / "signing" / "ed25519-key.pem"
+
+
+@contextlib.contextmanager
+def other_session_holding(kind, pk):
+    """A second database session (a live worker, as far as leases go) holding the lease ``(kind, pk)``."""
+    import psycopg2
+
+    params = connection.get_connection_params()
+    other = psycopg2.connect(**params)
+    try:
+        other.autocommit = True
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [int(kind), int(pk)])
+        yield
+    finally:
+        other.close()

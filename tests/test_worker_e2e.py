@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from evidence.models import ChainVerification, EvidenceEvent
 from evidence.services import Actor, verification_request
+from soxgov import jobs
 from soxgov.celery import app as celery_app
 
 pytestmark = [
@@ -237,14 +238,21 @@ def test_an_import_on_a_real_worker_is_followed_by_the_sod_check_of_the_identity
 
     source = tmp_path / "bank.csv"
     source.write_text("application,account_id,employee_id,entitlement_id\nBank,v.era,E1,PAY_APPROVE\n")
-    with transaction.atomic():
-        run = services.run_create(
-            kind="access", source=source, source_name=source.name, actor=Actor.system("test"), user=None
-        )
-        services.run_enqueue(run)
+    run = services.run_create(
+        kind="access", source=source, source_name=source.name, actor=Actor.system("test"), user=None
+    )
 
     _wait_for(lambda: Violation.objects.exists(), "the violation", celery_worker_process)
     assert ConnectorRun.objects.get(pk=run.pk).status == ConnectorRun.Status.APPLIED
+    # The run and its follow-ups are durable jobs, all done once the worker is through.
+    _wait_for(
+        lambda: not jobs.of(run).exclude(status="done").exists(), "the run's follow-ups", celery_worker_process
+    )
+    assert set(jobs.of(run).values_list("task", flat=True)) == {
+        "entitlements.execute_run",
+        "sod.check_after_import",
+        "reviews.verify_remediation",
+    }
     violation = Violation.objects.get()
     assert violation.identity == vera
     check = violation.opened_by_check

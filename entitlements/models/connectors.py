@@ -199,8 +199,9 @@ class ConnectorRun(models.Model):
         HELD = "held", "Held for approval"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
 
-    FINAL = (Status.APPLIED, Status.FAILED, Status.REJECTED)
+    FINAL = (Status.APPLIED, Status.FAILED, Status.REJECTED, Status.CANCELLED)
 
     connector = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"

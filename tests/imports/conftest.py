@@ -19,6 +19,7 @@ from entitlements import services
 from entitlements.models import Account, ConnectorRun, Entitlement, Grant, Identity
 from evidence.models import EvidenceEvent
 from evidence.services import Actor
+from soxgov import jobs
 
 TRACKED = (Identity, Account, Entitlement, Grant)
 # The only evidence a refused run may add: its own queue and refusal events.
@@ -157,9 +158,16 @@ def run_file(path: Path, *, kind: str = "access", application=None, user=None) -
     """Queue and execute a run the way the commands do; returns the finished run."""
     actor = Actor.for_user(user) if user is not None else Actor.system("tests")
     run = services.run_create(
-        kind=kind, source=path, source_name=path.name, actor=actor, user=user, application=application
+        kind=kind,
+        source=path,
+        source_name=path.name,
+        actor=actor,
+        user=user,
+        application=application,
+        send=False,
     )
-    return services.run_execute(run_id=run.pk)
+    jobs.execute(jobs.of(run).get().pk)
+    return ConnectorRun.objects.get(pk=run.pk)
 
 
 class Outcome:

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from entitlements import services
@@ -16,7 +17,9 @@ from entitlements.models import Account, Application, Connector, ConnectorRun, E
 from entitlements.signals import access_changed
 from evidence.models import EvidenceEvent
 from evidence.services import Actor
+from soxgov import jobs, leases
 from soxgov.roles import Role
+from tests.conftest import other_session_holding
 from tests.imports.conftest import (
     ACCESS_HEADER,
     COMPANY_ERP_ACCESS,
@@ -169,7 +172,7 @@ def test_run_execute_on_an_applied_run_returns_it_unchanged_and_writes_nothing(c
     assert snapshot() == state
 
 
-@pytest.mark.parametrize("status", ["held", "failed", "rejected", "running"])
+@pytest.mark.parametrize("status", ["held", "failed", "rejected", "cancelled"])
 def test_run_execute_does_nothing_to_a_run_that_is_not_queued_or_approved(company, write_csv, status):
     run = services.run_create(
         kind="access",
@@ -186,6 +189,52 @@ def test_run_execute_does_nothing_to_a_run_that_is_not_queued_or_approved(compan
     assert again.status == status
     assert EvidenceEvent.objects.count() == all_events
     assert snapshot() == state
+
+
+@pytest.mark.postgres
+def test_run_execute_leaves_alone_a_running_run_whose_worker_is_alive(company, write_csv, erp_rows):
+    """A second delivery of a run's message while a live worker executes it (its lease is held) does nothing."""
+    if connection.vendor != "postgresql":
+        pytest.skip("leases are PostgreSQL advisory locks")
+    run = services.run_create(
+        kind="access",
+        source=write_csv("erp.csv", erp_rows),
+        source_name="erp.csv",
+        actor=Actor.system("tests"),
+        application=company["applications"]["erp"],
+        send=False,
+    )
+    ConnectorRun.objects.filter(pk=run.pk).update(status="running")
+    state, all_events = snapshot(), EvidenceEvent.objects.count()
+    with other_session_holding(leases.Kind.RUN, run.pk):
+        again = services.run_execute(run_id=run.pk)
+    assert again.status == "running"
+    assert EvidenceEvent.objects.count() == all_events
+    assert snapshot() == state
+
+
+def test_a_running_run_whose_worker_died_is_restarted_and_applied_once(company, write_csv, erp_rows):
+    run = services.run_create(
+        kind="access",
+        source=write_csv("erp.csv", CHANGING_ERP),
+        source_name="erp.csv",
+        actor=Actor.system("tests"),
+        application=company["applications"]["erp"],
+        send=False,
+    )
+    # What a worker killed mid-run leaves: the run claimed, its transaction rolled back, its lease gone.
+    ConnectorRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+
+    again = services.run_execute(run_id=run.pk)
+
+    assert again.status == "applied"
+    actions = list(
+        EvidenceEvent.objects.filter(subject_type="entitlements.connectorrun", subject_id=str(run.pk))
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["import.run.queued", "import.run.restarted", "import.run.applied"]
+    assert services.run_execute(run_id=run.pk).status == "applied"  # and once only
 
 
 # --- Removals, additions and changes are traceable to the run -----------------------------------------------
@@ -622,17 +671,45 @@ def announcements():
     access_changed.disconnect(receiver)
 
 
-def test_access_changed_is_sent_after_commit_with_the_identities_whose_grants_changed(
-    company, write_csv, announcements, django_capture_on_commit_callbacks
+def test_access_changed_is_sent_in_the_runs_transaction_and_its_follow_ups_commit_with_it(
+    company, write_csv, announcements
 ):
     people = company["identities"]
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        run = run_file(write_csv("erp.csv", CHANGING_ERP))
-        assert announcements == []  # not before commit
-    assert len(callbacks) == 1
+    run = run_file(write_csv("erp.csv", CHANGING_ERP))
     # bob lost GL_POST, the service account gained AP_APPROVE (and was disabled), carol's account went away;
     # the new "temp" account is an orphan, and rita's access did not change.
-    assert announcements == [(run.pk, sorted([people["bob"].pk, people["bot"].pk, people["carol"].pk]))]
+    changed = sorted([people["bob"].pk, people["bot"].pk, people["carol"].pk])
+    assert announcements == [(run.pk, changed)]
+    follow_ups = {job.task: job.args for job in jobs.of(run).exclude(task="entitlements.execute_run")}
+    erp = company["applications"]["erp"].pk
+    assert follow_ups == {
+        "sod.check_after_import": [run.pk, changed, [erp]],
+        "reviews.verify_remediation": [run.pk, [erp]],
+    }
+
+
+def test_a_refused_run_rolls_back_its_follow_ups_with_its_changes(company, write_csv, announcements):
+    """The follow-ups are recorded in the run's transaction: a run whose apply fails leaves none behind."""
+    from django.db import IntegrityError
+
+    from entitlements.imports import access
+
+    real_apply = access.apply
+
+    def apply_then_fail(**kwargs):
+        real_apply(**kwargs)
+        raise IntegrityError("simulated failure after the changes were written")
+
+    access.apply = apply_then_fail
+    try:
+        with pytest.raises(IntegrityError):
+            run_file(write_csv("erp.csv", CHANGING_ERP))
+    finally:
+        access.apply = real_apply
+    run = ConnectorRun.objects.latest("pk")
+    assert run.status == "failed"
+    assert "simulated failure" in run.error
+    assert list(jobs.of(run).values_list("task", flat=True)) == ["entitlements.execute_run"]
 
 
 def test_access_changed_names_both_people_when_an_account_moves(

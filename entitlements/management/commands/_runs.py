@@ -8,6 +8,7 @@ from entitlements import services
 from entitlements.connectors.problems import ImportRefused
 from entitlements.models import ConnectorRun
 from evidence.services import Actor
+from soxgov import jobs
 
 EXIT_REFUSED, EXIT_HELD = 1, 3
 
@@ -64,11 +65,20 @@ def run_file(command: BaseCommand, *, kind: str, path: str, application=None, us
             raise CommandError(f"no user named {username!r}")
         actor = Actor.for_user(user)
     try:
+        # Executed here rather than by a worker, through its job all the same: if this process dies, the
+        # reaper finds the job and a worker finishes the run.
         run = services.run_create(
-            kind=kind, source=source, source_name=source.name, actor=actor, user=user, application=application
+            kind=kind,
+            source=source,
+            source_name=source.name,
+            actor=actor,
+            user=user,
+            application=application,
+            send=False,
         )
     except ImportRefused as refused:
         for problem in refused.problems:
             command.stderr.write(str(problem))
         raise SystemExit(EXIT_REFUSED) from None
-    print_outcome(command, services.run_execute(run_id=run.pk))
+    jobs.execute(jobs.of(run).get().pk)
+    print_outcome(command, ConnectorRun.objects.get(pk=run.pk))
