@@ -53,7 +53,7 @@ def broker(redis):
     overrides = override_settings(
         REDIS_URL=redis.url,
         CELERY_BROKER_URL=redis.url,
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis.url}},
+        CACHES={"default": {"BACKEND": CACHE, "LOCATION": redis.url, "OPTIONS": CACHE_OPTIONS}},
     )
     overrides.enable()
     previous = {
@@ -68,6 +68,13 @@ def broker(redis):
     app.conf.update(previous)
     _reset_producers(app)
     overrides.disable()
+
+
+CACHE = "django.core.cache.backends.redis.RedisCache"
+CACHE_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 1,
+}  # as soxgov/settings.py has them with Redis
 
 
 def _reset_producers(app) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from entitlements import services
@@ -166,13 +166,10 @@ def access_file(directory: Path, application: str, rows) -> Path:
 
 
 def request_run(path: Path) -> ConnectorRun:
-    """What the upload view does: store the input, queue the run, enqueue its work after commit."""
-    with transaction.atomic():
-        run = services.run_create(
-            kind="access", source=path, source_name=path.name, actor=Actor.system("fault-tests"), user=None
-        )
-        services.run_enqueue(run)
-    return run
+    """What the upload view does: store the input, queue the run with its job, send the job after commit."""
+    return services.run_create(
+        kind="access", source=path, source_name=path.name, actor=Actor.system("fault-tests"), user=None
+    )
 
 
 def access_of(application: Application) -> tuple[set, set]:

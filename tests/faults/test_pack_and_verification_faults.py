@@ -19,17 +19,22 @@ pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
 
 @pytest.fixture
-def campaign(worker, make_user):
-    make_company()
+def campaign(worker, make_person):
+    """A launched campaign over the company's ERP access (its launch is evidenced: a pack has a chain to cover)."""
+    from reviews.services import campaign_launch
+
+    erp = make_company()["ERP"]
     today = timezone.localdate()
-    alice = make_user("alice", Role.ADMIN)
-    return Campaign.objects.create(
+    alice = make_person("alice", Role.ADMIN)
+    campaign = Campaign.objects.create(
         name="Q4 access review",
         start_on=today,
         due_on=today + dt.timedelta(days=14),
         created_by=alice,
         fallback_reviewer=alice,
     )
+    campaign.applications.set([erp])
+    return campaign_launch(campaign_id=campaign.pk, user=alice)
 
 
 def kill(worker, workers, paused, how: str) -> None:
