@@ -7,6 +7,7 @@ only: the faults are PostgreSQL's (sessions terminated, advisory locks released 
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -14,10 +15,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
+from evidence import triggers
 from tests.faults.harness import APP_NAME, Faults, FaultWorker, PrivateRedis, sessions_of, wait_until
+from tests.faults.outcomes import Company
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,28 @@ def postgres_only(django_db_setup, django_db_blocker):
             "fault tests need PostgreSQL: they terminate database sessions and rely on the advisory locks "
             "a dead worker's session gives up (set DATABASE_URL)"
         )
+
+
+@pytest.fixture(scope="module")
+def module_db(postgres_only, django_db_blocker):
+    """The database, committed, for the whole module; emptied once at its end, as transactional tests leave it.
+
+    Not pytest-django's transactional_db, which empties every table after each test: seconds per scenario.
+    The scenarios tag their names (outcomes.Company) so that they can share it.
+    """
+    with django_db_blocker.unblock():
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {triggers.TABLE} DISABLE TRIGGER USER")
+            cursor.execute(f"DELETE FROM {triggers.TABLE}")
+            cursor.execute(f"ALTER TABLE {triggers.TABLE} ENABLE TRIGGER USER")
+        call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def transactional_db(module_db):
+    """pytest-django's name, overridden: the module's committed database, not emptied after each test. The name
+    is what tells pytest-django that these tests need the test database created."""
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +169,8 @@ def faults(fault_root) -> Faults:
 
 
 @pytest.fixture(scope="module")
-def workers(broker, redis, faults, fault_root, session_signing_key, django_db_blocker):
-    with django_db_blocker.unblock():
-        env = _worker_env(redis, broker, faults.directory, session_signing_key, fault_root)
+def workers(module_db, broker, redis, faults, fault_root, session_signing_key):
+    env = _worker_env(redis, broker, faults.directory, session_signing_key, fault_root)
     pool = Workers(env, broker, fault_root / "workers")
     (fault_root / "workers").mkdir(exist_ok=True)
     yield pool
@@ -154,9 +179,8 @@ def workers(broker, redis, faults, fault_root, session_signing_key, django_db_bl
 
 
 @pytest.fixture
-def worker(committed_db, workers, faults, redis):
-    """The live worker for this test. Afterwards nothing of this test may reach the next one, whose tables
-    are emptied first (the evidence table refuses that while a worker still writes to it): nothing paused,
+def worker(transactional_db, workers, faults, redis):
+    """The live worker for this test. Afterwards nothing of this test may reach the next one: nothing paused,
     the worker idle (or killed, for a fresh one), Redis up and empty."""
     live = workers.live()
     yield live
@@ -171,3 +195,13 @@ def worker(committed_db, workers, faults, redis):
             workers.current.kill_main()
             wait_until(lambda: sessions_of(workers.current) == 0, "the killed worker's sessions gone")
     redis.flush()
+
+
+@pytest.fixture
+def company(worker, settings, tmp_path) -> Company:
+    """This test's company (its names tagged) and input store."""
+    settings.SOXGOV_IMPORT_DIR = tmp_path / "store"
+    return Company(f"t{next(_tags)}")
+
+
+_tags = itertools.count(1)

@@ -116,53 +116,83 @@ CRM_FILE = [("c1", "E1", "CRM_VIEW"), ("c6", "E6", "CRM_VIEW")]
 NAMES = {"GL_POST": "Post journal", "AP_PAY": "Pay vendor", "VENDOR": "Create vendor", "CRM_VIEW": "View"}
 
 
-def make_company() -> dict[str, Application]:
-    now = timezone.now()
-    erp = Application.objects.create(name="ERP")
-    crm = Application.objects.create(name="CRM")
-    people = {
-        f"E{n}": Identity.objects.create(
-            employee_id=f"E{n}", email=f"p{n}@example.com", display_name=f"P {n}"
-        )
-        for n in range(1, 7)
-    }
-    entitlements = {
-        key: Entitlement.objects.create(
-            application=crm if key == "CRM_VIEW" else erp, entitlement_id=key, name=name
-        )
-        for key, name in NAMES.items()
-    }
-    for account_id, employee, entitlement in ERP_BEFORE:
-        account = Account.objects.create(
-            application=erp, account_id=account_id, identity=people[employee], first_seen=now
-        )
-        Grant.objects.create(account=account, entitlement=entitlements[entitlement], first_seen=now)
-    return {"ERP": erp, "CRM": crm}
+class Company:
+    """Two applications, six people and their ERP access before the run. The scenarios of a module share one
+    database (emptying it between tests costs seconds each), so names that must be unique carry a tag."""
 
+    def __init__(self, tag: str):
+        self.tag = tag
+        now = timezone.now()
+        erp = Application.objects.create(name=f"ERP-{tag}")
+        crm = Application.objects.create(name=f"CRM-{tag}")
+        self.applications = {"ERP": erp, "CRM": crm}
+        people = {
+            e: Identity.objects.create(
+                employee_id=self.employee(e), email=f"{e}-{tag}@example.com", display_name=e
+            )
+            for e in (f"E{n}" for n in range(1, 7))
+        }
+        entitlements = {
+            key: Entitlement.objects.create(
+                application=crm if key == "CRM_VIEW" else erp, entitlement_id=key, name=name
+            )
+            for key, name in NAMES.items()
+        }
+        for account_id, employee, entitlement in ERP_BEFORE:
+            account = Account.objects.create(
+                application=erp, account_id=account_id, identity=people[employee], first_seen=now
+            )
+            Grant.objects.create(account=account, entitlement=entitlements[entitlement], first_seen=now)
 
-def access_file(directory: Path, application: str, rows) -> Path:
-    path = directory / f"{application.lower()}-{len(rows)}.csv"
-    buffer = StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(ACCESS_HEADER)
-    for account_id, employee, entitlement in rows:
-        writer.writerow(
-            [
-                application,
-                account_id,
-                "",
-                employee,
-                "",
-                "enabled",
-                "",
-                entitlement,
-                NAMES[entitlement],
-                "role",
-                "false",
-            ]
+    def employee(self, employee: str) -> str:
+        return f"{self.tag}-{employee}"
+
+    def file(self, directory: Path, application: str, rows) -> Path:
+        """An access file of ``application`` ("ERP" or "CRM") with ``rows`` (account, employee, entitlement)."""
+        path = directory / f"{application.lower()}-{self.tag}-{len(rows)}.csv"
+        buffer = StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(ACCESS_HEADER)
+        name = self.applications[application].name
+        for account_id, employee, entitlement in rows:
+            employee_id, title = self.employee(employee), NAMES[entitlement]
+            writer.writerow(
+                [name, account_id, "", employee_id, "", "enabled", "", entitlement, title, "role", "false"]
+            )
+        path.write_text(buffer.getvalue())
+        return path
+
+    def access(self, application: str) -> tuple[set, set]:
+        """The application's accounts (account, employee, status) and grants (account, entitlement) now."""
+        app = self.applications[application]
+        prefix = len(self.tag) + 1
+        accounts = {
+            (account_id, employee_id[prefix:] if employee_id else None, status)
+            for account_id, employee_id, status in Account.objects.filter(application=app).values_list(
+                "account_id", "identity__employee_id", "status"
+            )
+        }
+        grants = set(
+            Grant.objects.filter(account__application=app).values_list(
+                "account__account_id", "entitlement__entitlement_id"
+            )
         )
-    path.write_text(buffer.getvalue())
-    return path
+        return accounts, grants
+
+    def admin(self, name: str = "alice"):
+        """An admin who is also a known person (an identity with her e-mail), as a campaign's reviewer must be."""
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from soxgov.roles import Role
+
+        email = f"{name}-{self.tag}@example.com"
+        Identity.objects.create(employee_id=f"{self.tag}-U-{name}", email=email, display_name=name.title())
+        user = get_user_model().objects.create_user(
+            username=f"{name}-{self.tag}", email=email, password=None, is_staff=True
+        )
+        user.groups.set(Group.objects.filter(name=Role.ADMIN.value))
+        return user
 
 
 def request_run(path: Path) -> ConnectorRun:
@@ -172,21 +202,8 @@ def request_run(path: Path) -> ConnectorRun:
     )
 
 
-def access_of(application: Application) -> tuple[set, set]:
-    accounts = set(
-        Account.objects.filter(application=application).values_list(
-            "account_id", "identity__employee_id", "status"
-        )
-    )
-    grants = set(
-        Grant.objects.filter(account__application=application).values_list(
-            "account__account_id", "entitlement__entitlement_id"
-        )
-    )
-    return accounts, grants
-
-
 def access_in(rows) -> tuple[set, set]:
+    """The accounts and grants an access file with ``rows`` says an application has."""
     return {(a, e, "enabled") for a, e, _ in rows}, {(a, g) for a, _, g in rows}
 
 
@@ -226,7 +243,7 @@ def assert_chain_intact() -> None:
     assert out.getvalue().startswith("intact:"), out.getvalue()
 
 
-def assert_run_applied_once(run: ConnectorRun, application: Application, rows, workers) -> None:
+def assert_run_applied_once(run: ConnectorRun, company: Company, application: str, rows, workers) -> None:
     """The run applied exactly once, the application's access is the file's, its follow-ups are done."""
     run = wait_terminal(run, workers)
     assert run.status == "applied", describe(run, workers)
@@ -237,7 +254,7 @@ def assert_run_applied_once(run: ConnectorRun, application: Application, rows, w
         ).values_list("action", flat=True)
     )
     assert ended == ["import.run.applied"], describe(run, workers)
-    assert access_of(application) == access_in(rows)
+    assert company.access(application) == access_in(rows)
     tasks = {j.task for j in jobs}
     assert {"sod.check_after_import", "reviews.verify_remediation"} <= tasks, describe(run, workers)
     from sod.models import Check

@@ -12,16 +12,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from entitlements.models import ConnectorRun
-from soxgov.roles import Role
 from tests.faults.harness import wait_until
 from tests.faults.outcomes import (
     CRM_FILE,
     ERP_FILE,
-    access_file,
     assert_run_applied_once,
     describe,
     jobs_of,
-    make_company,
     reap,
     request_run,
     wait_terminal,
@@ -30,20 +27,14 @@ from tests.faults.outcomes import (
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
 
-@pytest.fixture
-def company(worker, settings, tmp_path):
-    settings.SOXGOV_IMPORT_DIR = tmp_path / "store"
-    return make_company()
-
-
 def test_a_run_requested_while_the_broker_is_down_is_accepted_and_applied_once_it_is_back(
-    company, worker, workers, redis, make_user, tmp_path
+    company, worker, workers, redis, tmp_path
 ):
     client = APIClient()
-    client.force_authenticate(make_user("alice", Role.ADMIN))
+    client.force_authenticate(company.admin())
     redis.stop()
 
-    with access_file(tmp_path, "ERP", ERP_FILE).open("rb") as upload:
+    with company.file(tmp_path, "ERP", ERP_FILE).open("rb") as upload:
         response = client.post("/api/runs/", {"kind": "access", "file": upload}, format="multipart")
 
     assert response.status_code == 202, response.content
@@ -55,14 +46,14 @@ def test_a_run_requested_while_the_broker_is_down_is_accepted_and_applied_once_i
     redis.start()
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 def test_a_run_during_which_the_broker_goes_down_still_applies_and_its_follow_ups_are_done_later(
     company, worker, workers, faults, redis, tmp_path
 ):
     faults.arm("phase-diffing")
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     faults.reached("phase-diffing", worker)
     attempts = len(faults.ended())
 
@@ -75,14 +66,14 @@ def test_a_run_during_which_the_broker_goes_down_still_applies_and_its_follow_up
     redis.start()
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 def test_the_broker_going_down_right_after_a_run_commits_loses_none_of_its_follow_ups(
     company, worker, workers, faults, redis, tmp_path
 ):
     faults.arm("applied-commit")
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     faults.reached("applied-commit", worker)
     attempts = len(faults.ended())
     assert ConnectorRun.objects.get(pk=run.pk).status == "applied"  # committed; nothing sent after it yet
@@ -93,7 +84,7 @@ def test_the_broker_going_down_right_after_a_run_commits_loses_none_of_its_follo
     redis.start()
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 def test_a_run_queued_when_redis_restarts_empty_is_sent_again_by_the_reaper(
@@ -101,9 +92,9 @@ def test_a_run_queued_when_redis_restarts_empty_is_sent_again_by_the_reaper(
 ):
     # The worker (one process) is busy with the ERP run, so the CRM run's message waits in Redis...
     faults.arm("phase-reading")
-    busy = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    busy = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     faults.reached("phase-reading", worker)
-    queued = request_run(access_file(tmp_path, "CRM", CRM_FILE))
+    queued = request_run(company.file(tmp_path, "CRM", CRM_FILE))
 
     # ...and is lost with everything else when Redis restarts without persistence.
     redis.restart()
@@ -112,5 +103,5 @@ def test_a_run_queued_when_redis_restarts_empty_is_sent_again_by_the_reaper(
     assert ConnectorRun.objects.get(pk=queued.pk).status == "queued", describe(queued, workers)
     reap()
 
-    assert_run_applied_once(busy, company["ERP"], ERP_FILE, workers)
-    assert_run_applied_once(queued, company["CRM"], CRM_FILE, workers)
+    assert_run_applied_once(busy, company, "ERP", ERP_FILE, workers)
+    assert_run_applied_once(queued, company, "CRM", CRM_FILE, workers)

@@ -15,9 +15,7 @@ from django.db import connection
 from tests.faults.harness import wait_sessions_gone, wait_until
 from tests.faults.outcomes import (
     ERP_FILE,
-    access_file,
     assert_run_applied_once,
-    make_company,
     reap,
     request_run,
 )
@@ -36,17 +34,11 @@ IMPORT_POINTS = [
 ]
 
 
-@pytest.fixture
-def company(worker, settings, tmp_path):
-    settings.SOXGOV_IMPORT_DIR = tmp_path / "store"
-    return make_company()
-
-
 def test_without_a_fault_a_run_applies_once_and_its_follow_ups_are_done(company, worker, workers, tmp_path):
     """The control: what every scenario below must still end with, here with nothing going wrong."""
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 @pytest.mark.parametrize("point", IMPORT_POINTS)
@@ -54,14 +46,14 @@ def test_a_run_whose_pool_child_is_killed_ends_applied_once(
     point, company, worker, workers, faults, tmp_path
 ):
     faults.arm(point)
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     paused = faults.reached(point, worker)
 
     worker.kill_child(paused["pid"])
     wait_sessions_gone(worker.session_names(paused["pid"]), workers.explain)
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 @pytest.mark.parametrize("point", IMPORT_POINTS)
@@ -69,7 +61,7 @@ def test_a_run_whose_worker_main_process_is_killed_ends_applied_once(
     point, company, worker, workers, faults, tmp_path
 ):
     faults.arm(point)
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     faults.reached(point, worker)
 
     worker.kill_main()
@@ -77,7 +69,7 @@ def test_a_run_whose_worker_main_process_is_killed_ends_applied_once(
     workers.fresh()
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
 
 
 @pytest.mark.parametrize("point", ["staged", "phase-diffing", "phase-applying"])
@@ -85,7 +77,7 @@ def test_a_run_whose_database_session_is_terminated_ends_applied_once(
     point, company, worker, workers, faults, tmp_path
 ):
     faults.arm(point)
-    run = request_run(access_file(tmp_path, "ERP", ERP_FILE))
+    run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     paused = faults.reached(point, worker)
     attempts = len(faults.ended())
 
@@ -103,4 +95,4 @@ def test_a_run_whose_database_session_is_terminated_ends_applied_once(
     )
     reap()
 
-    assert_run_applied_once(run, company["ERP"], ERP_FILE, workers)
+    assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)

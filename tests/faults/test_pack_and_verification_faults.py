@@ -11,21 +11,20 @@ from django.utils import timezone
 from evidence.pack_services import pack_request
 from evidence.services import Actor, verification_request
 from reviews.models import Campaign
-from soxgov.roles import Role
 from tests.faults.harness import wait_sessions_gone
-from tests.faults.outcomes import assert_pack_exported_once, assert_verified_once, make_company, reap
+from tests.faults.outcomes import assert_pack_exported_once, assert_verified_once, reap
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
 
 @pytest.fixture
-def campaign(worker, make_person):
+def campaign(company):
     """A launched campaign over the company's ERP access (its launch is evidenced: a pack has a chain to cover)."""
     from reviews.services import campaign_launch
 
-    erp = make_company()["ERP"]
+    erp = company.applications["ERP"]
     today = timezone.localdate()
-    alice = make_person("alice", Role.ADMIN)
+    alice = company.admin()
     campaign = Campaign.objects.create(
         name="Q4 access review",
         start_on=today,
