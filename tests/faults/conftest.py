@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
@@ -38,6 +39,8 @@ def postgres_only(django_db_setup, django_db_blocker):
             "fault tests need PostgreSQL: they terminate database sessions and rely on the advisory locks "
             "a dead worker's session gives up (set DATABASE_URL)"
         )
+    if shutil.which("redis-server") is None:
+        pytest.skip("fault tests start a Redis of their own: redis-server is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -56,23 +56,32 @@ def wait_sessions_gone(pattern: str, explain=lambda: "") -> None:
     wait_until(lambda: sessions(pattern) == 0, f"database sessions {pattern!r} gone", explain=explain)
 
 
-def free_port(candidates=range(6391, 6400)) -> int:
-    for port in candidates:
+PORTS = range(6391, 6400)
+
+
+def free_port(tried=()) -> int:
+    for port in PORTS:
+        if port in tried:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port for a private Redis among {candidates}")
+    raise RuntimeError(f"no free port for a private Redis among {PORTS} (tried {sorted(tried)})")
 
 
 class PrivateRedis:
-    """A redis-server of the tests' own, without persistence: stopping it loses every queued message."""
+    """A redis-server of the tests' own, without persistence: stopping it loses every queued message.
+
+    It keeps its port across restarts (the worker is configured with it). Two test processes (pytest-xdist) may
+    pick the same free port at once: the one whose server does not get it moves to another port.
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self.port = free_port()
+        self.port: int | None = None
         self.process: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -82,11 +91,22 @@ class PrivateRedis:
 
     def start(self) -> None:
         assert self.process is None, "this Redis is already running"
+        if self.port is not None:
+            if not self._serve(self.port):
+                pytest.fail(f"redis-server could not take its port {self.port} again:\n{self.log()}")
+            return
+        tried: set[int] = set()
+        while not self._serve(port := free_port(tried)):
+            tried.add(port)
+        self.port = port
+
+    def _serve(self, port: int) -> bool:
+        """Start redis-server on ``port``: True once it answers, False when it exited (the port was taken)."""
         self.process = subprocess.Popen(
             [
                 "redis-server",
                 "--port",
-                str(self.port),
+                str(port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -101,15 +121,31 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self.answers, f"redis-server on port {self.port} answering", timeout=20)
+        process = self.process
+        outcome = wait_until(
+            lambda: "exited" if process.poll() is not None else self._ours(port) and "up",
+            f"redis-server on port {port} answering",
+            timeout=20,
+            explain=self.log,
+        )
+        if outcome == "exited":
+            self.process = None
+            return False
+        return True
 
-    def answers(self) -> bool:
+    def _ours(self, port: int) -> bool:
+        """Our server answers on ``port`` (not another test process's that got there first)."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"INFO server\r\n")
+                reply = conn.recv(65536).decode(errors="replace")
         except OSError:
             return False
+        return f"process_id:{self.process.pid}\r\n" in reply
+
+    def log(self) -> str:
+        path = self.directory / "redis.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else "(no redis log)"
 
     def flush(self) -> None:
         """Forget every queue, unacknowledged message and cache entry (FLUSHALL), keeping the server up."""

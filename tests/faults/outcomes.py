@@ -237,6 +237,13 @@ def wait_jobs_done(obj, workers, *, timeout: float = DEADLINE) -> list:
     )
 
 
+def restarts(run: ConnectorRun) -> int:
+    """How often the run was taken over from a dead or failed attempt (import.run.restarted)."""
+    return EvidenceEvent.objects.filter(
+        subject_type="entitlements.connectorrun", subject_id=str(run.pk), action="import.run.restarted"
+    ).count()
+
+
 def assert_chain_intact() -> None:
     out = StringIO()
     call_command("verify_evidence", stdout=out)

@@ -13,12 +13,7 @@ import pytest
 from django.db import connection
 
 from tests.faults.harness import wait_sessions_gone, wait_until
-from tests.faults.outcomes import (
-    ERP_FILE,
-    assert_run_applied_once,
-    reap,
-    request_run,
-)
+from tests.faults.outcomes import ERP_FILE, assert_run_applied_once, reap, request_run, restarts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
@@ -32,6 +27,7 @@ IMPORT_POINTS = [
     "phase-applying",
     "applied-commit",
 ]
+COMMITTED = "applied-commit"  # past this point the run has applied: there is nothing left to take over
 
 
 def test_without_a_fault_a_run_applies_once_and_its_follow_ups_are_done(company, worker, workers, tmp_path):
@@ -39,6 +35,7 @@ def test_without_a_fault_a_run_applies_once_and_its_follow_ups_are_done(company,
     run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
 
     assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
+    assert restarts(run) == 0
 
 
 @pytest.mark.parametrize("point", IMPORT_POINTS)
@@ -54,6 +51,7 @@ def test_a_run_whose_pool_child_is_killed_ends_applied_once(
     reap()
 
     assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
+    assert restarts(run) == (0 if point == COMMITTED else 1)
 
 
 @pytest.mark.parametrize("point", IMPORT_POINTS)
@@ -70,6 +68,7 @@ def test_a_run_whose_worker_main_process_is_killed_ends_applied_once(
     reap()
 
     assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
+    assert restarts(run) == (0 if point == COMMITTED else 1)
 
 
 @pytest.mark.parametrize("point", ["staged", "phase-diffing", "phase-applying"])
@@ -96,3 +95,4 @@ def test_a_run_whose_database_session_is_terminated_ends_applied_once(
     reap()
 
     assert_run_applied_once(run, company, "ERP", ERP_FILE, workers)
+    assert restarts(run) == 1
