@@ -31,10 +31,8 @@ def fault_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def postgres_only(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        vendor = connection.vendor
-    if vendor != "postgresql":
+def postgres_only():
+    if connection.vendor != "postgresql":
         pytest.skip(
             "fault tests need PostgreSQL: they terminate database sessions and rely on the advisory locks "
             "a dead worker's session gives up (set DATABASE_URL)"
@@ -44,7 +42,7 @@ def postgres_only(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(scope="module")
-def module_db(postgres_only, django_db_blocker):
+def module_db(postgres_only, django_db_setup, django_db_blocker):
     """The database, committed, for the whole module; emptied once at its end, as transactional tests leave it.
 
     Not pytest-django's transactional_db, which empties every table after each test: seconds per scenario.
