@@ -123,3 +123,9 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job #{self.pk} {self.task} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        from soxgov.jobs import label
+
+        return label(self.task)

@@ -77,6 +77,7 @@ TO_PACK = to("/evidence/packs/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 BACK_TO_IMPORTS = to("/imports/")
+BACK_TO_IMPORT = to("/imports/<id>/")
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
 DOWNLOAD = "download"  # a file to save (the offline verifier)
 SCHEMA = "api schema"  # the OpenAPI document (YAML) and its Swagger page: API authentication, not JSON rows
@@ -106,6 +107,7 @@ ROUTES = {
     "import upload": (PAGE, "entitlements:run_upload", None),
     "import approve": (PAGE, "entitlements:run_approve", ConnectorRun),
     "import reject": (PAGE, "entitlements:run_reject", ConnectorRun),
+    "import cancel": (PAGE, "entitlements:run_cancel", ConnectorRun),
     "threshold approve": (PAGE, "entitlements:threshold_approve", ConnectorThresholdChange),
     "threshold reject": (PAGE, "entitlements:threshold_reject", ConnectorThresholdChange),
     "htmx identities": (FRAGMENT, "entitlements:identity_list", None),
@@ -131,6 +133,7 @@ ROUTES = {
     "api packs": (API, "evidencepack-list", None),
     "api pack": (API, "evidencepack-detail", EvidencePack),
     "api pack download": (API, "evidencepack-download", EvidencePack),
+    "api pack cancel": (API, "evidencepack-cancel", EvidencePack),
     "api signing keys": (API, "signingkey-list", None),
     "api signing key": (API, "signingkey-detail", SigningKey),
     "api connectors": (API, "connector-list", None),
@@ -139,6 +142,7 @@ ROUTES = {
     "api run": (API, "connectorrun-detail", ConnectorRun),
     "api run approve": (API, "connectorrun-approve", ConnectorRun),
     "api run reject": (API, "connectorrun-reject", ConnectorRun),
+    "api run cancel": (API, "connectorrun-cancel", ConnectorRun),
     "api connector thresholds": (API, "connector-thresholds", Connector),
     "api threshold changes": (API, "connectorthresholdchange-list", None),
     "api threshold change": (API, "connectorthresholdchange-detail", ConnectorThresholdChange),
@@ -214,6 +218,7 @@ ROUTES = {
     "evidence pack for campaign": (PAGE, "evidence:pack_for_campaign", Campaign),
     "evidence pack": (PAGE, "evidence:pack_detail", EvidencePack),
     "evidence pack download": (PAGE, "evidence:pack_download", EvidencePack),
+    "evidence pack cancel": (PAGE, "evidence:pack_cancel", EvidencePack),
     "exceptions": (PAGE, "sod:exception_list", None),
     "htmx exceptions": (FRAGMENT, "sod:exception_list", None),
     "exception": (PAGE, "sod:exception_detail", ControlException),
@@ -286,6 +291,8 @@ MATRIX = [
     ("POST",   "import upload",           None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import approve",          "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import reject",           "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    # A held run is not cancelled (it is rejected): the admin is sent back to it with the reason.
+    ("POST",   "import cancel",           "held run",        BACK_TO_IMPORT, HIDDEN, DENIED,   DENIED,    LOGIN,         DENIED,    LOGIN),
     # Raised connector thresholds wait for a second admin: Alice proposed this one, so she may withdraw it (reject)
     # but not approve it; nobody else here is an admin.
     ("POST",   "threshold approve",       "pending thresholds", DENIED, HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
@@ -347,6 +354,7 @@ MATRIX = [
     ("POST",   "evidence pack for campaign", "campaign",     TO_PACK,   DENIED,    TO_PACK,   TO_PACK,   LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack",           "pack",            OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack download",  "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "evidence pack cancel",    "pack",            TO_PACK,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     # The exception queue and the dashboard: control owners work it (admins too), auditors read it.
     ("GET",    "exceptions",              None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx exceptions",         None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -512,6 +520,9 @@ MATRIX = [
     ("DELETE", "api run",                 "held run",        READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api run approve",         "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api run reject",          "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api run cancel",          "held run",        CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # The pack failed already: nothing to cancel.
+    ("POST",   "api pack cancel",         "pack",            CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Thresholds: lowering one (as here) applies at once; the change is recorded either way (201).
     ("POST",   "api connector thresholds", "ERP nightly",    CREATED,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api threshold changes",   None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
@@ -603,6 +614,10 @@ BODIES = {
     "api run": {"status": "applied"},
     "api run approve": {"reason": "looks fine"},
     "api run reject": {"reason": "looks wrong"},
+    "api run cancel": {"reason": "stuck"},
+    "api pack cancel": {"reason": "stuck"},
+    "import cancel": {"reason": "stuck"},
+    "evidence pack cancel": {"reason": "stuck"},
     "import upload": {"kind": "access"},
     "api runs": {"kind": "access"},
     "import approve": {"reason": "looks fine"},

@@ -246,7 +246,9 @@ def test_an_import_on_a_real_worker_is_followed_by_the_sod_check_of_the_identity
     assert ConnectorRun.objects.get(pk=run.pk).status == ConnectorRun.Status.APPLIED
     # The run and its follow-ups are durable jobs, all done once the worker is through.
     _wait_for(
-        lambda: not jobs.of(run).exclude(status="done").exists(), "the run's follow-ups", celery_worker_process
+        lambda: not jobs.of(run).exclude(status="done").exists(),
+        "the run's follow-ups",
+        celery_worker_process,
     )
     assert set(jobs.of(run).values_list("task", flat=True)) == {
         "entitlements.execute_run",
