@@ -65,7 +65,10 @@ def test_an_admin_cancels_a_queued_run_saying_why_and_it_never_runs(personas, co
     assert job.status == "cancelled"
     assert jobs.execute(job.pk) == "cancelled"
     assert services.run_execute(run_id=run.pk).status == "cancelled"
-    assert snapshot() == {**state, "evidence": state["evidence"] + 1}  # the cancellation's event, nothing else
+    assert snapshot() == {
+        **state,
+        "evidence": state["evidence"] + 1,
+    }  # the cancellation's event, nothing else
 
 
 def test_cancelling_needs_an_admin_a_reason_and_a_run_that_has_not_ended(
