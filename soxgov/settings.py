@@ -247,6 +247,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("SOXGOV_BROKER_VISIBILITY_TIMEOUT", 1800, minimum=60),
     "socket_connect_timeout": 2,
+    # How long a sender (a web request) keeps retrying to reach the broker before it gives up; the worker's own
+    # reconnection is separate and never gives up (CELERY_BROKER_CONNECTION_MAX_RETRIES).
+    "connect_retries_timeout": 1,
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
 # A web request that sends a job does not wait for a broker that is down: the job is committed, and the reaper
 # sends it when the broker is back (soxgov/jobs.py dispatch).
