@@ -152,6 +152,7 @@ def verification_request(*, actor: Actor, user=None):
 
 def verification_run(*, verification_id: int) -> bool:
     """Run one queued verification. Safe to call twice: only the caller that claims the row runs it."""
+    from evidence.checkpoints import chain_against_checkpoint
     from evidence.models import ChainVerification
     from evidence.selectors import chain_verify
 
@@ -162,34 +163,46 @@ def verification_run(*, verification_id: int) -> bool:
         return False
     try:
         result = chain_verify()
+        # A chain rebuilt consistently verifies on its own; only the signed checkpoint outside the database says
+        # it was rewritten (the same check as verify_evidence).
+        check = chain_against_checkpoint() if result.intact else None
     except Exception as exc:  # recorded, then re-raised so the worker logs the traceback
         ChainVerification.objects.filter(pk=verification_id).update(
             status=ChainVerification.Status.FAILED, finished_at=timezone.now(), detail=repr(exc)[:2000]
         )
         raise
+    intact = result.intact and check.ok
+    broken_sequence = result.broken_sequence
+    if check is not None and check.mismatch:
+        broken_sequence = check.checkpoint["sequence"]
+    if check is None:
+        detail = result.summary()
+    elif check.ok:
+        detail = f"{result.summary()}; {check.summary()}"
+    else:
+        detail = f"{check.summary()} (its links recompute: {result.count} events, head {result.head_hash})"
     with transaction.atomic():
         verification = ChainVerification.objects.select_for_update().get(pk=verification_id)
-        verification.status = (
-            ChainVerification.Status.INTACT if result.intact else ChainVerification.Status.BROKEN
-        )
+        verification.status = ChainVerification.Status.INTACT if intact else ChainVerification.Status.BROKEN
         verification.finished_at = timezone.now()
         verification.event_count = result.count
         verification.head_sequence = result.head_sequence
         verification.head_hash = result.head_hash
-        verification.broken_sequence = result.broken_sequence
-        verification.detail = result.summary()
+        verification.broken_sequence = broken_sequence
+        verification.detail = detail
         verification.save()
         event_record(
             actor=Actor.system("evidence.verify_chain"),
-            action="evidence.chain.verified" if result.intact else "evidence.chain.broken",
+            action="evidence.chain.verified" if intact else "evidence.chain.broken",
             subject=verification,
             payload={
-                "intact": result.intact,
+                "intact": intact,
                 "event_count": result.count,
                 "head_sequence": result.head_sequence,
                 "head_hash": result.head_hash,
-                "broken_sequence": result.broken_sequence,
-                "detail": result.summary(),
+                "broken_sequence": broken_sequence,
+                "checkpoint": None if check is None or check.checkpoint is None else check.checkpoint["path"],
+                "detail": detail,
             },
         )
     return True
