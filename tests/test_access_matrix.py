@@ -19,6 +19,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from entitlements.models import (
     Account,
@@ -44,6 +46,8 @@ from sod.models import (
     RuleSide,
     Violation,
 )
+from soxgov import health
+from soxgov.models import Heartbeat
 from soxgov.roles import Role
 from soxgov.tokens import token_create
 
@@ -80,6 +84,8 @@ BACK_TO_IMPORTS = to("/imports/")
 BACK_TO_IMPORT = to("/imports/<id>/")
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
 DOWNLOAD = "download"  # a file to save (the offline verifier)
+HEALTH = "health"  # an operator's or load balancer's probe: JSON, no credentials, nothing sensitive
+GET_ONLY = 405  # the endpoint only reads, and answers GET and HEAD only
 SCHEMA = "api schema"  # the OpenAPI document (YAML) and its Swagger page: API authentication, not JSON rows
 # URL arguments after the object's id.
 EXTRA_ARGS = {"exception act": ["comment"]}
@@ -150,6 +156,8 @@ ROUTES = {
     "api threshold reject": (API, "connectorthresholdchange-reject", ConnectorThresholdChange),
     "api schema": (SCHEMA, "api_schema", None),
     "api docs": (SCHEMA, "api_docs", None),
+    "health live": (HEALTH, "health_live", None),
+    "health ready": (HEALTH, "health_ready", None),
     "sod rules": (PAGE, "sod:rule_list", None),
     "sod rule": (PAGE, "sod:rule_detail", Rule),
     "sod rule create": (PAGE, "sod:rule_create", None),
@@ -532,6 +540,10 @@ MATRIX = [
     # The schema and its docs describe every endpoint: for users with a role only.
     ("GET",    "api schema",              None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api docs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    # --- Health probes: public (load balancers sign in to nothing); they answer with states, never data. -------
+    ("GET",    "health live",             None,              OK,        OK,        OK,        OK,        OK,            OK,        OK),
+    ("GET",    "health ready",            None,              OK,        OK,        OK,        OK,        OK,            OK,        OK),
+    ("POST",   "health ready",            None,              GET_ONLY,  GET_ONLY,  GET_ONLY,  GET_ONLY,  GET_ONLY,      GET_ONLY,  GET_ONLY),
     # --- Django admin: the admin role only (staff + model permissions). ----------------------------------
     ("GET",    "admin",                   None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     ("GET",    "admin identities",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
@@ -808,6 +820,14 @@ def world(company, personas):
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):
         objects[f"event #{event.sequence} {event.action}"] = event
+    # A worker and beat that just ran, so readiness answers 200 with a broker (REDIS_URL) as without one.
+    Heartbeat.objects.create(source=health.WORKER, at=timezone.now())
+    PeriodicTask.objects.create(
+        name=health.HEARTBEAT_ENTRY,
+        task="soxgov.heartbeat",
+        interval=IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS),
+        last_run_at=timezone.now(),
+    )
     return {"objects": objects, "users": personas, "token": token}
 
 
@@ -988,6 +1008,8 @@ def check_body(route: str, response) -> None:
         assert content.startswith("openapi: 3.") or "swagger-ui" in content, (
             f"{route} answered {content[:80]}"
         )
+    elif surface == HEALTH:
+        assert response.json()["status"] == "ok", f"{route} answered {response.content[:200]}"
     elif surface == DOWNLOAD:
         assert response["Content-Disposition"].startswith("attachment;"), f"{route} is not a download"
     elif surface == FRAGMENT:
