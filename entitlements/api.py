@@ -2,7 +2,7 @@
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -31,7 +31,9 @@ from entitlements.models import (
 )
 from evidence.services import Actor
 from soxgov import access as acl
+from soxgov import jobs
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
+from soxgov.models import Job
 
 
 class IdentitySerializer(serializers.ModelSerializer):
@@ -218,6 +220,42 @@ class RunDecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
+class RunCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the run is cancelled (kept in the evidence)."
+    )
+
+
+class JobSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "task",
+            "label",
+            "status",
+            "attempts",
+            "max_attempts",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class ConnectorRunDetailSerializer(ConnectorRunSerializer):
+    jobs = serializers.SerializerMethodField(help_text="The run's own execution and its follow-up work.")
+
+    class Meta(ConnectorRunSerializer.Meta):
+        fields = [*ConnectorRunSerializer.Meta.fields, "jobs"]
+
+    @extend_schema_field(JobSerializer(many=True))
+    def get_jobs(self, run) -> list:
+        return JobSerializer(jobs.of(run), many=True).data
+
+
 class ThresholdsSerializer(serializers.Serializer):
     deletion_threshold_percent = serializers.IntegerField(min_value=0, max_value=100, required=False)
     deletion_threshold_count = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False)
@@ -327,6 +365,10 @@ class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
     serializer_class = ConnectorRunSerializer
     filterset_class = ConnectorRunFilter
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    access_actions = {"cancel": acl.CHANGE}
+
+    def get_serializer_class(self):
+        return ConnectorRunDetailSerializer if self.action == "retrieve" else ConnectorRunSerializer
 
     @extend_schema(request=RunUploadSerializer, responses={202: ConnectorRunSerializer})
     def create(self, request, *args, **kwargs):
@@ -357,9 +399,15 @@ class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
     def reject(self, request, pk=None):
         return self._decide(request, services.run_reject)
 
-    def _decide(self, request, decide):
+    @extend_schema(request=RunCancelSerializer, responses={200: ConnectorRunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued, approved or running (stuck) run, saying why (409 when it already ended)."""
+        return self._decide(request, services.run_cancel, body_class=RunCancelSerializer)
+
+    def _decide(self, request, decide, body_class=None):
         run = self.get_object()
-        body = RunDecisionSerializer(data=request.data)
+        body = (body_class or RunDecisionSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             decide(run_id=run.pk, user=request.user, reason=body.validated_data.get("reason", ""))

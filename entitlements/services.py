@@ -595,7 +595,9 @@ def _finish_failed(run, exc: Exception | None, *, actor, cause: str = "") -> Non
 # --- Approving and rejecting held runs ----------------------------------------------------------------
 
 
-def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> ConnectorRun:
+def _decide(
+    *, run_id: int, user, to_status: str, reason: str, action: str, enqueue: bool = False, send: bool = True
+) -> ConnectorRun:
     if not acl.can_attempt(user, ConnectorRun, acl.CHANGE):
         raise PermissionDenied("only an admin may approve or reject a held run")
     with transaction.atomic():
@@ -621,22 +623,25 @@ def _decide(*, run_id: int, user, to_status: str, reason: str, action: str) -> C
             subject=run,
             payload={"reason": reason, "held_reason": run.held_reason, "started_by": run.started_by_name},
         )
+        if enqueue:  # with the approval, so an approved run always has its job
+            _enqueue(run, send=send)
     return run
 
 
-def run_approve(*, run_id: int, user, reason: str = "", enqueue: bool = True) -> ConnectorRun:
-    """Approve a held run; it is executed again against current data, past the safety gate."""
-    run = _decide(
+def run_approve(
+    *, run_id: int, user, reason: str = "", enqueue: bool = True, send: bool = True
+) -> ConnectorRun:
+    """Approve a held run; it is executed again against current data, past the safety gate (by a worker, or
+    with ``send=False`` by the caller through the job)."""
+    return _decide(
         run_id=run_id,
         user=user,
         to_status=ConnectorRun.Status.APPROVED,
         reason=reason,
         action="import.run.approved",
+        enqueue=enqueue,
+        send=send,
     )
-    if enqueue:
-        with transaction.atomic():
-            _enqueue(run)
-    return run
 
 
 def run_reject(*, run_id: int, user, reason: str = "") -> ConnectorRun:

@@ -8,7 +8,7 @@ from evidence.services import Actor
 from soxgov import jobs
 
 
-@jobs.job("entitlements.execute_run", attempts=3, give_up=services.run_give_up)
+@jobs.job("entitlements.execute_run", label="Execute the import", attempts=3, give_up=services.run_give_up)
 def run_job(run_id: int) -> str:
     return services.run_execute(run_id=run_id).status
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("imports/<int:pk>/", views.run_detail, name="run_detail"),
     path("imports/<int:pk>/approve/", views.run_decide, {"decision": "approve"}, name="run_approve"),
     path("imports/<int:pk>/reject/", views.run_decide, {"decision": "reject"}, name="run_reject"),
+    path("imports/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
     path(
         "imports/thresholds/<int:pk>/approve/",
         views.threshold_decide,

@@ -1,6 +1,7 @@
 """Pages and htmx fragments for identities, applications, accounts and entitlements."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -32,7 +33,7 @@ from entitlements.selves import same_person
 from evidence.models import EvidenceEvent
 from evidence.selectors import events_for_subject
 from evidence.services import Actor
-from soxgov import access
+from soxgov import access, jobs
 from soxgov.views import ObjectListView, restricted_object
 
 
@@ -267,7 +268,16 @@ def run_detail(request, pk):
         and access.can_attempt(request.user, ConnectorRun, access.CHANGE)
         and not same_person(run.started_by, request.user)
     )
-    context = {"run": run, "live": live, "may_decide": may_decide, "decision_form": RunDecisionForm()}
+    context = {
+        "run": run,
+        "live": live,
+        "may_decide": may_decide,
+        "decision_form": RunDecisionForm(),
+        "may_cancel": run.status in services.ACTIVE
+        and access.can_attempt(request.user, ConnectorRun, access.CHANGE),
+        "work": list(jobs.of(run)),
+        "reap_seconds": settings.SOXGOV_REAP_SECONDS,
+    }
     if request.htmx and request.GET.get("fragment") == "progress":
         if live is None:
             # Finished: reload the whole page, which now shows the outcome.
@@ -290,6 +300,20 @@ def run_decide(request, pk, decision):
         messages.error(request, exc.messages[0])
     else:
         messages.success(request, f"Import #{run.pk} {'approved' if decision == 'approve' else 'rejected'}.")
+    return redirect(run)
+
+
+@require_POST
+def run_cancel(request, pk):
+    run = restricted_object(request, ConnectorRun, pk)
+    form = RunDecisionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.run_cancel(run_id=run.pk, user=request.user, reason=reason)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Import #{run.pk} cancelled.")
     return redirect(run)
 
 

@@ -1,10 +1,13 @@
 """Read-only REST endpoints for the evidence trail, chain verifications, evidence packs and signing keys."""
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from evidence import pack_services
@@ -93,6 +96,12 @@ class EvidencePackSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(reverse("evidencepack-download", args=[pack.pk]))
 
 
+class PackCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the pack is cancelled (kept in the evidence)."
+    )
+
+
 class EvidencePackRequestSerializer(serializers.Serializer):
     campaign = serializers.IntegerField(help_text="The campaign whose pack to build.")
 
@@ -107,7 +116,24 @@ class EvidencePackViewSet(RestrictedReadOnlyViewSet):
 
     queryset = EvidencePack.objects.all()
     serializer_class = EvidencePackSerializer
-    access_actions = {"create": access.VIEW}
+    access_actions = {"create": access.VIEW, "cancel": access.CHANGE}
+
+    @extend_schema(request=PackCancelSerializer, responses={200: EvidencePackSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or building (stuck) pack, saying why (409 when it already ended)."""
+        pack = self.get_object()
+        body = PackCancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            pack = pack_services.pack_cancel(
+                pack_id=pack.pk, user=request.user, reason=body.validated_data["reason"]
+            )
+        except DjangoValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=409)
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from None
+        return Response(self.get_serializer(pack).data)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -113,13 +114,63 @@ def latest_external() -> tuple[dict | None, list[str]]:
 
 
 def chain_matches(document: dict) -> str | None:
-    """None when the chain holds the checkpoint's head; otherwise why not."""
+    """None when the chain holds the checkpoint's head; otherwise why not, naming the checkpoint."""
     found = EvidenceEvent.objects.filter(sequence=document["sequence"]).values_list("hash", flat=True).first()
+    name = _checkpoint_name(document)
     if found is None:
-        return f"the chain has no event {document['sequence']}, which checkpoint {document['path']} signed"
+        return (
+            f"{name} signed at {document['signed_at']} says head hash {document['head_hash']} at sequence "
+            f"{document['sequence']}; the chain now has no event {document['sequence']}"
+        )
     if found != document["head_hash"]:
         return (
-            f"event {document['sequence']} has hash {found[:16]}..., but checkpoint {document['path']} signed "
-            f"{document['head_hash'][:16]}...: the chain was rewritten after the checkpoint"
+            f"{name} signed at {document['signed_at']} says head hash {document['head_hash']} at sequence "
+            f"{document['sequence']}; the chain now has {found}: the chain was rewritten after the checkpoint"
         )
     return None
+
+
+def _checkpoint_name(document: dict) -> str:
+    # The database row's number when it is still there (a forger may have removed it; the file is what counts).
+    pk = (
+        Checkpoint.objects.filter(signature=document.get("signature", ""))
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return f"checkpoint #{pk} ({document['path']})" if pk else f"checkpoint {document['path']}"
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """The chain against the latest trusted external checkpoint: what ``verify_evidence`` and the in-app
+    verification both report. Not ok when the chain contradicts the checkpoint or a checkpoint file could not be
+    trusted (an unreadable or unverifiable file may be one a forger replaced)."""
+
+    checkpoint: dict | None
+    mismatch: str | None
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None and not self.problems
+
+    def summary(self) -> str:
+        parts = []
+        if self.mismatch:
+            parts.append(f"broken against the external checkpoint: {self.mismatch}")
+        parts += [f"checkpoint problem: {problem}" for problem in self.problems]
+        if self.checkpoint is not None and self.mismatch is None:
+            parts.append(
+                f"matches external checkpoint {self.checkpoint['path']} (sequence {self.checkpoint['sequence']}, "
+                f"signed {self.checkpoint['signed_at']})"
+            )
+        elif self.checkpoint is None and not self.problems:
+            parts.append("no external checkpoint to compare with yet")
+        return "; ".join(parts)
+
+
+def chain_against_checkpoint() -> CheckpointCheck:
+    """Compare the chain with the latest external checkpoint signed by a trusted key."""
+    checkpoint, problems = latest_external()
+    mismatch = chain_matches(checkpoint) if checkpoint is not None else None
+    return CheckpointCheck(checkpoint=checkpoint, mismatch=mismatch, problems=problems)

@@ -19,3 +19,29 @@ def signing_key_configured(app_configs, **kwargs):
             id="soxgov.W001",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def connection_cannot_bypass_the_triggers(app_configs, databases=None, **kwargs):
+    """The application's database role must not be able to switch off the append-only triggers: a superuser or
+    the evidence table's owner can (ALTER TABLE ... DISABLE TRIGGER, session_replication_role)."""
+    from django.db import DatabaseError
+
+    from soxgov.dbroles import connection_privilege_problems
+
+    try:
+        problems = connection_privilege_problems()
+    except DatabaseError:
+        return []  # unreachable: other checks and the first request say so; this one has nothing to judge
+    return [
+        Warning(
+            f"The application can switch off the evidence table's append-only triggers: {problem}.",
+            hint=(
+                "Connect as a role that owns nothing and is not a superuser; create it as the owner with: "
+                "python manage.py db_app_role --role soxgov_app --password-env SOXGOV_DB_APP_PASSWORD "
+                '(README, "Database roles")'
+            ),
+            id="soxgov.W002",
+        )
+        for problem in problems
+    ]

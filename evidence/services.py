@@ -187,6 +187,7 @@ def _verification_failed(verification_id: int, cause: str) -> None:
 def _verification_run(verification_id: int) -> bool:
     from django.db import InterfaceError, OperationalError
 
+    from evidence.checkpoints import chain_against_checkpoint
     from evidence.models import ChainVerification
     from evidence.selectors import chain_verify
     from soxgov.jobs import describe
@@ -199,35 +200,47 @@ def _verification_run(verification_id: int) -> bool:
         return False
     try:
         result = chain_verify()
+        # A chain rebuilt consistently verifies on its own; only the signed checkpoint outside the database says
+        # it was rewritten (the same check as verify_evidence).
+        check = chain_against_checkpoint() if result.intact else None
     except Exception as exc:  # recorded, then re-raised so the worker logs the traceback
         if not (connection.vendor == "postgresql" and isinstance(exc, InterfaceError | OperationalError)):
             _verification_failed(verification_id, describe(exc))
         raise  # a lost connection: the job runs it again
+    intact = result.intact and check.ok
+    broken_sequence = result.broken_sequence
+    if check is not None and check.mismatch:
+        broken_sequence = check.checkpoint["sequence"]
+    if check is None:
+        detail = result.summary()
+    elif check.ok:
+        detail = f"{result.summary()}; {check.summary()}"
+    else:
+        detail = f"{check.summary()} (its links recompute: {result.count} events, head {result.head_hash})"
     with transaction.atomic():
         verification = ChainVerification.objects.select_for_update().get(pk=verification_id)
         if verification.status != ChainVerification.Status.RUNNING:
             return False
-        verification.status = (
-            ChainVerification.Status.INTACT if result.intact else ChainVerification.Status.BROKEN
-        )
+        verification.status = ChainVerification.Status.INTACT if intact else ChainVerification.Status.BROKEN
         verification.finished_at = timezone.now()
         verification.event_count = result.count
         verification.head_sequence = result.head_sequence
         verification.head_hash = result.head_hash
-        verification.broken_sequence = result.broken_sequence
-        verification.detail = result.summary()
+        verification.broken_sequence = broken_sequence
+        verification.detail = detail
         verification.save()
         event_record(
             actor=Actor.system("evidence.verify_chain"),
-            action="evidence.chain.verified" if result.intact else "evidence.chain.broken",
+            action="evidence.chain.verified" if intact else "evidence.chain.broken",
             subject=verification,
             payload={
-                "intact": result.intact,
+                "intact": intact,
                 "event_count": result.count,
                 "head_sequence": result.head_sequence,
                 "head_hash": result.head_hash,
-                "broken_sequence": result.broken_sequence,
-                "detail": result.summary(),
+                "broken_sequence": broken_sequence,
+                "checkpoint": None if check is None or check.checkpoint is None else check.checkpoint["path"],
+                "detail": detail,
             },
         )
     return True

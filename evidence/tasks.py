@@ -6,7 +6,12 @@ from evidence import pack_services, services
 from soxgov import jobs
 
 
-@jobs.job("evidence.verify_chain", attempts=3, give_up=services.verification_give_up)
+@jobs.job(
+    "evidence.verify_chain",
+    label="Verify the evidence chain",
+    attempts=3,
+    give_up=services.verification_give_up,
+)
 def verification_job(verification_id: int) -> bool:
     return services.verification_run(verification_id=verification_id)
 
@@ -17,7 +22,7 @@ def verify_chain_scheduled() -> int:
     return services.verification_request(actor=services.Actor.system("beat")).pk
 
 
-@jobs.job("evidence.checkpoint", attempts=5)
+@jobs.job("evidence.checkpoint", label="Sign a checkpoint of the chain head", attempts=5)
 def checkpoint_job(reason: str = "schedule") -> int | None:
     """Sign the chain head (beat, every 6 hours; and at every campaign sign-off)."""
     from evidence.checkpoints import checkpoint_create
@@ -31,6 +36,8 @@ def checkpoint(reason: str = "schedule") -> int | None:
     return checkpoint_job(reason)
 
 
-@jobs.job("evidence.build_pack", attempts=3, give_up=pack_services.pack_give_up)
+@jobs.job(
+    "evidence.build_pack", label="Build the evidence pack", attempts=3, give_up=pack_services.pack_give_up
+)
 def pack_job(pack_id: int) -> str:
     return pack_services.pack_build(pack_id=pack_id).status

@@ -6,6 +6,8 @@ runner truncates every table between transactional tests.
 """
 
 TABLE = "evidence_evidenceevent"
+# The tables the application's database role may only read and insert into (soxgov/dbroles.py).
+APPEND_ONLY_TABLES = (TABLE,)
 
 POSTGRES_INSTALL = f"""
 CREATE OR REPLACE FUNCTION soxgov_evidence_refuse_change() RETURNS trigger AS $$

@@ -14,4 +14,5 @@ urlpatterns = [
     path("evidence/packs/campaign/<int:campaign_id>/", views.pack_for_campaign, name="pack_for_campaign"),
     path("evidence/packs/<int:pk>/", views.pack_detail, name="pack_detail"),
     path("evidence/packs/<int:pk>/download/", views.pack_download, name="pack_download"),
+    path("evidence/packs/<int:pk>/cancel/", views.pack_cancel, name="pack_cancel"),
 ]

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -95,7 +96,24 @@ def pack_for_campaign(request, campaign_id):
 def pack_detail(request, pk):
     pack = restricted_object(request, EvidencePack, pk)
     template = "evidence/pack_progress.html" if request.htmx else "evidence/pack_detail.html"
-    return render(request, template, {"pack": pack})
+    may_cancel = pack.status in pack_services.OPEN and access.can_attempt(
+        request.user, EvidencePack, access.CHANGE
+    )
+    return render(request, template, {"pack": pack, "may_cancel": may_cancel})
+
+
+@require_POST
+def pack_cancel(request, pk):
+    pack = restricted_object(request, EvidencePack, pk)
+    try:
+        pack_services.pack_cancel(
+            pack_id=pack.pk, user=request.user, reason=request.POST.get("reason", "")[:2000]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Evidence pack #{pack.pk} cancelled.")
+    return redirect(pack)
 
 
 def pack_download(request, pk):

@@ -7,7 +7,7 @@ from reviews.services import micro_review_grants
 from soxgov import jobs
 
 
-@jobs.job("reviews.notify_launched", attempts=3)
+@jobs.job("reviews.notify_launched", label="Tell the reviewers of a launched campaign", attempts=3)
 def notify_launched(campaign_id: int) -> int:
     return notify.launched(campaign_id)
 
@@ -18,7 +18,7 @@ def daily() -> dict:
     return {"reminders": sent, "escalations": escalated, "launched": reminders.launch_recurrences()}
 
 
-@jobs.job("reviews.micro_review_run")
+@jobs.job("reviews.micro_review_run", label="Micro-review of the privileged grants it added")
 def micro_review_run(run_id: int) -> int:
     """Grants a connector run added go straight to the standing micro-reviews (privileged or sensitive only)."""
     from entitlements.models import Grant
@@ -31,7 +31,7 @@ def micro_review_run(run_id: int) -> int:
     return micro_review_grants(grant_ids=added, run_id=run_id) if added else 0
 
 
-@jobs.job("reviews.verify_remediation")
+@jobs.job("reviews.verify_remediation", label="Close remediation its data proves done")
 def verify_remediation(run_id: int, application_ids: list[int]) -> int:
     """After a pull: close the remediation tasks whose grant it no longer contains."""
     from reviews.remediation import verify_after_run

@@ -15,7 +15,7 @@ from sod.services import expire_due
 from soxgov import jobs
 
 
-@jobs.job("sod.check_after_import")
+@jobs.job("sod.check_after_import", label="SoD re-check of the identities it changed, then hygiene")
 def check_after_import(run_id: int, identity_ids: list[int], application_ids: list[int]) -> int:
     """Re-check just the identities whose grants a connector run changed, and the orphan accounts of its
     applications (plus violations of orphan accounts the run removed)."""
@@ -44,7 +44,7 @@ def check_after_import(run_id: int, identity_ids: list[int], application_ids: li
     return check.pk
 
 
-@jobs.job("sod.check_rules")
+@jobs.job("sod.check_rules", label="SoD check of changed rules for everyone")
 def check_rules(rule_ids: list[int], actor_name: str) -> list[int]:
     """Re-check changed rules for everyone."""
     actor = Actor.system(f"sod.check_rules for {actor_name}")

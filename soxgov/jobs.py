@@ -46,18 +46,26 @@ class Spec:
     func: Callable
     attempts: int | None
     give_up: Callable[[Job, str], None] | None
+    label: str
 
 
 _specs: dict[str, Spec] = {}
 _sweepers: list[Callable[[], int]] = []
 
 
-def job(name: str, *, attempts: int | None = None, give_up: Callable[[Job, str], None] | None = None):
-    """Register ``func`` as the job ``name``. ``attempts``: how many starts before it is given up (None: retried
-    until done); ``give_up(job, cause)`` runs in the transaction that marks the job failed."""
+def job(
+    name: str,
+    *,
+    label: str,
+    attempts: int | None = None,
+    give_up: Callable[[Job, str], None] | None = None,
+):
+    """Register ``func`` as the job ``name`` (``label``: what it does, in words for a page). ``attempts``: how
+    many starts before it is given up (None: retried until done); ``give_up(job, cause)`` runs in the
+    transaction that marks the job failed."""
 
     def register(func):
-        spec = Spec(name, func, attempts, give_up)
+        spec = Spec(name, func, attempts, give_up, label)
         _specs[name] = spec
         func.job_spec = spec
         return func
@@ -158,6 +166,11 @@ def _spec(name: str) -> Spec | None:
 
         app.loader.import_default_modules()
     return _specs.get(name)
+
+
+def label(name: str) -> str:
+    spec = _spec(name)
+    return spec.label if spec is not None else name
 
 
 def _failed_attempt(row: Job, exc: Exception) -> str:
@@ -268,7 +281,7 @@ def describe(exc: BaseException) -> str:
         seen.add(id(exc))
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         parts.append(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return " <- during: ".join(parts)
 
 

@@ -123,3 +123,21 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job #{self.pk} {self.task} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        from soxgov.jobs import label
+
+        return label(self.task)
+
+
+class Heartbeat(models.Model):
+    """When a Celery worker last ran the ``soxgov.heartbeat`` task that beat sends every SOXGOV_HEARTBEAT_SECONDS:
+    the readiness endpoint's proof that some worker consumes the queue (soxgov/health.py). One row per source,
+    overwritten; operational state, not evidence."""
+
+    source = models.CharField(max_length=40, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.source} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -178,6 +178,8 @@ SECURE_HSTS_PRELOAD = envbool("SOXGOV_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A load balancer probes the containers over plain HTTP: the health endpoints answer it instead of redirecting.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 # Behind the TLS proxy, X-Forwarded-Proto is trusted, and the client's address is the one the proxy appends to
 # X-Forwarded-For (sign-in evidence).
 SOXGOV_BEHIND_TLS_PROXY = envbool("SOXGOV_BEHIND_TLS_PROXY", False)
@@ -247,6 +249,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("SOXGOV_BROKER_VISIBILITY_TIMEOUT", 1800, minimum=60),
     "socket_connect_timeout": 2,
+    # How long a sender (a web request) keeps retrying to reach the broker before it gives up; the worker's own
+    # reconnection is separate and never gives up (CELERY_BROKER_CONNECTION_MAX_RETRIES).
+    "connect_retries_timeout": 1,
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
 # A web request that sends a job does not wait for a broker that is down: the job is committed, and the reaper
 # sends it when the broker is back (soxgov/jobs.py dispatch).
@@ -263,13 +272,27 @@ SOXGOV_JOB_LEASE_SECONDS = envint("SOXGOV_JOB_LEASE_SECONDS", 6 * 3600, minimum=
 CELERY_TASK_DEFAULT_QUEUE = envstr("SOXGOV_CELERY_QUEUE", "soxgov")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Health (soxgov/health.py): how often beat sends the worker heartbeat, and the oldest heartbeat (run by a worker)
+# and last send (by beat), in seconds, that /health/ready still accepts.
+SOXGOV_HEARTBEAT_SECONDS = envint("SOXGOV_HEARTBEAT_SECONDS", 30, minimum=1)
+SOXGOV_HEALTH_WORKER_MAX_AGE = envint("SOXGOV_HEALTH_WORKER_MAX_AGE", 120, minimum=1)
+SOXGOV_HEALTH_BEAT_MAX_AGE = envint("SOXGOV_HEALTH_BEAT_MAX_AGE", 120, minimum=1)
 # Fixed schedules (the database scheduler copies them into django-celery-beat's tables at start).
 CELERY_BEAT_SCHEDULE = {
     "sod-daily": {"task": "sod.daily", "schedule": crontab(minute=30, hour=3)},
     "reviews-daily": {"task": "reviews.daily", "schedule": crontab(minute=0, hour=7)},
     "evidence-checkpoint": {"task": "evidence.checkpoint", "schedule": crontab(minute=0, hour="*/6")},
     "soxgov-reap": {"task": "soxgov.reap", "schedule": float(SOXGOV_REAP_SECONDS)},
+    # Readiness (soxgov/health.py): a worker stamps it; expired rather than queued up while no worker runs.
+    "soxgov-heartbeat": {
+        "task": "soxgov.heartbeat",
+        "schedule": dt.timedelta(seconds=SOXGOV_HEARTBEAT_SECONDS),
+        "options": {"expires": SOXGOV_HEARTBEAT_SECONDS},
+    },
 }
+# Beat writes each entry's last_run_at back after every task it sends (not every 3 minutes): /health/ready reads
+# beat's last run from it.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- E-mail ---------------------------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("SOXGOV_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

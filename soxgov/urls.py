@@ -8,7 +8,7 @@ from entitlements import api as entitlements_api
 from evidence import api as evidence_api
 from reviews import api as reviews_api
 from sod import api as sod_api
-from soxgov import views
+from soxgov import health, views
 from soxgov.api.tokens import TokenObtainView
 
 router = DefaultRouter()
@@ -36,6 +36,8 @@ router.register("reviews/remediation", reviews_api.RemediationTaskViewSet)
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("health/live", health.live, name="health_live"),
+    path("health/ready", health.ready, name="health_ready"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("entitlements.urls")),

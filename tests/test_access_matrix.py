@@ -19,6 +19,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from entitlements.models import (
     Account,
@@ -44,6 +46,8 @@ from sod.models import (
     RuleSide,
     Violation,
 )
+from soxgov import health
+from soxgov.models import Heartbeat
 from soxgov.roles import Role
 from soxgov.tokens import token_create
 
@@ -77,8 +81,11 @@ TO_PACK = to("/evidence/packs/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 BACK_TO_IMPORTS = to("/imports/")
+BACK_TO_IMPORT = to("/imports/<id>/")
 PAGE, FRAGMENT, API, ADMIN = "page", "htmx fragment", "api", "admin"
 DOWNLOAD = "download"  # a file to save (the offline verifier)
+HEALTH = "health"  # an operator's or load balancer's probe: JSON, no credentials, nothing sensitive
+GET_ONLY = 405  # the endpoint only reads, and answers GET and HEAD only
 SCHEMA = "api schema"  # the OpenAPI document (YAML) and its Swagger page: API authentication, not JSON rows
 # URL arguments after the object's id.
 EXTRA_ARGS = {"exception act": ["comment"]}
@@ -106,6 +113,7 @@ ROUTES = {
     "import upload": (PAGE, "entitlements:run_upload", None),
     "import approve": (PAGE, "entitlements:run_approve", ConnectorRun),
     "import reject": (PAGE, "entitlements:run_reject", ConnectorRun),
+    "import cancel": (PAGE, "entitlements:run_cancel", ConnectorRun),
     "threshold approve": (PAGE, "entitlements:threshold_approve", ConnectorThresholdChange),
     "threshold reject": (PAGE, "entitlements:threshold_reject", ConnectorThresholdChange),
     "htmx identities": (FRAGMENT, "entitlements:identity_list", None),
@@ -131,6 +139,7 @@ ROUTES = {
     "api packs": (API, "evidencepack-list", None),
     "api pack": (API, "evidencepack-detail", EvidencePack),
     "api pack download": (API, "evidencepack-download", EvidencePack),
+    "api pack cancel": (API, "evidencepack-cancel", EvidencePack),
     "api signing keys": (API, "signingkey-list", None),
     "api signing key": (API, "signingkey-detail", SigningKey),
     "api connectors": (API, "connector-list", None),
@@ -139,6 +148,7 @@ ROUTES = {
     "api run": (API, "connectorrun-detail", ConnectorRun),
     "api run approve": (API, "connectorrun-approve", ConnectorRun),
     "api run reject": (API, "connectorrun-reject", ConnectorRun),
+    "api run cancel": (API, "connectorrun-cancel", ConnectorRun),
     "api connector thresholds": (API, "connector-thresholds", Connector),
     "api threshold changes": (API, "connectorthresholdchange-list", None),
     "api threshold change": (API, "connectorthresholdchange-detail", ConnectorThresholdChange),
@@ -146,6 +156,8 @@ ROUTES = {
     "api threshold reject": (API, "connectorthresholdchange-reject", ConnectorThresholdChange),
     "api schema": (SCHEMA, "api_schema", None),
     "api docs": (SCHEMA, "api_docs", None),
+    "health live": (HEALTH, "health_live", None),
+    "health ready": (HEALTH, "health_ready", None),
     "sod rules": (PAGE, "sod:rule_list", None),
     "sod rule": (PAGE, "sod:rule_detail", Rule),
     "sod rule create": (PAGE, "sod:rule_create", None),
@@ -214,6 +226,7 @@ ROUTES = {
     "evidence pack for campaign": (PAGE, "evidence:pack_for_campaign", Campaign),
     "evidence pack": (PAGE, "evidence:pack_detail", EvidencePack),
     "evidence pack download": (PAGE, "evidence:pack_download", EvidencePack),
+    "evidence pack cancel": (PAGE, "evidence:pack_cancel", EvidencePack),
     "exceptions": (PAGE, "sod:exception_list", None),
     "htmx exceptions": (FRAGMENT, "sod:exception_list", None),
     "exception": (PAGE, "sod:exception_detail", ControlException),
@@ -286,6 +299,8 @@ MATRIX = [
     ("POST",   "import upload",           None,              INVALID,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import approve",          "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "import reject",           "held run",        DENIED,    HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
+    # A held run is not cancelled (it is rejected): the admin is sent back to it with the reason.
+    ("POST",   "import cancel",           "held run",        BACK_TO_IMPORT, HIDDEN, DENIED,   DENIED,    LOGIN,         DENIED,    LOGIN),
     # Raised connector thresholds wait for a second admin: Alice proposed this one, so she may withdraw it (reject)
     # but not approve it; nobody else here is an admin.
     ("POST",   "threshold approve",       "pending thresholds", DENIED, HIDDEN,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
@@ -347,6 +362,7 @@ MATRIX = [
     ("POST",   "evidence pack for campaign", "campaign",     TO_PACK,   DENIED,    TO_PACK,   TO_PACK,   LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack",           "pack",            OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "evidence pack download",  "pack",            HIDDEN,    DENIED,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
+    ("POST",   "evidence pack cancel",    "pack",            TO_PACK,   DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     # The exception queue and the dashboard: control owners work it (admins too), auditors read it.
     ("GET",    "exceptions",              None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx exceptions",         None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -512,6 +528,9 @@ MATRIX = [
     ("DELETE", "api run",                 "held run",        READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api run approve",         "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api run reject",          "held run",        DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api run cancel",          "held run",        CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # The pack failed already: nothing to cancel.
+    ("POST",   "api pack cancel",         "pack",            CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Thresholds: lowering one (as here) applies at once; the change is recorded either way (201).
     ("POST",   "api connector thresholds", "ERP nightly",    CREATED,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api threshold changes",   None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
@@ -521,6 +540,10 @@ MATRIX = [
     # The schema and its docs describe every endpoint: for users with a role only.
     ("GET",    "api schema",              None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api docs",                None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
+    # --- Health probes: public (load balancers sign in to nothing); they answer with states, never data. -------
+    ("GET",    "health live",             None,              OK,        OK,        OK,        OK,        OK,            OK,        OK),
+    ("GET",    "health ready",            None,              OK,        OK,        OK,        OK,        OK,            OK,        OK),
+    ("POST",   "health ready",            None,              GET_ONLY,  GET_ONLY,  GET_ONLY,  GET_ONLY,  GET_ONLY,      GET_ONLY,  GET_ONLY),
     # --- Django admin: the admin role only (staff + model permissions). ----------------------------------
     ("GET",    "admin",                   None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     ("GET",    "admin identities",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
@@ -603,6 +626,10 @@ BODIES = {
     "api run": {"status": "applied"},
     "api run approve": {"reason": "looks fine"},
     "api run reject": {"reason": "looks wrong"},
+    "api run cancel": {"reason": "stuck"},
+    "api pack cancel": {"reason": "stuck"},
+    "import cancel": {"reason": "stuck"},
+    "evidence pack cancel": {"reason": "stuck"},
     "import upload": {"kind": "access"},
     "api runs": {"kind": "access"},
     "import approve": {"reason": "looks fine"},
@@ -793,6 +820,14 @@ def world(company, personas):
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):
         objects[f"event #{event.sequence} {event.action}"] = event
+    # A worker and beat that just ran, so readiness answers 200 with a broker (REDIS_URL) as without one.
+    Heartbeat.objects.create(source=health.WORKER, at=timezone.now())
+    PeriodicTask.objects.create(
+        name=health.HEARTBEAT_ENTRY,
+        task="soxgov.heartbeat",
+        interval=IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS),
+        last_run_at=timezone.now(),
+    )
     return {"objects": objects, "users": personas, "token": token}
 
 
@@ -973,6 +1008,8 @@ def check_body(route: str, response) -> None:
         assert content.startswith("openapi: 3.") or "swagger-ui" in content, (
             f"{route} answered {content[:80]}"
         )
+    elif surface == HEALTH:
+        assert response.json()["status"] == "ok", f"{route} answered {response.content[:200]}"
     elif surface == DOWNLOAD:
         assert response["Content-Disposition"].startswith("attachment;"), f"{route} is not a download"
     elif surface == FRAGMENT:

@@ -2,16 +2,21 @@
 nothing but the signer's public key."""
 
 import hmac
+import html
 import json
 import os
 import stat
 from pathlib import Path
 
+from django.urls import reverse
+
 from evidence import ed25519, signing
 from evidence.chain import checkpoint_material, event_hash, format_time, key_fingerprint, key_id
 from evidence.checkpoints import checkpoint_create
-from evidence.models import Checkpoint, EvidenceEvent
-from evidence.services import Actor
+from evidence.models import ChainVerification, Checkpoint, EvidenceEvent
+from evidence.selectors import chain_verify
+from evidence.services import Actor, verification_request, verification_run
+from soxgov.roles import Role
 from tests.test_evidence_chain import bypass_append_only_triggers, execute, record_chain, run_verify_evidence
 
 ACTOR = Actor.system("tests")
@@ -61,8 +66,52 @@ def test_a_chain_rebuilt_consistently_after_tampering_fails_against_the_checkpoi
     code, _out, err = run_verify_evidence()
 
     assert code == 1
-    assert "broken against the external checkpoint: event 4 has hash" in err
+    assert "broken against the external checkpoint: checkpoint #" in err
+    assert "says head hash" in err and "at sequence 4; the chain now has" in err
     assert "the chain was rewritten after the checkpoint" in err
+
+
+def test_the_in_app_verification_of_a_chain_rebuilt_after_a_checkpoint_is_broken_naming_the_checkpoint(
+    db, client, make_user, django_capture_on_commit_callbacks
+):
+    events = record_chain(4)
+    checkpoint = checkpoint_create(reason=Checkpoint.Reason.MANUAL, actor=ACTOR)
+    rebuild_chain_with_event_2_edited()
+    rewritten = EvidenceEvent.objects.get(sequence=4).hash
+    assert rewritten != events[-1].hash and chain_verify().intact  # consistent: the links alone see nothing
+
+    with django_capture_on_commit_callbacks(execute=True):
+        verification = verification_request(actor=ACTOR)
+
+    verification.refresh_from_db()
+    assert verification.status == ChainVerification.Status.BROKEN
+    assert verification.broken_sequence == 4
+    name = Path(checkpoint.external_path).name
+    expected = (
+        f"checkpoint #{checkpoint.pk} ({name}) signed at {format_time(checkpoint.signed_at)} says head hash "
+        f"{events[-1].hash} at sequence 4; the chain now has {rewritten}"
+    )
+    assert expected in verification.detail
+    broken = EvidenceEvent.objects.get(action="evidence.chain.broken")
+    assert broken.payload_data["intact"] is False and broken.payload_data["checkpoint"] == name
+    assert expected in broken.payload_data["detail"]
+
+    client.force_login(make_user("audrey", Role.AUDITOR))
+    page = client.get(reverse("evidence:integrity")).content.decode()
+    latest = page.split("Latest verification:", 1)[1].split("</article>", 1)[0]
+    assert "broken" in latest and html.escape(expected) in latest
+
+
+def test_the_in_app_verification_of_an_untouched_chain_matches_the_checkpoint(db):
+    record_chain(3)
+    checkpoint_create(reason=Checkpoint.Reason.MANUAL, actor=ACTOR)
+    verification = ChainVerification.objects.create(requested_by_name="system:tests")
+
+    assert verification_run(verification_id=verification.pk) is True
+
+    verification.refresh_from_db()
+    assert verification.status == ChainVerification.Status.INTACT
+    assert "matches external checkpoint checkpoint-000000000003-" in verification.detail
 
 
 def test_a_checkpoint_is_an_ed25519_signature_that_the_standard_library_verifier_accepts(db, settings):
@@ -99,9 +148,7 @@ def test_verify_evidence_catches_a_rebuilt_chain_with_only_the_public_key_and_no
 
     assert code == 1
     assert "checkpoint problem" not in err  # the checkpoint itself was trusted ...
-    assert (
-        "broken against the external checkpoint: event 4 has hash" in err
-    )  # ... and the chain contradicts it
+    assert "at sequence 4; the chain now has" in err  # ... and the chain contradicts it
 
 
 def test_a_checkpoint_file_re_signed_with_another_ed25519_key_is_refused_as_untrusted(db, settings):

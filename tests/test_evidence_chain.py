@@ -580,7 +580,9 @@ def test_a_verification_run_records_an_intact_chain_and_a_verified_event(db):
     )
     assert verification.broken_sequence is None
     assert verification.started_at is not None and verification.finished_at is not None
-    assert verification.detail == f"intact: 4 events, head {events[-1].hash}"
+    assert verification.detail == (
+        f"intact: 4 events, head {events[-1].hash}; no external checkpoint to compare with yet"
+    )
     event = EvidenceEvent.objects.order_by("-sequence").first()
     assert (event.sequence, event.action, event.actor_name) == (
         5,
@@ -594,6 +596,7 @@ def test_a_verification_run_records_an_intact_chain_and_a_verified_event(db):
         "head_sequence": 4,
         "head_hash": events[-1].hash,
         "broken_sequence": None,
+        "checkpoint": None,
         "detail": verification.detail,
     }
     assert chain_verify().intact

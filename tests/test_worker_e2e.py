@@ -90,6 +90,8 @@ def celery_worker_process(committed_db, worker_queue, tmp_path):
         DJANGO_SETTINGS_MODULE="soxgov.settings",
         REDIS_URL=settings.REDIS_URL,
         SOXGOV_CELERY_QUEUE=worker_queue,
+        # This test's checkpoints (none unless it signs one), not whatever the checkout's var/ holds.
+        SOXGOV_CHECKPOINT_DIR=str(settings.SOXGOV_CHECKPOINT_DIR),
         PYTHONUNBUFFERED="1",
     )
     command = [
@@ -184,6 +186,7 @@ def test_verification_runs_on_a_real_worker(celery_worker_process):
         "head_sequence": verification.head_sequence,
         "head_hash": verification.head_hash,
         "broken_sequence": None,
+        "checkpoint": None,
         "detail": verification.detail,
     }
     assert verified.prev_hash == requested.hash
@@ -246,7 +249,9 @@ def test_an_import_on_a_real_worker_is_followed_by_the_sod_check_of_the_identity
     assert ConnectorRun.objects.get(pk=run.pk).status == ConnectorRun.Status.APPLIED
     # The run and its follow-ups are durable jobs, all done once the worker is through.
     _wait_for(
-        lambda: not jobs.of(run).exclude(status="done").exists(), "the run's follow-ups", celery_worker_process
+        lambda: not jobs.of(run).exclude(status="done").exists(),
+        "the run's follow-ups",
+        celery_worker_process,
     )
     assert set(jobs.of(run).values_list("task", flat=True)) == {
         "entitlements.execute_run",

@@ -106,11 +106,13 @@ def foreign_keys_checked_once(table: str, *, advisory_lock: int | None = None, a
     execute("SET CONSTRAINTS ALL IMMEDIATE")
     execute("SET CONSTRAINTS ALL DEFERRED")
     with transaction.atomic():
-        reason = (
-            "a foreign key is NOT VALID"
-            if not all(valid for *_, valid in keys)
-            else _drop_keys(table, keys, advisory_lock, attempts, pause)
-        )
+        if not all(valid for *_, valid in keys):
+            reason = "a foreign key is NOT VALID"
+        elif not _owns(table):
+            # The application's role owns no table (README, "Database roles"): only the owner may alter one.
+            reason = "the database role does not own the table"
+        else:
+            reason = _drop_keys(table, keys, advisory_lock, attempts, pause)
         if reason:
             logger.info("%s keeps its foreign keys during this load: %s", table, reason)
             yield
@@ -119,6 +121,15 @@ def foreign_keys_checked_once(table: str, *, advisory_lock: int | None = None, a
         quote = connection.ops.quote_name
         for name, definition, *_ in keys:
             execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+
+
+def _owns(table: str) -> bool:
+    return bool(
+        scalar(
+            "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
+            [table],
+        )
+    )
 
 
 def _drop_keys(table: str, keys, advisory_lock, attempts: int, pause) -> str:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from entitlements import services
 from entitlements.management.commands._runs import print_outcome
 from entitlements.models import ConnectorRun
+from soxgov import jobs
 from soxgov.models import User
 
 
@@ -24,12 +25,13 @@ class Command(BaseCommand):
             raise CommandError(f"no run {run_id}")
         try:
             if self.decision == "approve":
-                services.run_approve(run_id=run_id, user=approver, reason=reason, enqueue=False)
+                run = services.run_approve(run_id=run_id, user=approver, reason=reason, send=False)
             else:
                 services.run_reject(run_id=run_id, user=approver, reason=reason)
         except (PermissionDenied, ValidationError) as exc:
             raise CommandError(exc.messages[0] if hasattr(exc, "messages") else str(exc)) from None
         if self.decision == "approve":
-            print_outcome(self, services.run_execute(run_id=run_id))
+            jobs.execute(jobs.of(run).filter(status="pending").latest("pk").pk)
+            print_outcome(self, ConnectorRun.objects.get(pk=run_id))
         else:
             self.stdout.write(f"run {run_id} rejected by {user}")

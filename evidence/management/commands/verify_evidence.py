@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from evidence.checkpoints import chain_matches, latest_external
+from evidence.checkpoints import chain_against_checkpoint
 from evidence.selectors import chain_verify
 
 
@@ -15,19 +15,17 @@ class Command(BaseCommand):
         if not result.intact:
             self.stderr.write(result.summary())
             raise SystemExit(1)
-        checkpoint, problems = latest_external()
-        for problem in problems:
+        check = chain_against_checkpoint()
+        for problem in check.problems:
             self.stderr.write(f"checkpoint problem: {problem}")
-        if checkpoint is not None:
-            mismatch = chain_matches(checkpoint)
-            if mismatch:
-                self.stderr.write(f"broken against the external checkpoint: {mismatch}")
-                raise SystemExit(1)
+        if check.mismatch:
+            self.stderr.write(f"broken against the external checkpoint: {check.mismatch}")
+            raise SystemExit(1)
         self.stdout.write(result.summary())
-        if checkpoint is not None:
+        if check.checkpoint is not None:
             self.stdout.write(
-                f"matches external checkpoint {checkpoint['path']} (sequence {checkpoint['sequence']}, "
-                f"signed {checkpoint['signed_at']})"
+                f"matches external checkpoint {check.checkpoint['path']} (sequence {check.checkpoint['sequence']}, "
+                f"signed {check.checkpoint['signed_at']})"
             )
-        if problems:
+        if check.problems:
             raise SystemExit(1)
