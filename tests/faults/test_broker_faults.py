@@ -27,6 +27,14 @@ from tests.faults.outcomes import (
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
 
+def unsent_follow_ups(run) -> list[str]:
+    """The run's follow-up jobs that exist (they commit with the run) but never reached the broker."""
+    return sorted(j.task for j in jobs_of(run)[1:] if j.status == "pending" and j.sent_at is None)
+
+
+FOLLOW_UPS = ["reviews.verify_remediation", "sod.check_after_import"]
+
+
 def test_a_run_requested_while_the_broker_is_down_is_accepted_and_applied_once_it_is_back(
     company, worker, workers, redis, tmp_path
 ):
@@ -63,6 +71,7 @@ def test_a_run_during_which_the_broker_goes_down_still_applies_and_its_follow_up
     # Applied without the broker (its progress cache is Redis too); the follow-ups could not be sent.
     assert wait_terminal(run, workers).status == "applied", describe(run, workers)
     wait_until(lambda: len(faults.ended()) > attempts, "the run's attempt ending", explain=workers.explain)
+    assert unsent_follow_ups(run) == FOLLOW_UPS, describe(run, workers)
     redis.start()
     reap()
 
@@ -76,11 +85,14 @@ def test_the_broker_going_down_right_after_a_run_commits_loses_none_of_its_follo
     run = request_run(company.file(tmp_path, "ERP", ERP_FILE))
     faults.reached("applied-commit", worker)
     attempts = len(faults.ended())
-    assert ConnectorRun.objects.get(pk=run.pk).status == "applied"  # committed; nothing sent after it yet
+    # Committed with its follow-up jobs, none of them sent yet.
+    assert ConnectorRun.objects.get(pk=run.pk).status == "applied"
+    assert unsent_follow_ups(run) == FOLLOW_UPS, describe(run, workers)
 
     redis.stop()
     faults.release("applied-commit")
     wait_until(lambda: len(faults.ended()) > attempts, "the run's attempt ending", explain=workers.explain)
+    assert unsent_follow_ups(run) == FOLLOW_UPS, describe(run, workers)
     redis.start()
     reap()
 
