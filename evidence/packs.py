@@ -244,6 +244,8 @@ def build_pack(
                 _write_xlsx(table, data / f"{table.name}.xlsx")
                 progress(10 + 70 * (n + 1) // len(tables))
         checkpoint = checkpoint_create(reason=Checkpoint.Reason.EVIDENCE_PACK, actor=actor)
+        if checkpoint is None:
+            raise ValueError("the evidence chain is empty: there is nothing a pack could be bound to")
         _write_csv(chain_table(first or checkpoint.sequence, checkpoint.sequence), data / "chain.csv")
         (data / "checkpoint.json").write_text(
             json.dumps(checkpoint.as_document(), indent=1, sort_keys=True) + "\n"

@@ -509,8 +509,9 @@ MATRIX = [
     # Whoever may view packs asks for one with a POST (queued: 202), the read-only auditor's token too: a worker
     # builds it; nobody changes or deletes one.
     ("POST",   "api packs",               None,              ACCEPTED,  DENIED,    ACCEPTED,  ACCEPTED,  ACCEPTED,      DENIED,    DENIED),
-    ("PUT",    "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("PATCH",  "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # An admin may change a pack (cancel it), but not through PUT/PATCH on the read-only API.
+    ("PUT",    "api pack",                "pack",            READ_ONLY,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("PATCH",  "api pack",                "pack",            READ_ONLY,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api pack",                "pack",            DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Signing keys come from configuration and are registered by SOXGov itself when they first sign.
     ("POST",   "api signing keys",        None,              DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
