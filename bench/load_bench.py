@@ -249,9 +249,9 @@ class LoadBench:
             if self.processes["gunicorn"].poll() is not None:
                 raise Failed(f"gunicorn exited:\n{(self.work / 'gunicorn.log').read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.base}/login/", timeout=2).status_code == 200:
+                if requests.get(f"{self.base}/login/", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.5)
         else:
@@ -615,9 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200, help="concurrent reviewers (each its own user)")
     parser.add_argument("--minutes", type=float, default=10, help="minutes at full strength, after the spawn")
-    parser.add_argument("--spawn-rate", type=float, default=2, help="reviewers signing in per second")
+    parser.add_argument("--spawn-rate", type=float, default=1, help="reviewers signing in per second")
     parser.add_argument(
-        "--think", default="3-9", help="think time before each step, seconds (uniform LOW-HIGH)"
+        "--think", default="5-25", help="think time before each step, seconds (uniform LOW-HIGH)"
     )
     parser.add_argument("--scale", type=float, default=0.05, help="company size (bench/generate.py scale)")
     parser.add_argument("--import-after", type=float, default=60, help="seconds into full strength")
@@ -638,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6", help="its own database: flushed")
     parser.add_argument("--queue", default="soxgov-load", help="the Celery queue the worker reads")
     parser.add_argument("--keep", action="store_true", help="keep the database and the work directory")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="create and seed the database, keep it, print its settings, stop"
+    )
     parser.add_argument("--out", type=Path, help="copy locust's CSVs, the logs and the JSON here")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
     args = parser.parse_args(argv)
@@ -651,6 +654,11 @@ def main(argv: list[str] | None = None) -> int:
         manifest = bench.data()
         bench.setup()
         bench.seed(manifest)
+        if args.setup_only:
+            args.keep = True
+            env = {k: v for k, v in bench.env.items() if k.startswith(("SOXGOV_", "DATABASE_URL"))}
+            print("set up; to use it:\n" + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
+            return 0
         bench.servers()
         bench.load(manifest)
         bench.stop()

@@ -3,7 +3,7 @@
 Each virtual user is one reviewer (its own username, taken in order from the file named by
 ``SOXGOV_LOAD_USERS``, one a line; password ``SOXGOV_LOAD_PASSWORD``). It signs in through the login form
 (GET the form, POST it with the form's CSRF token, as a browser does), then works in cycles, with a reviewer's
-think time (``SOXGOV_LOAD_THINK``, default ``3-9`` seconds) before every step:
+think time (``SOXGOV_LOAD_THINK``, default ``5-25`` seconds, see bench/README.md) before every step:
 
 1. open "My reviews" (``GET /reviews/``, the full page);
 2. narrow it as the filter form or the pager does, through htmx (the ``HX-Request`` fragment): by a flag, by
@@ -56,7 +56,7 @@ _ALERT = re.compile(r'<article role="alert"[^>]*>([^<]*)</article>')
 
 
 def _think() -> tuple[float, float]:
-    low, _, high = os.environ.get("SOXGOV_LOAD_THINK", "3-9").partition("-")
+    low, _, high = os.environ.get("SOXGOV_LOAD_THINK", "5-25").partition("-")
     return float(low), float(high or low)
 
 
