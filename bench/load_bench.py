@@ -238,7 +238,8 @@ class LoadBench:
                          "--workers", str(a.gunicorn_workers), "--threads", str(a.gunicorn_threads),
                          "--worker-class", "gthread" if a.gunicorn_threads > 1 else "sync",
                          "--max-requests", str(a.max_requests), "--max-requests-jitter", str(a.max_requests // 10),
-                         "--timeout", "60", "--graceful-timeout", "10", "--backlog", "2048",
+                         "--timeout", "120", "--graceful-timeout", "10", "--keep-alive", str(a.keep_alive),
+                         "--backlog", "2048",
                          "--log-level", "warning"]  # fmt: skip
         self.start("gunicorn", self.gunicorn)
         self.say("gunicorn: " + " ".join(self.gunicorn[1:]))
@@ -639,7 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", default="soxgov-load", help="the Celery queue the worker reads")
     parser.add_argument("--keep", action="store_true", help="keep the database and the work directory")
     parser.add_argument(
-        "--setup-only", action="store_true", help="create and seed the database, keep it, print its settings, stop"
+        "--setup-only",
+        action="store_true",
+        help="create and seed the database, keep it, print its settings, stop",
     )
     parser.add_argument("--out", type=Path, help="copy locust's CSVs, the logs and the JSON here")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
