@@ -627,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gunicorn-workers", type=int, default=3)
     parser.add_argument("--gunicorn-threads", type=int, default=4, help="1: sync workers; more: gthread")
     parser.add_argument(
+        "--keep-alive", type=int, default=75, help="gunicorn keep-alive seconds (longer than the think time)"
+    )
+    parser.add_argument(
         "--max-requests", type=int, default=5000, help="gunicorn recycles a worker after this"
     )
     parser.add_argument("--conn-max-age", type=int, default=60, help="SOXGOV_DB_CONN_MAX_AGE")
