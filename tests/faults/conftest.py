@@ -82,11 +82,12 @@ def broker(redis):
         CELERY_BROKER_URL=redis.url,
         CACHES={"default": {"BACKEND": CACHE, "LOCATION": redis.url, "OPTIONS": CACHE_OPTIONS}},
     )
-    overrides.enable()
+    # Read before the settings are overridden: Celery's configuration reads through to Django's settings.
     previous = {
         key: app.conf[key]
         for key in ("broker_url", "task_default_queue", "task_always_eager", "broker_write_url")
     }
+    overrides.enable()
     app.conf.update(
         broker_url=redis.url, broker_write_url=None, task_default_queue=queue, task_always_eager=False
     )
