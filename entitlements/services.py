@@ -383,9 +383,15 @@ def _execute_access(run: ConnectorRun, *, log: ProblemLog, approved: bool, actor
 
 
 def _lock_applications(application_ids) -> None:
-    """Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway)."""
+    """Serialise pulls of the same applications (PostgreSQL row locks; SQLite holds the write lock anyway).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: two pulls still exclude each other, but a transaction that only refers to
+    the application (a reviewer's revoke creating a remediation task checks its foreign key with FOR KEY SHARE
+    at COMMIT, while holding the evidence chain's lock) is not made to wait for a pull that is itself waiting
+    for the chain: that was a deadlock.
+    """
     list(
-        Application.objects.select_for_update()
+        Application.objects.select_for_update(no_key=True)
         .filter(pk__in=application_ids)
         .order_by("pk")
         .values_list("pk")

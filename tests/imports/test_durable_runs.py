@@ -174,3 +174,32 @@ def test_the_api_shows_a_runs_jobs_and_cancels_it(personas, company, write_csv, 
         reverse("connectorrun-cancel", args=[run.pk]), {"reason": "stuck"}, content_type="application/json"
     )
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+
+
+@pytest.mark.postgres
+def test_a_pull_holding_its_applications_lets_others_refer_to_them_but_not_pull_them(committed_db, company):
+    """A revoke's foreign-key check at COMMIT (FOR KEY SHARE) must not wait for a pull holding the application:
+    under load that wait closed a cycle with the evidence chain's lock (deadlock detected, a reviewer's 500)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row lock modes are PostgreSQL's")
+    import psycopg2
+    from django.db import transaction
+
+    erp = company["applications"]["erp"]
+    other = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with transaction.atomic():
+            services._lock_applications([erp.pk])
+            with other.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                cursor.execute("SELECT 1 FROM entitlements_application WHERE id = %s FOR KEY SHARE", [erp.pk])
+                assert cursor.fetchone() == (1,)
+                other.rollback()
+                cursor.execute("SET lock_timeout = '200ms'")
+                with pytest.raises(psycopg2.errors.LockNotAvailable):
+                    cursor.execute(
+                        "SELECT 1 FROM entitlements_application WHERE id = %s FOR NO KEY UPDATE", [erp.pk]
+                    )
+                other.rollback()
+    finally:
+        other.close()
