@@ -717,32 +717,17 @@ def _run_refused_at_source(connector, kind, raw: str, reason: str, *, actor: Act
 def run_cancel(*, run_id: int, user, reason: str) -> ConnectorRun:
     """Cancel a queued, approved or running run (an admin; evidenced). A run that is running on a live worker
     changes nothing: its transaction finds the run cancelled when it would apply, and rolls back."""
-    if not acl.can_attempt(user, ConnectorRun, acl.CHANGE):
-        raise PermissionDenied("only an admin may cancel a run")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why the run is cancelled."})
-    with transaction.atomic():
-        run = ConnectorRun.objects.select_for_update().get(pk=run_id)
-        if run.status not in ACTIVE:
-            raise ValidationError(
-                f"run {run.pk} is {run.get_status_display().lower()}; only a queued, approved "
-                "or running run can be cancelled"
-            )
-        previous = run.status
-        ConnectorRun.objects.filter(pk=run.pk).update(
-            status=ConnectorRun.Status.CANCELLED,
-            finished_at=timezone.now(),
-            error=f"cancelled by {Actor.for_user(user).name}: {reason}"[:2000],
-        )
-        cancelled_jobs = jobs.cancel(origin=run)
-        event_record(
-            actor=Actor.for_user(user),
-            action="import.run.cancelled",
-            subject=run,
-            payload={"reason": reason, "status_before": previous, "jobs_cancelled": cancelled_jobs},
-        )
-    run.refresh_from_db()
+    from evidence.cancel import work_cancel
+
+    run, _ = work_cancel(
+        model=ConnectorRun,
+        pk=run_id,
+        user=user,
+        reason=reason,
+        open_statuses=ACTIVE,
+        open_label="a queued, approved or running run",
+        action="import.run.cancelled",
+    )
     return run
 
 

@@ -7,14 +7,13 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from evidence.cancel import work_cancel
 from evidence.models import EvidencePack
 from evidence.packs import build_campaign_pack, build_period_pack, partial_path
 from evidence.services import Actor, Subject, event_record
-from soxgov import access as acl
 from soxgov import jobs, leases
 
 # A second request for the same campaign by the same person within this window shows the same pack.
@@ -125,34 +124,17 @@ def pack_give_up(job, cause: str) -> None:
 def pack_cancel(*, pack_id: int, user, reason: str) -> EvidencePack:
     """Cancel a queued or building pack (an admin; evidenced). A build still running on a live worker finds the
     pack cancelled when it ends, and its file is removed."""
-    if not acl.can_attempt(user, EvidencePack, acl.CHANGE):
-        raise PermissionDenied("only an admin may cancel an evidence pack")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why the pack is cancelled."})
-    with transaction.atomic():
-        pack = EvidencePack.objects.select_for_update().get(pk=pack_id)
-        if pack.status not in OPEN:
-            raise ValidationError(
-                f"pack {pack.pk} is {pack.get_status_display().lower()}; only a queued or building pack can be "
-                "cancelled"
-            )
-        previous = pack.status
-        EvidencePack.objects.filter(pk=pack.pk).update(
-            status=EvidencePack.Status.CANCELLED,
-            finished_at=timezone.now(),
-            error=f"cancelled by {Actor.for_user(user).name}: {reason}"[:2000],
-        )
-        cancelled_jobs = jobs.cancel(origin=pack)
-        event_record(
-            actor=Actor.for_user(user),
-            action="evidence.pack.cancelled",
-            subject=pack,
-            payload={"reason": reason, "status_before": previous, "jobs_cancelled": cancelled_jobs},
-        )
+    pack, previous = work_cancel(
+        model=EvidencePack,
+        pk=pack_id,
+        user=user,
+        reason=reason,
+        open_statuses=OPEN,
+        open_label="a queued or building pack",
+        action="evidence.pack.cancelled",
+    )
     if previous == EvidencePack.Status.QUEUED:
         _discard(pack.pk)
-    pack.refresh_from_db()
     return pack
 
 
