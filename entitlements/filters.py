@@ -11,6 +11,7 @@ from entitlements.models import (
     Grant,
     Identity,
 )
+from soxgov.widgets import plain_selects
 
 
 class AnyBooleanWidget(BooleanWidget):
@@ -39,6 +40,9 @@ class SearchFilterSet(django_filters.FilterSet):
         for field in self.search_fields:
             condition |= Q(**{f"{field}__icontains": value})
         return queryset.filter(condition)
+
+    def get_form_class(self):
+        return plain_selects(super().get_form_class())
 
 
 class IdentityFilter(SearchFilterSet):

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from entitlements.models import Application, Identity
 from soxgov.access import RestrictedQuerySet
+from soxgov.links import object_path
 
 
 class Campaign(models.Model):
@@ -201,7 +202,7 @@ class ReviewItem(models.Model):
         return f"{self.identity_name}: {self.entitlement_name} ({self.account_key})"
 
     def get_absolute_url(self) -> str:
-        return reverse("reviews:item_detail", args=[self.pk])
+        return object_path("reviews:item_detail", self.pk)
 
     @property
     def flags(self) -> list[str]:
