@@ -270,6 +270,12 @@ SOXGOV_REAP_SECONDS = envint("SOXGOV_REAP_SECONDS", 60, minimum=5)
 SOXGOV_JOB_RESEND_SECONDS = envint("SOXGOV_JOB_RESEND_SECONDS", 120, minimum=0)
 SOXGOV_JOB_LEASE_SECONDS = envint("SOXGOV_JOB_LEASE_SECONDS", 6 * 3600, minimum=60)
 CELERY_TASK_DEFAULT_QUEUE = envstr("SOXGOV_CELERY_QUEUE", "soxgov")
+# Background work (imports, evidence packs, SoD checks) yields the CPU to people: each worker process lowers its
+# scheduling priority by this much (0 to 19, as nice(1)), so a pack built beside the web server on the same
+# machine slows the reviewers' pages less. Where web and workers have machines of their own it changes nothing.
+SOXGOV_WORKER_NICE = envint("SOXGOV_WORKER_NICE", 10, minimum=0)
+if SOXGOV_WORKER_NICE > 19:
+    raise ImproperlyConfigured(f"SOXGOV_WORKER_NICE={SOXGOV_WORKER_NICE} is above the maximum of 19")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Health (soxgov/health.py): how often beat sends the worker heartbeat, and the oldest heartbeat (run by a worker)

@@ -309,3 +309,39 @@ def test_in_production_no_file_connector_may_read_anything_until_roots_are_set()
         "shell", "--no-imports", "-c", show, env=production_env(SOXGOV_CONNECTOR_FILE_ROOTS="/srv/feeds")
     )
     assert result.stdout.strip() == "[PosixPath('/srv/feeds')]"
+
+
+# --- Worker priority (soxgov/celery.py) ---------------------------------------------------------------------
+
+NICENESS_AFTER_POOL_START = """
+import os, django
+django.setup()
+from celery.signals import worker_process_init
+import soxgov.celery  # connects the hook, as a worker does
+worker_process_init.send(sender=None)
+print(os.nice(0))
+"""
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 10), ("3", 3), ("0", 0)])
+def test_a_worker_pool_process_yields_the_cpu_by_soxgov_worker_nice(setting, expected):
+    env = {k: v for k, v in os.environ.items() if k != "SOXGOV_WORKER_NICE"}
+    env["DJANGO_SETTINGS_MODULE"] = "soxgov.settings"
+    if setting is not None:
+        env["SOXGOV_WORKER_NICE"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", NICENESS_AFTER_POOL_START],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip().splitlines()[-1]) == max(os.nice(0), expected)  # raised to it, never lowered
+
+
+def test_soxgov_worker_nice_above_19_is_refused_naming_it():
+    done = manage("check", env={"SOXGOV_WORKER_NICE": "20"})
+    assert done.returncode != 0
+    assert "SOXGOV_WORKER_NICE=20 is above the maximum of 19" in done.stderr
