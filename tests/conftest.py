@@ -147,6 +147,13 @@ def _celery_eager_unless_worker_test(request):
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """PBKDF2 at Django's iterations costs about 0.4 s of CPU per password, and most tests make users: the
+    suite took three times as long. Tests of hashing itself set their own hashers."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _private_checkpoint_dir(settings, tmp_path):
     """Each test writes its external checkpoints to its own directory (they are files, not rolled back)."""
     settings.SOXGOV_CHECKPOINT_DIR = tmp_path / "checkpoints"

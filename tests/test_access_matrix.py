@@ -711,11 +711,6 @@ BODIES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def web():
     """One test client for the module: building a client's handler (the middleware chain) is the slow part.

@@ -18,11 +18,6 @@ from soxgov.models import ApiToken
 from soxgov.tokens import token_create
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def web():
     # One client for the module: building its handler (the middleware chain) is the slow part.

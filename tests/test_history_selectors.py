@@ -190,8 +190,7 @@ def test_the_day_ends_at_midnight_in_the_configured_time_zone(db):
 
 
 @pytest.fixture
-def auditor(client, make_user, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def auditor(client, make_user):
     client.force_login(make_user("audrey", Role.AUDITOR))
     return client
 

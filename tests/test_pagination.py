@@ -147,10 +147,9 @@ def test_a_text_cursor_on_a_numeric_ordering_raises_invalid_cursor(db):
 
 
 @pytest.fixture
-def signed_in(client, make_user, settings):
+def signed_in(client, make_user):
     from soxgov.roles import Role
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     client.force_login(make_user("audrey", Role.AUDITOR))
     return client
 

@@ -23,11 +23,6 @@ POLL = {**HTMX, BACKGROUND_HEADER: "poll"}
 STATIC = "/static/soxgov/app.css"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def clock(monkeypatch):
     """The time every ``timezone.now()`` call sees; ``clock.advance(minutes=31)`` moves it."""

@@ -338,7 +338,9 @@ def test_a_worker_pool_process_yields_the_cpu_by_soxgov_worker_nice(setting, exp
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.strip().splitlines()[-1]) == max(os.nice(0), expected)  # raised to it, never lowered
+    assert int(done.stdout.strip().splitlines()[-1]) == max(
+        os.nice(0), expected
+    )  # raised to it, never lowered
 
 
 def test_soxgov_worker_nice_above_19_is_refused_naming_it():

@@ -14,11 +14,6 @@ from soxgov.models import ApiToken
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def sign_in(username, password, *, address="127.0.0.1", url="login", **extra):
     client = Client(REMOTE_ADDR=address, **extra)
     return client, client.post(reverse(url), {"username": username, "password": password})

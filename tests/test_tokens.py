@@ -17,11 +17,6 @@ from soxgov.models import ApiToken
 from soxgov.roles import Role
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def bob(make_user):
     """A second admin: the one who could approve alice's held run."""

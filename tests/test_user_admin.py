@@ -17,11 +17,6 @@ from evidence.services import Actor
 from soxgov.services import user_identity_set, users_link_identities
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def admin_client(user) -> Client:
     client = Client()
     client.force_login(user)

@@ -54,11 +54,9 @@ ACCESS_HEADER = (
 
 @pytest.fixture(autouse=True)
 def import_store(tmp_path):
-    """A private input store per test; a fast password hasher, because personas are created per test."""
+    """A private input store per test."""
     store = tmp_path / "store"
-    with override_settings(
-        SOXGOV_IMPORT_DIR=store, PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
-    ):
+    with override_settings(SOXGOV_IMPORT_DIR=store):
         yield store
 
 
