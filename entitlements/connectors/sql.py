@@ -139,9 +139,9 @@ class SqlSource(Source):
         from sqlalchemy.pool import NullPool
 
         url = _url(self.config["url"])
-        if self.secrets.get("password"):
-            url = url.set(password=self.secrets["password"])
         backend = url.get_backend_name()
+        if self.secrets.get("password") and backend != "sqlite":  # a SQLite file has no password
+            url = url.set(password=self.secrets["password"])
         connect_timeout = int(self.config.get("connect_timeout_seconds") or 30)
         connect_args = {}
         if backend == "postgresql":
