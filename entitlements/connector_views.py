@@ -76,8 +76,14 @@ class ConnectorForm(forms.Form):
         return given
 
 
+def _connector(request, pk):
+    """Admins only (the pages configure connectors); others are refused before anything is looked up."""
+    access.require(request.user, Connector, access.CHANGE)
+    return restricted_object(request, Connector, pk, select_related=("application",))
+
+
 def connector_list(request):
-    access.require(request.user, Connector, access.VIEW)
+    access.require(request.user, Connector, access.CHANGE)
     connectors = (
         Connector.objects.restrict(request.user)
         .select_related("application")
@@ -94,10 +100,8 @@ def connector_list(request):
 
 @require_http_methods(["GET", "POST"])
 def connector_edit(request, pk=None):
-    connector = None
-    if pk is not None:
-        connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE if connector else access.ADD)
+    access.require(request.user, Connector, access.CHANGE if pk else access.ADD)
+    connector = _connector(request, pk) if pk is not None else None
     names = secret_names()
     initial = None
     if connector is not None:
@@ -153,8 +157,7 @@ def connector_edit(request, pk=None):
 
 @require_POST
 def connector_test_view(request, pk):
-    connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE)
+    connector = _connector(request, pk)
     result = {"ok": False}
     try:
         report = connector_test(connector=connector)
@@ -182,8 +185,7 @@ def connector_test_view(request, pk):
 
 @require_POST
 def connector_pull_view(request, pk):
-    connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE)
+    connector = _connector(request, pk)
     run = services.connector_pull(connector=connector, actor=Actor.for_user(request.user), user=request.user)
     messages.success(request, f"Pull of {connector.name} queued as import #{run.pk}.")
     return redirect(run)
