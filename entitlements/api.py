@@ -257,9 +257,11 @@ class ConnectorRunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "connector",
+            "parent",
             "kind",
             "application",
             "status",
+            "failure",
             "source_name",
             "input_sha256",
             "input_bytes",

@@ -82,6 +82,18 @@ def _connector(request, pk):
     return restricted_object(request, Connector, pk, select_related=("application",))
 
 
+def _initial(connector: Connector) -> dict:
+    return {
+        "name": connector.name,
+        "kind": connector.kind,
+        "application": connector.application_id,
+        "configuration": connector.configuration,
+        "cron": connector.cron,
+        "enabled": connector.enabled,
+        **connector.thresholds,
+    }
+
+
 def connector_list(request):
     access.require(request.user, Connector, access.CHANGE)
     connectors = (
@@ -103,17 +115,7 @@ def connector_edit(request, pk=None):
     access.require(request.user, Connector, access.CHANGE if pk else access.ADD)
     connector = _connector(request, pk) if pk is not None else None
     names = secret_names()
-    initial = None
-    if connector is not None:
-        initial = {
-            "name": connector.name,
-            "kind": connector.kind,
-            "application": connector.application_id,
-            "configuration": connector.configuration,
-            "cron": connector.cron,
-            "enabled": connector.enabled,
-            **connector.thresholds,
-        }
+    initial = _initial(connector) if connector is not None else None
     form = ConnectorForm(request.POST or None, initial=initial, secrets=names)
     if request.method == "POST" and form.is_valid():
         values = {
@@ -167,18 +169,7 @@ def connector_test_view(request, pk):
         result.update(error=str(exc), unreachable=isinstance(exc, SourceUnreachable))
     else:
         result.update(ok=True, report=report)
-    form = ConnectorForm(
-        initial={
-            "name": connector.name,
-            "kind": connector.kind,
-            "application": connector.application_id,
-            "configuration": connector.configuration,
-            "cron": connector.cron,
-            "enabled": connector.enabled,
-            **connector.thresholds,
-        },
-        secrets=secret_names(),
-    )
+    form = ConnectorForm(initial=_initial(connector), secrets=secret_names())
     context = {"form": form, "connector": connector, "secrets": list(connector.secrets.all()), "test": result}
     return render(request, "entitlements/connector_form.html", context)
 
