@@ -13,6 +13,7 @@ from entitlements import services
 from entitlements.connector_services import SecretInput, connector_save, connector_test
 from entitlements.connectors.sources import SourceError, SourceUnreachable, source_class
 from entitlements.models import Application, Connector, ConnectorThresholdChange
+from entitlements.thresholds import default_thresholds
 from evidence.services import Actor
 from soxgov import access
 from soxgov.views import restricted_object
@@ -43,8 +44,8 @@ class ConnectorForm(forms.Form):
         required=False, help_text='"minute hour day month weekday" (UTC); empty: on demand.'
     )
     enabled = forms.BooleanField(required=False, initial=True)
-    deletion_threshold_percent = forms.IntegerField(min_value=0, max_value=100, initial=10)
-    deletion_threshold_count = forms.IntegerField(min_value=0, initial=20)
+    deletion_threshold_percent = forms.IntegerField(min_value=0, max_value=100)
+    deletion_threshold_count = forms.IntegerField(min_value=0)
 
     def __init__(self, *args, secrets=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -115,7 +116,7 @@ def connector_edit(request, pk=None):
     access.require(request.user, Connector, access.CHANGE if pk else access.ADD)
     connector = _connector(request, pk) if pk is not None else None
     names = secret_names()
-    initial = _initial(connector) if connector is not None else None
+    initial = _initial(connector) if connector is not None else default_thresholds()
     form = ConnectorForm(request.POST or None, initial=initial, secrets=names)
     if request.method == "POST" and form.is_valid():
         values = {

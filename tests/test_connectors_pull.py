@@ -352,3 +352,29 @@ def test_a_manual_identities_upload_takes_a_stricter_source_connectors_threshold
     held = command("import_identities", str(upload))
     assert held.code == 3, held  # 3 of 30 absent: over 1% and 1 (the defaults, 10% and 20, would apply it)
     assert "would terminate 3 of 30" in held.err
+
+
+def test_dry_run_of_a_file_connector(db, tmp_path, settings):
+    """--dry-run serves every kind: a file connector's file is read, diffed and rolled back too."""
+    settings.SOXGOV_CONNECTOR_FILE_ROOTS = [tmp_path]
+    Application.objects.create(name="Ledger")
+    export = tmp_path / "ledger.csv"
+    export.write_text("account_id,entitlement_id\nbob,GL_POST\n")
+    config = tmp_path / "file.json"
+    config.write_text(json.dumps({"path": str(export)}))
+    args = (
+        "--name",
+        "ledger-file",
+        "--kind",
+        "access_file",
+        "--application",
+        "Ledger",
+        "--config",
+        str(config),
+    )
+    assert command("connector_add", *args).code == 0
+    before = snapshot()
+    outcome = command("connector_pull", "ledger-file", "--dry-run")
+    assert outcome.code == 0, outcome
+    assert "access.grant.added" in outcome.out
+    assert snapshot() == before and not ConnectorRun.objects.exists()
