@@ -118,11 +118,23 @@ class FinancialProcessAdmin(EvidencedAdmin):
 @admin.register(Connector)
 class ConnectorAdmin(EvidencedAdmin):
     """Thresholds are not saved here directly: they go through entitlements.thresholds, where raising one
-    waits for a second admin (and lowering one is applied and evidenced with old and new)."""
+    waits for a second admin (and lowering one is applied and evidenced with old and new). The configuration is
+    checked per kind by the model's clean() (entitlements/connectors/configuration.py); secrets are only listed.
+    """
 
     list_display = ("name", "kind", "application", "cron", "deletion_threshold_percent", "enabled")
     list_filter = ("kind", "enabled")
     raw_id_fields = ("owner",)
+    readonly_fields = ("secrets_kept",)
+
+    @admin.display(description="Secrets")
+    def secrets_kept(self, connector):
+        """Which secrets it has and how they are kept, never a value (set them on the Connectors page, the API
+        or connector_add)."""
+        kept = [
+            f"{s.name} ({s.kind}, updated {s.updated_at:%Y-%m-%d %H:%M})" for s in connector.secrets.all()
+        ]
+        return ", ".join(kept) or "none"
 
     def save_model(self, request, obj, form, change):
         current = Connector.objects.get(pk=obj.pk).thresholds if change else thresholds.default_thresholds()
