@@ -7,6 +7,8 @@ server it borrows for a scratch database.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.sql.servers import MariaDbServer, PostgresDatabase, mariadb_missing
@@ -22,6 +24,7 @@ def mariadb_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+        shutil.rmtree(server.datadir, ignore_errors=True)  # ~25 MB; the error log stays for a post-mortem
 
 
 @pytest.fixture(scope="session")
