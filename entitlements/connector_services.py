@@ -75,7 +75,7 @@ def connector_save(
     """
     if user is not None and not acl.can_attempt(user, Connector, acl.CHANGE if connector else acl.ADD):
         raise PermissionDenied("only an admin may configure connectors")
-    secrets = secrets or {}
+    secrets = {name: given or SecretInput() for name, given in (secrets or {}).items()}  # None: remove
     unknown = set(values) - set(SETTINGS) - set(THRESHOLD_FIELDS)
     if unknown:
         raise ValidationError({name: ["is not a connector setting"] for name in sorted(unknown)})
@@ -224,7 +224,7 @@ class TestReport:
     samples: dict[str, list[dict[str, str]]]
 
 
-def connector_test(connector: Connector, *, samples: int = 3) -> TestReport:
+def connector_test(*, connector: Connector, samples: int = 3) -> TestReport:
     """Connect, read everything the source yields, count it; nothing is written anywhere. SourceError (or
     SourceUnreachable) when the source cannot be read."""
     source_cls = source_class(connector.kind)

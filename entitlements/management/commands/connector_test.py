@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, name, samples, **options):
         connector = find_connector(name)
         try:
-            report = connector_test(connector, samples=samples)
+            report = connector_test(connector=connector, samples=samples)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         except SourceError as exc:
