@@ -79,6 +79,11 @@ class Source(ABC):
 _SOURCES = {
     "ldap": "entitlements.connectors.ldap.LdapSource",
     "sql": "entitlements.connectors.sql.SqlSource",
+    "aws": "entitlements.connectors.aws.AwsSource",
+    "entra": "entitlements.connectors.entra.EntraSource",
+    "okta": "entitlements.connectors.okta.OktaSource",
+    "scim": "entitlements.connectors.scim.ScimSource",
+    "github": "entitlements.connectors.github.GitHubSource",
 }
 
 

@@ -23,6 +23,11 @@ class Connector(models.Model):
         ACCESS_FILE = "access_file", "Access file (CSV/XLSX)"
         LDAP = "ldap", "Directory (LDAP / Active Directory)"
         SQL = "sql", "Database (SQL)"
+        AWS = "aws", "AWS IAM and IAM Identity Center"
+        ENTRA = "entra", "Microsoft Entra ID"
+        OKTA = "okta", "Okta"
+        SCIM = "scim", "SCIM 2.0 service provider"
+        GITHUB = "github", "GitHub organisation"
 
     FILE_KINDS = (Kind.IDENTITY_FILE, Kind.ACCESS_FILE)
 
