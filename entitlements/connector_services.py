@@ -222,6 +222,7 @@ class TestReport:
     grants: int
     identities: int
     samples: dict[str, list[dict[str, str]]]
+    permissions: list[str] = dataclasses.field(default_factory=list)
 
 
 def connector_test(*, connector: Connector, samples: int = 3) -> TestReport:
@@ -236,6 +237,7 @@ def connector_test(*, connector: Connector, samples: int = 3) -> TestReport:
     accounts, entitlements, grants, identities = set(), set(), set(), 0
     shown: dict[str, list[dict[str, str]]] = {"identities": [], "access": []}
     try:
+        permissions = source.permissions()
         if source.feeds_identities:
             for row in source.identities():
                 identities += 1
@@ -252,7 +254,7 @@ def connector_test(*, connector: Connector, samples: int = 3) -> TestReport:
                 shown["access"].append(row)
     finally:
         source.close()
-    return TestReport(len(accounts), len(entitlements), len(grants), identities, shown)
+    return TestReport(len(accounts), len(entitlements), len(grants), identities, shown, permissions)
 
 
 # --- Rotating the secrets' key --------------------------------------------------------------------------------

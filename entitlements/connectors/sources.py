@@ -72,6 +72,12 @@ class Source(ABC):
     def access(self) -> Iterator[dict[str, str]]:
         """Rows keyed by ACCESS_COLUMNS, streamed; "application" may be left out (the connector's one)."""
 
+    def permissions(self) -> list[str]:
+        """What the credentials may read and what is missing, one line each, in words an admin can act on
+        (e.g. "missing: AuditLog.Read.All, so last sign-ins are not read"). ``connector_test`` shows them before
+        reading; a source whose reading says it all returns nothing."""
+        return []
+
     def close(self) -> None:  # noqa: B027 (optional: most sources have nothing to release)
         """Release connections; called once, also after an error."""
 

@@ -27,6 +27,8 @@ class Command(BaseCommand):
             raise SystemExit(
                 EXIT_UNREACHABLE if isinstance(exc, SourceUnreachable) else EXIT_REFUSED
             ) from None
+        for line in report.permissions:
+            self.stdout.write(f"  permissions: {line}")
         self.stdout.write(
             f"{connector.name}: {report.accounts} accounts, {report.entitlements} entitlements, "
             f"{report.grants} grants, {report.identities} identities"
