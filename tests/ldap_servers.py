@@ -1,0 +1,245 @@
+"""Real directory servers for the LDAP source's tests and benchmark: a temporary OpenLDAP slapd and a Samba AD DC.
+
+Both run as child processes on loopback, from a temporary directory, and are stopped by the fixture that
+started them. slapd listens on a free port on 127.0.0.1; Samba has no setting for its LDAP port, so it gets a
+loopback address of its own (127.0.0.x) with the standard ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ldap
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ldap"
+SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
+SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
+SAMBA = shutil.which("samba") or "/usr/sbin/samba"
+SAMBA_TOOL = shutil.which("samba-tool") or "/usr/bin/samba-tool"
+SCHEMA_DIR = Path("/etc/ldap/schema")
+MODULE_DIR = Path("/usr/lib/ldap")
+
+OPENLDAP_SUFFIX = "dc=example,dc=com"
+OPENLDAP_ROOT_DN = f"cn=admin,{OPENLDAP_SUFFIX}"
+OPENLDAP_ROOT_PASSWORD = "root-secret-2026"
+AD_REALM = "SOXTEST.LOCAL"
+AD_DOMAIN = "SOXTEST"
+AD_BASE_DN = "DC=soxtest,DC=local"
+AD_ADMIN_PASSWORD = "Adm1n-Pass-2026!"
+
+
+def slapd_available() -> bool:
+    return Path(SLAPD).exists() and Path(SLAPADD).exists() and (MODULE_DIR / "back_mdb.so").exists()
+
+
+def samba_available() -> bool:
+    return Path(SAMBA).exists() and Path(SAMBA_TOOL).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}): {log.read_text()[-2000:]}")
+        conn = ldap.initialize(url)
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, 1)
+        try:
+            conn.search_s("", ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
+            return
+        except ldap.LDAPError:
+            time.sleep(0.2)
+        finally:
+            with contextlib.suppress(ldap.LDAPError):
+                conn.unbind_s()
+    raise RuntimeError(f"the server did not answer on {url} within {seconds} s: {log.read_text()[-2000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Directory:
+    url: str
+    base_dn: str
+    admin_dn: str
+    admin_password: str
+    process: subprocess.Popen
+    root: Path
+
+    def admin(self):
+        """A connection bound as the directory's administrator, to change the directory during a test."""
+        conn = ldap.initialize(self.url)
+        conn.set_option(ldap.OPT_REFERRALS, 0)
+        conn.simple_bind_s(self.admin_dn, self.admin_password)
+        return conn
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+SLAPD_CONF = """\
+include {schema}/core.schema
+include {schema}/cosine.schema
+include {schema}/nis.schema
+include {schema}/inetorgperson.schema
+pidfile {root}/slapd.pid
+modulepath {modules}
+moduleload back_mdb
+moduleload ppolicy
+sizelimit unlimited
+
+database mdb
+suffix "{suffix}"
+rootdn "{rootdn}"
+rootpw {rootpw}
+directory {root}/db
+maxsize 4294967296
+{indexes}
+# ppolicy's account lock (pwdAccountLockedTime) is how OpenLDAP disables an account.
+overlay ppolicy
+# The pager may read 10 entries in a search without paging and pages of at most 5: only a paged read gets all.
+limits dn.exact="cn=pager,ou=system,{suffix}" size.soft=10 size.hard=10 size.pr=5 size.prtotal=unlimited
+access to attrs=userPassword by anonymous auth by * none
+access to * by dn.regex="^cn=(reader|pager),ou=system,{suffix}$" read by * none
+"""
+
+
+def start_slapd(root: Path, ldif: Path | None = None, *, indexes: str = "", timeout: float = 30) -> Directory:
+    """A slapd on a free loopback port, its mdb database loaded offline from ``ldif`` with slapadd."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "db").mkdir(exist_ok=True)
+    conf = root / "slapd.conf"
+    conf.write_text(
+        SLAPD_CONF.format(
+            schema=SCHEMA_DIR,
+            modules=MODULE_DIR,
+            root=root,
+            suffix=OPENLDAP_SUFFIX,
+            rootdn=OPENLDAP_ROOT_DN,
+            rootpw=OPENLDAP_ROOT_PASSWORD,
+            indexes=indexes,
+        )
+    )
+    if ldif is not None:
+        # -q: no checks beyond the schema, the fast way to load a large file; the fixture is known good.
+        subprocess.run([SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True)
+    port = free_port()
+    url = f"ldap://127.0.0.1:{port}"
+    log = root / "slapd.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [SLAPD, "-d", "0", "-f", str(conf), "-h", f"{url}/"], stdout=out, stderr=subprocess.STDOUT
+        )
+    directory = Directory(url, OPENLDAP_SUFFIX, OPENLDAP_ROOT_DN, OPENLDAP_ROOT_PASSWORD, process, root)
+    try:
+        _wait_for(url, process, log, timeout)
+    except RuntimeError:
+        directory.stop()
+        raise
+    return directory
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_loopback_address() -> str:
+    """A 127.0.0.x address nobody listens on at port 389 (Samba's LDAP port cannot be changed)."""
+    for last in range(60, 250):
+        address = f"127.0.0.{last}"
+        if all(_bindable(address, port) for port in (389, 636, 3268, 3269)):
+            return address
+    raise RuntimeError("no free loopback address for Samba")
+
+
+def start_samba(root: Path, ldif_template: Path | None = None, *, timeout: float = 60) -> Directory:
+    """A Samba AD DC provisioned into ``root`` (about 10 s), loaded offline from ``ldif_template`` (DOMAINDN
+    replaced by the domain's DN), serving LDAP only on a loopback address of its own."""
+    address = _free_loopback_address()
+    options = [f"--option=interfaces={address}/8", "--option=bind interfaces only=yes"]
+    subprocess.run(
+        [
+            SAMBA_TOOL,
+            "domain",
+            "provision",
+            f"--targetdir={root}",
+            f"--realm={AD_REALM}",
+            f"--domain={AD_DOMAIN}",
+            f"--adminpass={AD_ADMIN_PASSWORD}",
+            "--server-role=dc",
+            "--dns-backend=NONE",
+            "--use-rfc2307",
+            "--host-name=dc1",
+            *options,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    conf = root / "etc" / "smb.conf"
+    if ldif_template is not None:
+        ldif = root / "fixture.ldif"
+        ldif.write_text(ldif_template.read_text().replace("DOMAINDN", AD_BASE_DN))
+        subprocess.run(
+            ["ldbadd", "-H", str(root / "private" / "sam.ldb"), str(ldif)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "SMB_CONF_PATH": str(conf)},
+        )
+    (root / "run").mkdir(exist_ok=True)
+    log = root / "samba.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                SAMBA,
+                "--foreground",
+                "--no-process-group",
+                "--debug-stdout",
+                "-M",
+                "single",
+                "-s",
+                str(conf),
+                *options,
+                "--option=server services=ldap",
+                f"--option=pid directory={root / 'run'}",
+                f"--option=log file={log}",
+                # The tests bind with a password over plain LDAP on loopback; production binds use ldaps or start_tls.
+                "--option=ldap server require strong auth=no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"ldap://{address}"
+    directory = Directory(url, AD_BASE_DN, f"CN=Administrator,CN=Users,{AD_BASE_DN}", AD_ADMIN_PASSWORD, process, root)
+    try:
+        _wait_for(url, process, log, timeout)
+    except RuntimeError:
+        directory.stop()
+        raise
+    return directory
