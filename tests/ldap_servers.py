@@ -236,7 +236,9 @@ def start_samba(root: Path, ldif_template: Path | None = None, *, timeout: float
             stderr=subprocess.STDOUT,
         )
     url = f"ldap://{address}"
-    directory = Directory(url, AD_BASE_DN, f"CN=Administrator,CN=Users,{AD_BASE_DN}", AD_ADMIN_PASSWORD, process, root)
+    directory = Directory(
+        url, AD_BASE_DN, f"CN=Administrator,CN=Users,{AD_BASE_DN}", AD_ADMIN_PASSWORD, process, root
+    )
     try:
         _wait_for(url, process, log, timeout)
     except RuntimeError:
