@@ -8,7 +8,6 @@ loopback address of its own (127.0.0.x) with the standard ports.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -179,6 +178,19 @@ def _free_loopback_address() -> str:
     raise RuntimeError("no free loopback address for Samba")
 
 
+SAMBA_PYTHON = "/usr/bin/python3"  # samba-tool's interpreter, which has the samba bindings
+LOAD_LDIF = """
+import sys
+from samba.auth import system_session
+from samba.param import LoadParm
+from samba.samdb import SamDB
+lp = LoadParm()
+lp.load(sys.argv[1])
+samdb = SamDB(url=sys.argv[2], session_info=system_session(), lp=lp)
+samdb.modify_ldif(open(sys.argv[3]).read())
+"""
+
+
 def start_samba(root: Path, ldif_template: Path | None = None, *, timeout: float = 60) -> Directory:
     """A Samba AD DC provisioned into ``root`` (about 10 s), loaded offline from ``ldif_template`` (DOMAINDN
     replaced by the domain's DN), serving LDAP only on a loopback address of its own."""
@@ -206,11 +218,12 @@ def start_samba(root: Path, ldif_template: Path | None = None, *, timeout: float
     if ldif_template is not None:
         ldif = root / "fixture.ldif"
         ldif.write_text(ldif_template.read_text().replace("DOMAINDN", AD_BASE_DN))
+        # Samba's own Python bindings (the interpreter samba-tool runs on) write straight into sam.ldb, as the
+        # system: no network, no password rules for the accounts that never sign in.
         subprocess.run(
-            ["ldbadd", "-H", str(root / "private" / "sam.ldb"), str(ldif)],
+            [SAMBA_PYTHON, "-c", LOAD_LDIF, str(conf), str(root / "private" / "sam.ldb"), str(ldif)],
             check=True,
             capture_output=True,
-            env={**os.environ, "SMB_CONF_PATH": str(conf)},
         )
     (root / "run").mkdir(exist_ok=True)
     log = root / "samba.log"
