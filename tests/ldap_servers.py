@@ -120,7 +120,8 @@ overlay ppolicy
 # The pager may read 10 entries in a search without paging and pages of at most 5: only a paged read gets all.
 limits dn.exact="cn=pager,ou=system,{suffix}" size.soft=10 size.hard=10 size.pr=5 size.prtotal=unlimited
 access to attrs=userPassword by anonymous auth by * none
-access to * by dn.regex="^cn=(reader|pager),ou=system,{suffix}$" read by * none
+# Exact DNs: a dn.regex here costs slapd ~0.4 ms an entry (a 100k-user read took 41 s instead of 3 s).
+access to * by dn.exact="cn=reader,ou=system,{suffix}" read by dn.exact="cn=pager,ou=system,{suffix}" read by * none
 """
 
 
@@ -175,7 +176,10 @@ def _free_loopback_address() -> str:
         address = f"127.0.0.{last}"
         if all(_bindable(address, port) for port in (389, 636, 3268, 3269)):
             return address
-    raise RuntimeError("no free loopback address for Samba")
+    raise RuntimeError(
+        "no loopback address 127.0.0.60-249 has ports 389, 636, 3268 and 3269 free for Samba: is a system slapd "
+        "or samba listening on all addresses? (service slapd stop)"
+    )
 
 
 SAMBA_PYTHON = "/usr/bin/python3"  # samba-tool's interpreter, which has the samba bindings

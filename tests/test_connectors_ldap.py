@@ -383,3 +383,12 @@ def test_a_valid_active_directory_configuration_has_no_problems():
         "identities": True,
     }
     assert LdapSource.validate(cfg, {"bind_password"}) == []
+
+
+@pytest.mark.parametrize("name", ["ldap-active-directory.json", "ldap-openldap.json"])
+def test_the_documented_example_configurations_are_valid(name):
+    import json
+    from pathlib import Path
+
+    example = json.loads((Path(__file__).parent.parent / "docs" / "examples" / name).read_text())
+    assert LdapSource.validate(example, {"bind_password"}) == []

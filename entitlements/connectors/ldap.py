@@ -141,7 +141,7 @@ def _validate_url(url: object, start_tls: object) -> list[str]:
     return problems
 
 
-@dataclass
+@dataclass(slots=True)
 class _Account:
     account_id: str
     account_name: str
@@ -158,7 +158,7 @@ class _Account:
     primary_group_rid: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     entitlement_id: str
     name: str
@@ -364,14 +364,25 @@ class LdapSource(Source):
                     serverctrls=[control],
                     timeout=self.timeout,
                 )
-                _, data, _, controls = conn.result3(msgid, timeout=self.timeout)
             except ldap.LDAPError as exc:
                 raise self._error(exc, during, what=what) from None
             self.pages_read += 1
-            for dn, entry in data:
-                if dn is not None:  # None: a search reference (AD's other partitions), not followed
-                    self.entries_read += 1
-                    yield dn, entry
+            while True:
+                # One entry at a time (all=0), so a page of large groups is never in memory whole.
+                try:
+                    kind, data, _, controls = conn.result3(msgid, all=0, timeout=self.timeout)
+                except ldap.LDAPError as exc:
+                    with contextlib.suppress(ldap.LDAPError):
+                        conn.abandon(msgid)
+                    raise self._error(exc, during, what=what) from None
+                if kind == ldap.RES_SEARCH_RESULT:
+                    break
+                for dn, entry in data:
+                    if (
+                        dn is not None and kind == ldap.RES_SEARCH_ENTRY
+                    ):  # references (AD's partitions) are skipped
+                        self.entries_read += 1
+                        yield dn, entry
             self.progress(read=self.entries_read)
             cookie = next((c.cookie for c in controls if c.controlType == PAGED), b"")
             if not cookie:
@@ -428,7 +439,9 @@ class LdapSource(Source):
             return self._accounts
         a = self.attributes
         names = {k: a[k].lower() for k in ATTRIBUTE_KEYS}
-        attrs = [self.id_attribute, *a.values(), "cn", "objectClass"]
+        identities = self.feeds_identities
+        wanted = ATTRIBUTE_KEYS if identities else ("account_name", "employee_id", "email")
+        attrs = [self.id_attribute, *(a[k] for k in wanted), "cn", "objectClass"]
         if self.ad:
             attrs += ["userAccountControl", "lastLogonTimestamp", "primaryGroupID"]
         else:
@@ -473,23 +486,23 @@ class LdapSource(Source):
                 kind = "service"
             else:
                 kind = "human"
-            accounts.append(
-                _Account(
-                    account_id=self._account_id(dn, values),
-                    account_name=text(names["account_name"]) or text("cn"),
-                    employee_id=text(names["employee_id"]),
-                    email=text(names["email"]),
-                    status=status,
-                    last_used_at=last_used,
-                    kind=kind,
-                    display_name=text(names["display_name"]) or text("cn"),
-                    department=text(names["department"]),
-                    title=text(names["title"]),
-                    manager_dn=text(names["manager"]),
-                    owner_dn=text(names["owner"]),
-                    primary_group_rid=int(rid) if rid.isdigit() else None,
-                )
+            account = _Account(
+                account_id=self._account_id(dn, values),
+                account_name=text(names["account_name"]) or text("cn"),
+                employee_id=text(names["employee_id"]),
+                email=text(names["email"]),
+                status=status,
+                last_used_at=last_used,
+                kind=kind,
+                primary_group_rid=int(rid) if rid.isdigit() else None,
             )
+            if identities:  # kept only when needed: 100k accounts' worth of text is most of a pull's memory
+                account.display_name = text(names["display_name"]) or text("cn")
+                account.department = text(names["department"])
+                account.title = text(names["title"])
+                account.manager_dn = text(names["manager"])
+                account.owner_dn = text(names["owner"])
+            accounts.append(account)
         self._accounts = accounts
         return accounts
 
