@@ -85,6 +85,8 @@ class Directory:
     admin_password: str
     process: subprocess.Popen
     root: Path
+    ldaps_url: str = ""
+    ca_file: Path | None = None
 
     def admin(self):
         """A connection bound as the directory's administrator, to change the directory during a test."""
@@ -107,6 +109,7 @@ modulepath {modules}
 moduleload back_mdb
 moduleload ppolicy
 sizelimit unlimited
+{tls}
 
 database mdb
 suffix "{suffix}"
@@ -125,10 +128,61 @@ access to * by dn.exact="cn=reader,ou=system,{suffix}" read by dn.exact="cn=page
 """
 
 
-def start_slapd(root: Path, ldif: Path | None = None, *, indexes: str = "", timeout: float = 30) -> Directory:
-    """A slapd on a free loopback port, its mdb database loaded offline from ``ldif`` with slapadd."""
+def make_certificates(root: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 it signed: (ca.pem, server.pem, server-key.pem)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(subject, issuer, public_key, signing_key, *, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("SOXGov test CA", "SOXGov test CA", ca_key.public_key(), ca_key, ca=True)
+    server = certificate("127.0.0.1", "SOXGov test CA", server_key.public_key(), ca_key, ca=False)
+    paths = root / "ca.pem", root / "server.pem", root / "server-key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+def start_slapd(
+    root: Path, ldif: Path | None = None, *, indexes: str = "", tls: bool = False, timeout: float = 30
+) -> Directory:
+    """A slapd on a free loopback port, its mdb database loaded offline from ``ldif`` with slapadd; with ``tls``
+    also StartTLS and an ldaps:// port, with a certificate from a CA of its own (``Directory.ca_file``)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "db").mkdir(exist_ok=True)
+    ca_file = tls_conf = None
+    if tls:
+        ca_file, cert, key = make_certificates(root)
+        tls_conf = f"TLSCACertificateFile {ca_file}\nTLSCertificateFile {cert}\nTLSCertificateKeyFile {key}"
     conf = root / "slapd.conf"
     conf.write_text(
         SLAPD_CONF.format(
@@ -139,19 +193,23 @@ def start_slapd(root: Path, ldif: Path | None = None, *, indexes: str = "", time
             rootdn=OPENLDAP_ROOT_DN,
             rootpw=OPENLDAP_ROOT_PASSWORD,
             indexes=indexes,
+            tls=tls_conf or "",
         )
     )
     if ldif is not None:
         # -q: no checks beyond the schema, the fast way to load a large file; the fixture is known good.
         subprocess.run([SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True)
-    port = free_port()
-    url = f"ldap://127.0.0.1:{port}"
+    url = f"ldap://127.0.0.1:{free_port()}"
+    ldaps_url = f"ldaps://127.0.0.1:{free_port()}" if tls else ""
+    listen = f"{url}/ {ldaps_url}/" if tls else f"{url}/"
     log = root / "slapd.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(conf), "-h", f"{url}/"], stdout=out, stderr=subprocess.STDOUT
+            [SLAPD, "-d", "0", "-f", str(conf), "-h", listen], stdout=out, stderr=subprocess.STDOUT
         )
-    directory = Directory(url, OPENLDAP_SUFFIX, OPENLDAP_ROOT_DN, OPENLDAP_ROOT_PASSWORD, process, root)
+    directory = Directory(
+        url, OPENLDAP_SUFFIX, OPENLDAP_ROOT_DN, OPENLDAP_ROOT_PASSWORD, process, root, ldaps_url, ca_file
+    )
     try:
         _wait_for(url, process, log, timeout)
     except RuntimeError:

@@ -25,7 +25,7 @@ GROUPS = "ou=groups,dc=example,dc=com"
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory):
     directory = ldap_servers.start_slapd(
-        tmp_path_factory.mktemp("slapd"), ldap_servers.FIXTURES / "openldap.ldif"
+        tmp_path_factory.mktemp("slapd"), ldap_servers.FIXTURES / "openldap.ldif", tls=True
     )
     yield directory
     directory.stop()
@@ -283,6 +283,25 @@ def test_a_server_that_does_not_answer_times_out(slapd):
         with pytest.raises(SourceTimeout) as caught:
             read(slapd, url=f"ldap://127.0.0.1:{port}", timeout=1)
     assert caught.value.transient and "no answer within 1 s" in str(caught.value)
+
+
+def test_ldaps_and_start_tls_verify_the_server_against_the_ca_file(slapd):
+    _, plain = read(slapd)
+    _, over_ldaps = read(slapd, url=slapd.ldaps_url, ca_file=str(slapd.ca_file))
+    _, over_start_tls = read(slapd, start_tls=True, ca_file=str(slapd.ca_file))
+    assert grants(over_ldaps) == grants(over_start_tls) == grants(plain) != set()
+
+
+@pytest.mark.parametrize("how", ["ldaps", "start_tls"])
+def test_a_server_certificate_from_an_unknown_ca_is_refused(slapd, tmp_path, how):
+    other_ca, _, _ = ldap_servers.make_certificates(
+        tmp_path
+    )  # a CA that did not sign the server's certificate
+    changes = {"url": slapd.ldaps_url} if how == "ldaps" else {"start_tls": True}
+    with pytest.raises(SourceUnreachable) as caught:
+        read(slapd, ca_file=str(other_ca), **changes)
+    assert "127.0.0.1" in str(caught.value) and READER_PASSWORD not in str(caught.value)
+    assert not caught.value.transient  # retrying does not make a certificate trusted
 
 
 def test_a_base_dn_that_does_not_exist_is_named(slapd):

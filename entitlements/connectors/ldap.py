@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import socket
 import uuid
 from array import array
 from collections.abc import Iterator, Mapping
@@ -311,6 +312,17 @@ class LdapSource(Source):
                     )
                 conn.simple_bind_s(bind_dn, password)
         except ldap.LDAPError as exc:
+            if (
+                isinstance(exc, ldap.SERVER_DOWN)
+                and url.startswith("ldaps://")
+                and _tcp_answers(url, self.timeout)
+            ):
+                # libldap reports a refused certificate on ldaps:// as "can't contact": the port answered, so
+                # it was the TLS handshake, and retrying will not help.
+                raise SourceUnreachable(
+                    f"connecting to {url}: the TLS handshake failed (is the server's certificate issued for this "
+                    "host name and signed by a CA in ca_file?)"
+                ) from None
             raise self._error(exc, f"connecting to {url}") from None
         self._conn = conn
         return conn
@@ -706,6 +718,19 @@ def _effective_members(groups: dict[int, _Group], accounts: int) -> Iterator[tup
                     resolved[g] = frozen
     for node in groups:
         yield node, resolved[node]
+
+
+def _tcp_answers(url: str, timeout: float) -> bool:
+    """Whether the host and port of an ldap(s):// URL accept a TCP connection."""
+    match = re.fullmatch(r"ldaps?://\[?([^\]/]+?)\]?(?::(\d+))?/?", url)
+    if not match:
+        return False
+    port = int(match.group(2) or (636 if url.startswith("ldaps://") else 389))
+    try:
+        socket.create_connection((match.group(1), port), timeout=min(timeout, 5)).close()
+    except OSError:
+        return False
+    return True
 
 
 def _dn_key(dn: str) -> str:
