@@ -95,6 +95,30 @@ class Directory:
         conn.simple_bind_s(self.admin_dn, self.admin_password)
         return conn
 
+    @contextlib.contextmanager
+    def changed(self, *changes):
+        """Apply changes as the administrator: (dn, "add", attributes) or (dn, "modify", [(MOD_ADD|MOD_DELETE,
+        attribute, values)]); undone afterwards, so the session's other tests see the fixture."""
+        conn = self.admin()
+        undo = []
+        try:
+            for dn, action, data in changes:
+                if action == "add":
+                    conn.add_s(dn, data)
+                    undo.append(lambda dn=dn: conn.delete_s(dn))
+                else:
+                    conn.modify_s(dn, data)
+                    inverse = [
+                        ({ldap.MOD_ADD: ldap.MOD_DELETE, ldap.MOD_DELETE: ldap.MOD_ADD}[op], attr, value)
+                        for op, attr, value in data
+                    ]
+                    undo.append(lambda dn=dn, inverse=inverse: conn.modify_s(dn, inverse))
+            yield
+        finally:
+            for step in reversed(undo):
+                step()
+            conn.unbind_s()
+
     def stop(self) -> None:
         _stop(self.process)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from entitlements.connectors.files import ACCESS_COLUMNS, IDENTITY_COLUMNS
@@ -11,24 +9,10 @@ from entitlements.connectors.ldap import LdapSource
 from entitlements.connectors.sources import SourceError, SourceTimeout, SourceUnreachable, source_class
 from tests import ldap_servers
 
-pytestmark = pytest.mark.skipif(
-    not ldap_servers.slapd_available(),
-    reason="OpenLDAP's slapd is not installed (Debian: apt-get install slapd)",
-)
-
 READER = "cn=reader,ou=system,dc=example,dc=com"
 READER_PASSWORD = "reader-secret-2026"
 PEOPLE = "ou=people,dc=example,dc=com"
 GROUPS = "ou=groups,dc=example,dc=com"
-
-
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory):
-    directory = ldap_servers.start_slapd(
-        tmp_path_factory.mktemp("slapd"), ldap_servers.FIXTURES / "openldap.ldif", tls=True
-    )
-    yield directory
-    directory.stop()
 
 
 def config(slapd, **changes):
@@ -138,32 +122,6 @@ def test_identities_are_left_out_unless_configured(slapd):
     assert LdapSource(config(slapd), {}).feeds_identities is True
 
 
-@contextlib.contextmanager
-def changed(slapd, *changes):
-    """Apply (dn, modlist-or-"add"/"delete", ...) changes as the directory admin, and undo them afterwards."""
-    import ldap
-
-    conn = slapd.admin()
-    undo = []
-    try:
-        for dn, action, data in changes:
-            if action == "add":
-                conn.add_s(dn, data)
-                undo.append(lambda dn=dn: conn.delete_s(dn))
-            else:
-                conn.modify_s(dn, data)
-                inverse = [
-                    ({ldap.MOD_ADD: ldap.MOD_DELETE, ldap.MOD_DELETE: ldap.MOD_ADD}[op], attr, value)
-                    for op, attr, value in data
-                ]
-                undo.append(lambda dn=dn, inverse=inverse: conn.modify_s(dn, inverse))
-        yield
-    finally:
-        for step in reversed(undo):
-            step()
-        conn.unbind_s()
-
-
 def test_a_changed_directory_read_again(slapd):
     import ldap
 
@@ -177,8 +135,7 @@ def test_a_changed_directory_read_again(slapd):
         ("mail", [b"enew@example.com"]),
         ("manager", [f"uid=dpatel,{PEOPLE}".encode()]),
     ]
-    with changed(
-        slapd,
+    with slapd.changed(
         # Ben leaves gl-posters: he loses it, and finance-all and reporting, which he only had through it.
         (
             f"cn=gl-posters,{GROUPS}",

@@ -8,28 +8,8 @@ from entitlements.connectors.ldap import LdapSource
 from entitlements.connectors.sources import SourceUnreachable
 from tests import ldap_servers
 
-pytestmark = pytest.mark.skipif(
-    not ldap_servers.samba_available(),
-    reason="Samba is not installed (Debian: apt-get install samba samba-ad-dc winbind krb5-user)",
-)
-
 STAFF = f"OU=Staff,{ldap_servers.AD_BASE_DN}"
 ADMIN_UPN = "Administrator@soxtest.local"
-
-
-@pytest.fixture(scope="session")
-def samba(tmp_path_factory):
-    directory = ldap_servers.start_samba(
-        tmp_path_factory.mktemp("samba") / "dc", ldap_servers.FIXTURES / "samba-ad.ldif"
-    )
-    # Ben signs in once, so the DC records his lastLogonTimestamp.
-    import ldap
-
-    conn = ldap.initialize(directory.url)
-    conn.simple_bind_s("bokoro@soxtest.local", "Ben-Pass-2026!")
-    conn.unbind_s()
-    yield directory
-    directory.stop()
 
 
 def config(samba, **changes):
