@@ -7,6 +7,7 @@ from entitlements.models import (
     Application,
     Connector,
     ConnectorRun,
+    ConnectorSecret,
     ConnectorThresholdChange,
     Entitlement,
     FinancialProcess,
@@ -115,14 +116,34 @@ class FinancialProcessAdmin(EvidencedAdmin):
     list_display = ("code", "name")
 
 
+class ConnectorSecretInline(admin.TabularInline):
+    """Which secrets a connector has and how they are kept; never a value (set them on the Connectors page,
+    the API or connector_add)."""
+
+    model = ConnectorSecret
+    fields = ("name", "kind", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Connector)
 class ConnectorAdmin(EvidencedAdmin):
     """Thresholds are not saved here directly: they go through entitlements.thresholds, where raising one
-    waits for a second admin (and lowering one is applied and evidenced with old and new)."""
+    waits for a second admin (and lowering one is applied and evidenced with old and new). The configuration is
+    checked per kind by the model's clean() (entitlements/connectors/configuration.py); secrets are only listed.
+    """
 
     list_display = ("name", "kind", "application", "cron", "deletion_threshold_percent", "enabled")
     list_filter = ("kind", "enabled")
     raw_id_fields = ("owner",)
+    inlines = [ConnectorSecretInline]
 
     def save_model(self, request, obj, form, change):
         current = Connector.objects.get(pk=obj.pk).thresholds if change else thresholds.default_thresholds()

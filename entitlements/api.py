@@ -1,4 +1,7 @@
-"""Read-only REST endpoints for identities and access. Rows come from soxgov.access.restrict."""
+"""REST endpoints for identities and access (read-only), applications and connectors (admins write). Rows come
+from soxgov.access.restrict."""
+
+import dataclasses
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -26,6 +29,7 @@ from entitlements.models import (
     ConnectorRun,
     ConnectorThresholdChange,
     Entitlement,
+    FinancialProcess,
     Grant,
     Identity,
 )
@@ -57,7 +61,9 @@ class IdentitySerializer(serializers.ModelSerializer):
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
-    financial_processes = serializers.SlugRelatedField(many=True, read_only=True, slug_field="code")
+    financial_processes = serializers.SlugRelatedField(
+        many=True, slug_field="code", queryset=FinancialProcess.objects.all(), required=False
+    )
 
     class Meta:
         model = Application
@@ -72,6 +78,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        read_only_fields = ["created_at", "updated_at"]
 
 
 class AccountSerializer(serializers.ModelSerializer):
@@ -125,10 +132,29 @@ class IdentityViewSet(RestrictedReadOnlyViewSet):
     filterset_class = IdentityFilter
 
 
-class ApplicationViewSet(RestrictedReadOnlyViewSet):
+class ApplicationViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
+    """Applications; admins create and change them (evidenced with old and new values)."""
+
     queryset = Application.objects.prefetch_related("financial_processes")
     serializer_class = ApplicationSerializer
     filterset_class = ApplicationFilter
+
+    def perform_create(self, serializer):
+        serializer.instance = self._save(serializer, None)
+
+    def perform_update(self, serializer):
+        serializer.instance = self._save(serializer, serializer.instance)
+
+    def _save(self, serializer, application):
+        from entitlements.applications import application_save
+
+        return _answer(
+            application_save,
+            application=application,
+            values=dict(serializer.validated_data),
+            actor=Actor.for_user(self.request.user),
+            via="api",
+        )
 
 
 class AccountViewSet(RestrictedReadOnlyViewSet):
@@ -149,14 +175,46 @@ class GrantViewSet(RestrictedReadOnlyViewSet):
     filterset_class = GrantFilter
 
 
+class SecretField(serializers.Field):
+    """A secret as written: {"value": "..."} (stored encrypted), {"reference": "env:VAR" | "file:/path"}, or
+    null to remove it. Never read back."""
+
+    def to_internal_value(self, data):
+        from entitlements.connector_services import SecretInput
+
+        if data is None:
+            return SecretInput()
+        if not isinstance(data, dict) or set(data) - {"value", "reference"} or len(data) != 1:
+            raise ValidationError('give {"value": "..."}, {"reference": "env:VAR"} or null')
+        value = data.get("value")
+        reference = data.get("reference")
+        if not isinstance(value or reference or "", str):
+            raise ValidationError("must be text")
+        return SecretInput(value=value, reference=reference)
+
+
 class ConnectorSerializer(serializers.ModelSerializer):
+    """Connectors. ``secrets`` is write-only (name -> value or reference); ``secret_names`` says which are set
+    and how they are kept, never what they are."""
+
+    secrets = serializers.DictField(child=SecretField(allow_null=True), write_only=True, required=False)
+    secret_names = serializers.SerializerMethodField()
+
     def to_representation(self, instance):
-        # Configuration will hold credentials once SCIM/LDAP/cloud connectors arrive: admins only.
+        # Configuration says where systems are (hosts, queries): admins only. Secrets are never in it.
         data = super().to_representation(instance)
         request = self.context.get("request")
         if request is None or not acl.can_attempt(request.user, Connector, acl.CHANGE):
             data.pop("configuration", None)
+            data.pop("secret_names", None)
         return data
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_secret_names(self, connector) -> list:
+        return [
+            {"name": secret.name, "kind": secret.kind, "updated_at": secret.updated_at}
+            for secret in connector.secrets.all()
+        ]
 
     class Meta:
         model = Connector
@@ -166,12 +224,29 @@ class ConnectorSerializer(serializers.ModelSerializer):
             "kind",
             "application",
             "configuration",
+            "cron",
             "owner",
             "deletion_threshold_percent",
             "deletion_threshold_count",
             "enabled",
             "created_at",
+            "secrets",
+            "secret_names",
         ]
+        read_only_fields = ["created_at"]
+        # Checked by connector_save, with every problem named (and uniqueness with the others).
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class ConnectorTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    unreachable = serializers.BooleanField()
+    error = serializers.CharField()
+    accounts = serializers.IntegerField()
+    entitlements = serializers.IntegerField()
+    grants = serializers.IntegerField()
+    identities = serializers.IntegerField()
+    samples = serializers.DictField()
 
 
 class ConnectorRunSerializer(serializers.ModelSerializer):
@@ -303,13 +378,65 @@ def _answer(call, **kwargs):
         raise PermissionDenied(str(exc)) from None
 
 
-class ConnectorViewSet(RestrictedReadOnlyViewSet):
-    """Connectors (configured in Django admin). POST .../thresholds/ to change a connector's safety thresholds:
-    stricter values apply at once; more permissive ones wait for a second admin (201 with the change either way).
+class ConnectorViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
+    """Connectors: admins create and change them (evidenced; secrets write-only; a configuration error is a 400
+    naming the field and the key). Raising a threshold, here or through POST .../thresholds/, is proposed for a
+    second admin; lowering applies at once. POST .../test/ reads the source and counts; .../pull/ queues a pull.
     """
 
-    queryset = Connector.objects.all()
+    queryset = Connector.objects.select_related("application").prefetch_related("secrets")
     serializer_class = ConnectorSerializer
+    access_actions = {"test": acl.CHANGE, "pull": acl.CHANGE}
+
+    def perform_create(self, serializer):
+        serializer.instance = self._save(serializer, None)
+
+    def perform_update(self, serializer):
+        serializer.instance = self._save(serializer, serializer.instance)
+
+    def _save(self, serializer, connector):
+        from entitlements.connector_services import connector_save
+
+        values = dict(serializer.validated_data)
+        secrets = values.pop("secrets", {})
+        saved = _answer(
+            connector_save,
+            connector=connector,
+            values=values,
+            secrets=secrets,
+            actor=Actor.for_user(self.request.user),
+            user=self.request.user,
+            via="api",
+        )
+        return Connector.objects.prefetch_related("secrets").get(pk=saved.connector.pk)
+
+    @extend_schema(request=None, responses={200: ConnectorTestSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Connect and read the source; counts and a few rows. Changes nothing. ``ok`` false with the error
+        (``unreachable``: no answer or credentials refused) when it cannot be read."""
+        from entitlements.connector_services import connector_test
+        from entitlements.connectors.sources import SourceError, SourceUnreachable
+
+        connector = self.get_object()
+        try:
+            report = _answer(connector_test, connector=connector)
+        except SourceError as exc:
+            return Response(
+                {"ok": False, "unreachable": isinstance(exc, SourceUnreachable), "error": str(exc)}
+            )
+        return Response({"ok": True, "unreachable": False, "error": "", **dataclasses.asdict(report)})
+
+    @extend_schema(request=None, responses={202: ConnectorRunSerializer})
+    @action(detail=True, methods=["post"])
+    def pull(self, request, pk=None):
+        """Queue a pull now (a worker executes it; follow the run)."""
+        connector = self.get_object()
+        run = services.connector_pull(
+            connector=connector, actor=Actor.for_user(request.user), user=request.user
+        )
+        run.refresh_from_db()
+        return Response(ConnectorRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ThresholdsSerializer, responses={201: ConnectorThresholdChangeSerializer})
     @action(detail=True, methods=["post"])

@@ -21,6 +21,7 @@ from entitlements import progress
 from entitlements.connectors.files import AccessFileConnector, IdentityFileConnector
 from entitlements.connectors.problems import ImportRefused, Problem, ProblemLog
 from entitlements.connectors.roots import connector_file
+from entitlements.connectors.sources import SourceError, SourceUnreachable
 from entitlements.imports import access, digest, identities, sql
 from entitlements.models import (
     Account,
@@ -174,6 +175,9 @@ def run_execute(*, run_id: int) -> ConnectorRun:
         progress.report(run.pk, phase="reading", percent=1)
         try:
             if run.kind == ConnectorRun.Kind.ACCESS:
+                if run.connector_id and run.connector.is_source:
+                    _identities_first(run, actor=actor)
+                    log = ProblemLog(run.source_name)
                 _execute_access(run, log=log, approved=approved, actor=actor)
             else:
                 _execute_identities(run, log=log, approved=approved, actor=actor)
@@ -183,6 +187,15 @@ def run_execute(*, run_id: int) -> ConnectorRun:
             _finish_held(run, held, warnings=log.warnings, actor=actor)
         except Cancelled:
             pass
+        except IdentitiesNotApplied as exc:
+            _finish_failed(run, None, actor=actor, cause=str(exc), failure=ConnectorRun.Failure.IDENTITIES)
+        except SourceError as exc:
+            if exc.transient and connection.vendor == "postgresql":
+                raise  # the job retries with backoff; giving up fails the run once (run_give_up)
+            failure = ConnectorRun.Failure.UNREACHABLE
+            if not isinstance(exc, SourceUnreachable):
+                failure = ConnectorRun.Failure.SOURCE
+            _finish_failed(run, None, actor=actor, cause=str(exc), failure=failure)
         except Exception as exc:
             if _transient(exc):
                 # The run stays running with its lease free: the job's next attempt restarts it, and gives the
@@ -237,10 +250,48 @@ def _transient(exc: Exception) -> bool:
 
 
 def run_give_up(job, cause: str) -> None:
-    """The run's job was given up (its attempts used up): the run fails with the cause, once."""
+    """The run's job was given up (its attempts used up): the run fails with the cause, once. A source pull that
+    never finished reading its source failed at the source (timeouts, resets: "unreachable")."""
     run = ConnectorRun.objects.filter(pk=job.args[0], status__in=ACTIVE).first()
     if run is not None:
-        _finish_failed(run, None, actor=Actor.system(f"connector-run:{run.pk}"), cause=cause)
+        failure = ConnectorRun.Failure.NONE
+        if run.connector_id and run.connector.is_source and not run.source_path:
+            failure = ConnectorRun.Failure.UNREACHABLE
+        _finish_failed(run, None, actor=Actor.system(f"connector-run:{run.pk}"), cause=cause, failure=failure)
+
+
+class IdentitiesNotApplied(Exception):
+    """A source pull's identities run was held or refused: its access is not applied either."""
+
+
+def _identities_first(run: ConnectorRun, *, actor: Actor) -> None:
+    """Read the source if this pull has not yet (entitlements/pulls.py), then apply its identities run, if
+    any, before the access. Run again after a lost worker, it reads again or finds the copy and the child run
+    where the last attempt left them."""
+    from entitlements import pulls
+
+    if pulls.needs_reading(run):
+        child = pulls.source_read(run, actor=actor)
+    else:
+        child = run.children.filter(kind=ConnectorRun.Kind.IDENTITIES).order_by("-pk").first()
+    if child is None:
+        return
+    if child.status == ConnectorRun.Status.RUNNING:
+        child_actor = Actor.system(f"connector-run:{child.pk}")
+        child_log = ProblemLog(child.source_name)
+        try:
+            _execute_identities(child, log=child_log, approved=False, actor=child_actor)
+        except ImportRefused as refused:
+            _finish_refused(child, refused, warnings=child_log.warnings, actor=child_actor)
+        except Held as held:
+            _finish_held(child, held, warnings=child_log.warnings, actor=child_actor)
+        child.refresh_from_db()
+    if child.status != ConnectorRun.Status.APPLIED:
+        why = child.held_reason or child.error or child.get_status_display().lower()
+        raise IdentitiesNotApplied(
+            f"its identities run #{child.pk} was {child.get_status_display().lower()} ({why}); "
+            "no access was applied"
+        )
 
 
 def _tune_session() -> None:
@@ -282,8 +333,8 @@ def _access_thresholds(run: ConnectorRun, application_ids) -> dict[int, tuple[in
     """
     own = run.connector if run.connector_id else None
     theirs: dict[int, list[Connector]] = {}
-    for connector in Connector.objects.filter(
-        kind=Connector.Kind.ACCESS_FILE, application_id__in=list(application_ids)
+    for connector in Connector.objects.exclude(kind=Connector.Kind.IDENTITY_FILE).filter(
+        application_id__in=list(application_ids)
     ):
         theirs.setdefault(connector.application_id, []).append(connector)
     gates = {}
@@ -588,14 +639,18 @@ def _finish_held(run, held: Held, *, warnings, actor) -> None:
         )
 
 
-def _finish_failed(run, exc: Exception | None, *, actor, cause: str = "") -> None:
+def _finish_failed(run, exc: Exception | None, *, actor, cause: str = "", failure: str = "") -> None:
+    """Fail the run (and an identities run of the same pull still running: it cannot finish without it)."""
     error = cause or jobs.describe(exc)
     with transaction.atomic():
         ended = ConnectorRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
-            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), error=error[:2000]
+            status=ConnectorRun.Status.FAILED, finished_at=timezone.now(), error=error[:2000], failure=failure
         )
         if ended:
-            event_record(actor=actor, action="import.run.failed", subject=run, payload={"error": error[:500]})
+            payload = {"error": error[:500], **({"failure": failure} if failure else {})}
+            event_record(actor=actor, action="import.run.failed", subject=run, payload=payload)
+        for child in ConnectorRun.objects.filter(parent=run, status=ConnectorRun.Status.RUNNING):
+            _finish_failed(child, None, actor=actor, cause=f"its pull (run #{run.pk}) failed: {error}"[:2000])
 
 
 # --- Approving and rejecting held runs ----------------------------------------------------------------
@@ -660,9 +715,15 @@ def run_reject(*, run_id: int, user, reason: str = "") -> ConnectorRun:
     )
 
 
-def connector_pull(*, connector: Connector, actor: Actor) -> ConnectorRun:
-    """Queue a run of the connector's configured file. A path outside the allowed roots (or a missing or
-    oversized file) gives a failed run saying why: the schedule's history shows it, and nothing is read."""
+def connector_pull(*, connector: Connector, actor: Actor, user=None, send: bool = True) -> ConnectorRun:
+    """Queue a run of the connector: a source connector's pull reads its source when it executes
+    (entitlements/pulls.py); a file connector's file is copied now. A path outside the allowed roots (or a
+    missing or oversized file) gives a failed run saying why: the schedule's history shows it, and nothing is
+    read."""
+    if connector.is_source:
+        from entitlements.pulls import pull_create
+
+        return pull_create(connector=connector, actor=actor, user=user, send=send)
     kind = (
         ConnectorRun.Kind.ACCESS
         if connector.kind == Connector.Kind.ACCESS_FILE
@@ -678,6 +739,8 @@ def connector_pull(*, connector: Connector, actor: Actor) -> ConnectorRun:
             actor=actor,
             application=connector.application,
             connector=connector,
+            user=user,
+            send=send,
         )
     except ValidationError as exc:
         return _run_refused_at_source(connector, kind, raw, " ".join(exc.messages), actor=actor)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from entitlements import views
+from entitlements import connector_views, views
 
 app_name = "entitlements"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path("entitlements/", views.EntitlementListView.as_view(), name="entitlement_list"),
     path("entitlements/<int:pk>/", views.entitlement_detail, name="entitlement_detail"),
     path("entitlements/<int:pk>/holders-on/", views.entitlement_holders_on, name="entitlement_holders_on"),
+    path("connectors/", connector_views.connector_list, name="connector_list"),
+    path("connectors/new/", connector_views.connector_edit, name="connector_add"),
+    path("connectors/<int:pk>/", connector_views.connector_edit, name="connector_edit"),
+    path("connectors/<int:pk>/test/", connector_views.connector_test_view, name="connector_test"),
+    path("connectors/<int:pk>/pull/", connector_views.connector_pull_view, name="connector_pull"),
     path("imports/", views.RunListView.as_view(), name="run_list"),
     path("imports/upload/", views.run_upload, name="run_upload"),
     path("imports/<int:pk>/", views.run_detail, name="run_detail"),

@@ -400,6 +400,8 @@ SOXGOV_ATTACHMENT_TYPES = [
     )
 ]
 # Safety gate: hold a pull that removes more than this share of an application's grants and more than this many.
+# Connector secrets (entitlements/connectors/secrets.py): Fernet keys, the first encrypts, all decrypt (rotation).
+SOXGOV_SECRET_KEYS = envlist("SOXGOV_SECRET_KEYS")
 SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).

@@ -72,7 +72,7 @@ class Source(ABC):
     def access(self) -> Iterator[dict[str, str]]:
         """Rows keyed by ACCESS_COLUMNS, streamed; "application" may be left out (the connector's one)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a source without connections has nothing to close)
         """Release connections; called once, also after an error."""
 
 

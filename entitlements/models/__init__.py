@@ -6,7 +6,12 @@ out of history: they would add a history row per grant per pull without telling 
 """
 
 from entitlements.models.access import Account, Application, Entitlement, FinancialProcess, Grant
-from entitlements.models.connectors import Connector, ConnectorRun, ConnectorThresholdChange
+from entitlements.models.connectors import (
+    Connector,
+    ConnectorRun,
+    ConnectorSecret,
+    ConnectorThresholdChange,
+)
 from entitlements.models.identities import Identity
 
 __all__ = [
@@ -14,6 +19,7 @@ __all__ = [
     "Application",
     "Connector",
     "ConnectorRun",
+    "ConnectorSecret",
     "ConnectorThresholdChange",
     "Entitlement",
     "FinancialProcess",

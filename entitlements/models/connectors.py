@@ -11,15 +11,20 @@ from soxgov.access import RestrictedQuerySet
 
 
 class Connector(models.Model):
-    """A configured source: an HR file, an access file, and later SCIM, LDAP or a cloud API.
+    """A configured source: an HR file, an access file, a directory (LDAP / Active Directory), a database.
 
     A connector only yields normalised records (entitlements/connectors/); staging, diffing and applying are
-    shared by all kinds. A schedule (django-celery-beat) pulls it periodically.
+    shared by all kinds. A schedule (django-celery-beat) pulls it periodically. Source kinds (``SOURCE_KINDS``)
+    read a live system (entitlements/connectors/sources.py) with the connector's secrets (ConnectorSecret).
     """
 
     class Kind(models.TextChoices):
         IDENTITY_FILE = "identity_file", "Identities file (CSV/XLSX)"
         ACCESS_FILE = "access_file", "Access file (CSV/XLSX)"
+        LDAP = "ldap", "Directory (LDAP / Active Directory)"
+        SQL = "sql", "Database (SQL)"
+
+    FILE_KINDS = (Kind.IDENTITY_FILE, Kind.ACCESS_FILE)
 
     name = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -77,24 +82,23 @@ class Connector(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        if self.cron.strip() and len(self.cron.split()) != 5:
-            raise ValidationError(
-                {"cron": 'Use five fields: "minute hour day month weekday", e.g. "0 2 * * *".'}
-            )
-        if self.kind == self.Kind.IDENTITY_FILE and self.application_id:
-            raise ValidationError({"application": "An identities connector is not tied to an application."})
-        if self.kind in (self.Kind.IDENTITY_FILE, self.Kind.ACCESS_FILE):
-            path = self.configuration.get("path") if isinstance(self.configuration, dict) else None
-            if not path or not isinstance(path, str):
-                raise ValidationError(
-                    {"configuration": 'A file connector needs {"path": "/where/the/file/lands.csv"}.'}
-                )
-            from entitlements.connectors.roots import connector_file
+        from entitlements.connectors.configuration import connector_problems
 
-            try:
-                connector_file(path)
-            except ValidationError as exc:
-                raise ValidationError({"configuration": exc.messages}) from None
+        secrets = set(self.secrets.values_list("name", flat=True)) if self.pk else set()
+        errors = connector_problems(
+            kind=self.kind,
+            application=self.application_id,
+            configuration=self.configuration,
+            cron=self.cron,
+            secret_names=secrets,
+        )
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_source(self) -> bool:
+        """Read from a live system by SOXGov itself (not a file someone drops)."""
+        return self.kind not in self.FILE_KINDS
 
     @property
     def thresholds(self) -> dict[str, int]:
@@ -102,6 +106,44 @@ class Connector(models.Model):
 
 
 THRESHOLD_FIELDS = ("deletion_threshold_percent", "deletion_threshold_count")
+
+
+class ConnectorSecret(models.Model):
+    """A connector's secret (a bind or database password), write-only: no page, API answer, log line or
+    evidence event ever shows the value.
+
+    Either ``ciphertext`` (a Fernet token made with the first of ``SOXGOV_SECRET_KEYS``; any of them decrypts,
+    so keys rotate: entitlements/connectors/secrets.py) or ``reference``: ``env:VARIABLE`` or ``file:/path``,
+    read at each pull, for secrets kept by the platform (a container secret, a vault agent's file).
+    """
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=64)
+    ciphertext = models.TextField(blank=True, editable=False)
+    reference = models.CharField(max_length=1024, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["connector", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "name"], name="%(app_label)s_%(class)s_one_per_name"
+            ),
+            models.CheckConstraint(
+                condition=(Q(ciphertext="") & ~Q(reference="")) | (~Q(ciphertext="") & Q(reference="")),
+                name="%(app_label)s_%(class)s_value_or_reference",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector}: {self.name} ({self.kind})"
+
+    @property
+    def kind(self) -> str:
+        """How it is kept, never what it is: "encrypted", "env" or "file"."""
+        return "encrypted" if self.ciphertext else self.reference.partition(":")[0]
 
 
 class ConnectorThresholdChange(models.Model):
@@ -201,10 +243,31 @@ class ConnectorRun(models.Model):
         REJECTED = "rejected", "Rejected"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Failure(models.TextChoices):
+        NONE = "", "-"
+        UNREACHABLE = "unreachable", "Source unreachable or credentials refused"
+        SOURCE = "source", "The source answered with an error"
+        IDENTITIES = "identities", "Its identities run was not applied"
+
     FINAL = (Status.APPLIED, Status.FAILED, Status.REJECTED, Status.CANCELLED)
 
     connector = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="For the identities a source pull read: the access run of the same pull, applied after it.",
+    )
+    failure = models.CharField(
+        max_length=16,
+        choices=Failure.choices,
+        blank=True,
+        default="",
+        help_text="Why a failed run failed, when a source pull could not read its source.",
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     application = models.ForeignKey(

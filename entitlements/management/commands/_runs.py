@@ -1,4 +1,5 @@
-"""Shared behaviour of the import commands: the exit-code contract (0 applied, 1 refused, 3 held)."""
+"""Shared behaviour of the import commands: the exit-code contract (0 applied, 1 refused, 3 held, and for a
+source connector 2: the source is unreachable or refused the credentials)."""
 
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from entitlements.models import ConnectorRun
 from evidence.services import Actor
 from soxgov import jobs
 
-EXIT_REFUSED, EXIT_HELD = 1, 3
+EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_HELD = 1, 2, 3
 
 
 def print_outcome(command: BaseCommand, run: ConnectorRun) -> None:
@@ -38,7 +39,37 @@ def print_outcome(command: BaseCommand, run: ConnectorRun) -> None:
             command.stderr.write(f"... and {run.problem_count - len(run.problems)} more")
         raise SystemExit(EXIT_REFUSED)
     command.stderr.write(f"run {run.pk} {run.status}: {run.error}")
+    if run.failure == ConnectorRun.Failure.UNREACHABLE:
+        raise SystemExit(EXIT_UNREACHABLE)
+    if run.failure == ConnectorRun.Failure.IDENTITIES:
+        child = run.children.order_by("-pk").first()
+        if child is not None and child.status == ConnectorRun.Status.HELD:
+            command.stderr.write(
+                f"approve the identities run with: python manage.py approve_run {child.pk} --user <another admin>"
+            )
+            raise SystemExit(EXIT_HELD)
     raise SystemExit(EXIT_REFUSED)
+
+
+def find_connector(name: str):
+    from entitlements.models import Connector
+
+    connector = Connector.objects.select_related("application").filter(name=name).first()
+    if connector is None:
+        raise CommandError(f"no connector named {name!r}")
+    return connector
+
+
+def find_user(username: str | None):
+    """The admin a command acts as (None: a system actor), and the actor to evidence."""
+    if not username:
+        return None
+    from soxgov.models import User
+
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise CommandError(f"no user named {username!r}")
+    return user
 
 
 def _problem_line(problem: dict) -> str:
