@@ -293,13 +293,13 @@ def test_configurations_are_validated_naming_every_problem():
         {"password"},
     )
     assert problems == [
-        "colour: is not a setting of LDAP connectors",
-        "secret password: is not a secret of LDAP connectors",
+        "colour: is not a setting of an LDAP connector",
+        "secrets: 'password' is not a secret of an LDAP connector (use bind_password)",
         "flavour: must be one of openldap, active_directory (got 'novell')",
         "url: 'http://dc1.example.com/dc=example' must be ldap://host[:port] or ldaps://host[:port] (no path; the base goes in base_dn)",
         "identities: must be true or false",
         "bind_dn: 'reader' is not a DN (Active Directory also takes user@domain)",
-        "secret bind_password: is required with bind_dn (an empty password binds anonymously)",
+        "secrets: bind_password is required with bind_dn (an empty password binds anonymously)",
         "base_dn: 'example.com' is not a DN such as dc=example,dc=com",
         "user_filter: 'objectClass=person' is not an LDAP filter (it must be wrapped in balanced parentheses)",
         "group_filter: '(|(objectClass=group)' is not an LDAP filter (it must be wrapped in balanced parentheses)",

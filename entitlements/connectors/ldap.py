@@ -177,9 +177,9 @@ class LdapSource(Source):
     def validate(cls, config: object, secrets: set[str]) -> list[str]:
         if not isinstance(config, Mapping):
             return ["configuration: must be a JSON object"]
-        problems = [f"{key}: is not a setting of LDAP connectors" for key in sorted(set(config) - KEYS)]
+        problems = [f"{key}: is not a setting of an LDAP connector" for key in sorted(set(config) - KEYS)]
         problems += [
-            f"secret {name}: is not a secret of LDAP connectors"
+            f"secrets: {name!r} is not a secret of an LDAP connector (use bind_password)"
             for name in sorted(secrets - cls.secret_names)
         ]
         flavour = config.get("flavour")
@@ -204,7 +204,7 @@ class LdapSource(Source):
                 problems.append(f"bind_dn: {bind_dn!r} is not a DN (Active Directory also takes user@domain)")
             if "bind_password" not in secrets:
                 problems.append(
-                    "secret bind_password: is required with bind_dn (an empty password binds anonymously)"
+                    "secrets: bind_password is required with bind_dn (an empty password binds anonymously)"
                 )
         elif "bind_password" in secrets:
             problems.append("bind_dn: is required when the secret bind_password is given")
