@@ -99,6 +99,19 @@ def connector_config(url: str, page_size: int) -> dict:
     }
 
 
+def pull_phases(bench) -> dict[str, float]:
+    """Where the pull's time went, from its runs' own times and the evidence of the read."""
+    row = bench.psql(
+        "SELECT EXTRACT(EPOCH FROM (e.occurred_at - a.started_at)), "
+        "EXTRACT(EPOCH FROM (i.finished_at - i.started_at)), "
+        "EXTRACT(EPOCH FROM (a.finished_at - i.finished_at)) "
+        "FROM entitlements_connectorrun a JOIN entitlements_connectorrun i ON i.parent_id = a.id "
+        "JOIN evidence_evidenceevent e ON e.action = 'import.run.pulled' AND e.subject_id = a.id::text"
+    )
+    names = ("read the directory into CSV copies", "identities run", "access import")
+    return dict(zip(names, (float(x) for x in row.split("|")), strict=True)) if row else {}
+
+
 def child_read(args) -> int:
     """Runs in the measured child: read the directory through LdapSource, optionally writing the CSV files."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soxgov.settings")
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SELECT kind, source_path FROM entitlements_connectorrun WHERE connector_id IS NOT NULL"
             ).splitlines()
         )
+        phases = pull_phases(bench)
         directory.stop()  # the baseline does not share the machine with slapd
 
         # The baseline: the same rows (the pull's stored copies) imported as files into a fresh database.
@@ -247,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nsource: {read_csv.stdout.strip()}")
         print(f"pull: {pull.stdout.strip().splitlines()[-6:]}")
         print(f"import_access: grants {parse_counts(imported[1].stdout).get('grants')}")
+        print("inside the pull: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
         baseline = sum(s.seconds for s in imported)
         ratio = pull.seconds / baseline
         source_rss = max(read_only.rss_mb, read_csv.rss_mb)

@@ -67,6 +67,16 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float) ->
     raise RuntimeError(f"the server did not answer on {url} within {seconds} s: {log.read_text()[-2000:]}")
 
 
+def _answering(directory: Directory, log: Path, timeout: float) -> Directory:
+    """The directory once it answers a search; stopped, with its log in the error, if it never does."""
+    try:
+        _wait_for(directory.url, directory.process, log, timeout)
+    except RuntimeError:
+        directory.stop()
+        raise
+    return directory
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -234,12 +244,7 @@ def start_slapd(
     directory = Directory(
         url, OPENLDAP_SUFFIX, OPENLDAP_ROOT_DN, OPENLDAP_ROOT_PASSWORD, process, root, ldaps_url, ca_file
     )
-    try:
-        _wait_for(url, process, log, timeout)
-    except RuntimeError:
-        directory.stop()
-        raise
-    return directory
+    return _answering(directory, log, timeout)
 
 
 def _bindable(address: str, port: int) -> bool:
@@ -338,9 +343,43 @@ def start_samba(root: Path, ldif_template: Path | None = None, *, timeout: float
     directory = Directory(
         url, AD_BASE_DN, f"CN=Administrator,CN=Users,{AD_BASE_DN}", AD_ADMIN_PASSWORD, process, root
     )
-    try:
-        _wait_for(url, process, log, timeout)
-    except RuntimeError:
-        directory.stop()
-        raise
-    return directory
+    return _answering(directory, log, timeout)
+
+
+# One change to the OpenLDAP fixture, read by the source test and pulled by the end-to-end test, and what it
+# does to the grants: Ben leaves gl-posters (losing finance-all and reporting, which he had only through it),
+# gl-posters is taken out of finance-all (Ann keeps gl-posters but loses finance-all and reporting), Dev is locked
+# (disabled), and a new hire, Eve, joins ap-clerks.
+_PEOPLE = f"ou=people,{OPENLDAP_SUFFIX}"
+_GROUPS = f"ou=groups,{OPENLDAP_SUFFIX}"
+OPENLDAP_CHANGE = (
+    (f"cn=gl-posters,{_GROUPS}", "modify", [(ldap.MOD_DELETE, "member", [f"uid=bokoro,{_PEOPLE}".encode()])]),
+    (
+        f"cn=finance-all,{_GROUPS}",
+        "modify",
+        [(ldap.MOD_DELETE, "member", [f"cn=gl-posters,{_GROUPS}".encode()])],
+    ),
+    (f"uid=dpatel,{_PEOPLE}", "modify", [(ldap.MOD_ADD, "pwdAccountLockedTime", [b"000001010000Z"])]),
+    (
+        f"uid=enew,{_PEOPLE}",
+        "add",
+        [
+            ("objectClass", [b"inetOrgPerson"]),
+            ("uid", [b"enew"]),
+            ("cn", [b"Eve New"]),
+            ("sn", [b"New"]),
+            ("employeeNumber", [b"E1007"]),
+            ("mail", [b"enew@example.com"]),
+            ("manager", [f"uid=dpatel,{_PEOPLE}".encode()]),
+        ],
+    ),
+    (f"cn=ap-clerks,{_GROUPS}", "modify", [(ldap.MOD_ADD, "uniqueMember", [f"uid=enew,{_PEOPLE}".encode()])]),
+)
+OPENLDAP_CHANGE_REMOVES = {
+    ("bokoro", "gl-posters"),
+    ("bokoro", "finance-all"),
+    ("bokoro", "reporting"),
+    ("alee", "finance-all"),
+    ("alee", "reporting"),
+}
+OPENLDAP_CHANGE_ADDS = {("enew", "ap-clerks")}

@@ -23,14 +23,11 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from entitlements.connectors.sources import Source, SourceError, SourceTimeout, SourceUnreachable
+import ldap
+import ldap.dn
+from ldap.controls import SimplePagedResultsControl
 
-try:  # python-ldap is a declared dependency; the import is guarded so validation never needs the C library
-    import ldap
-    import ldap.dn
-    from ldap.controls import SimplePagedResultsControl
-except ImportError:  # pragma: no cover - only on an installation without the dependency
-    ldap = None
+from entitlements.connectors.sources import Source, SourceError, SourceTimeout, SourceUnreachable
 
 FLAVOURS = ("openldap", "active_directory")
 ATTRIBUTE_KEYS = (
@@ -104,6 +101,7 @@ OPENLDAP_LOCKED_FOREVER = "000001010000Z"
 FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
 ATTRIBUTE_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
 PAGED = "1.2.840.113556.1.4.319"
+UNIQUE_MEMBER_UID = re.compile(r"#'[01]*'B$")
 
 
 def _problems_of_filter(key: str, value: object) -> list[str]:
@@ -121,8 +119,6 @@ def _problems_of_filter(key: str, value: object) -> list[str]:
 
 
 def _is_dn(value: str) -> bool:
-    if ldap is None:  # pragma: no cover
-        return "=" in value
     return "=" in value and ldap.dn.is_dn(value)
 
 
@@ -247,7 +243,7 @@ class LdapSource(Source):
         elif flavour == "active_directory" and page_size > AD_PAGE_LIMIT:
             problems.append(f"page_size: Active Directory returns at most {AD_PAGE_LIMIT} entries a page")
         timeout = config.get("timeout", DEFAULT_TIMEOUT)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
             problems.append(f"timeout: must be seconds between 1 and 3600 (got {timeout!r})")
         return problems
 
@@ -281,32 +277,27 @@ class LdapSource(Source):
     def _connection(self):
         if self._conn is not None:
             return self._conn
-        if ldap is None:  # pragma: no cover
-            raise SourceError("python-ldap is not installed (pip install python-ldap)")
         url = self.config["url"]
         try:
             conn = ldap.initialize(url)
             conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
-            conn.set_option(
-                ldap.OPT_REFERRALS, 0
-            )  # AD answers with references to other partitions: not followed
+            # AD answers with references to its other partitions (DomainDnsZones, Configuration): not followed.
+            conn.set_option(ldap.OPT_REFERRALS, 0)
             conn.set_option(ldap.OPT_NETWORK_TIMEOUT, self.timeout)
             conn.set_option(ldap.OPT_TIMEOUT, self.timeout)
             if url.startswith("ldaps://") or self.config.get("start_tls"):
                 conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
                 if self.config.get("ca_file"):
                     conn.set_option(ldap.OPT_X_TLS_CACERTFILE, self.config["ca_file"])
-                conn.set_option(
-                    ldap.OPT_X_TLS_NEWCTX, 0
-                )  # last: builds the TLS context from the options above
+                # Last: builds this connection's TLS context from the options above.
+                conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
             if self.config.get("start_tls"):
                 conn.start_tls_s()
             bind_dn = self.config.get("bind_dn")
             if bind_dn:
                 password = self.secrets.get("bind_password") or ""
-                if (
-                    not password
-                ):  # an empty password is an unauthenticated bind that "succeeds" and reads nothing
+                if not password:
+                    # An empty password is an unauthenticated bind: it "succeeds" and then reads nothing.
                     raise SourceUnreachable(
                         f"authentication failed for {bind_dn}: the bind_password secret is empty"
                     )
@@ -488,7 +479,7 @@ class LdapSource(Source):
                 )
                 rid = ""
             node = self._node(dn)
-            if node != len(accounts):  # the same DN twice in one search cannot happen; a referral loop could
+            if node != len(accounts):  # an entry the server sent twice is read once
                 continue
             if classes & {"msds-groupmanagedserviceaccount", "msds-managedserviceaccount"}:
                 kind = "service"
@@ -534,14 +525,14 @@ class LdapSource(Source):
             )
             group = _Group(self._account_id(dn, values), name, privileged, rid=rid)
             members = group.members
-            member_dns = values.get("member", []) + values.get("uniquemember", [])
+            member_dns = values.get("member", [])
             if self.ad:
                 member_dns = member_dns + self._ranged(dn, entry, "member")
             for raw in member_dns:
-                member = raw.decode("utf-8", "replace")
-                if "#" in member:  # uniqueMember's optional UID: cn=x,dc=y#'0101'B
-                    member = member.split("#", 1)[0]
-                members.append(self._node(member))
+                members.append(self._node(raw.decode("utf-8", "replace")))
+            for raw in values.get("uniquemember", []):
+                # nameAndOptionalUID: the DN may carry a bit-string UID, cn=x,dc=y#'0101'B
+                members.append(self._node(UNIQUE_MEMBER_UID.sub("", raw.decode("utf-8", "replace"))))
             if values.get("memberuid"):
                 if by_name is None:
                     by_name = {acc.account_name.lower(): i for i, acc in enumerate(accounts)}
@@ -737,7 +728,7 @@ def _dn_key(dn: str) -> str:
     """A DN in one spelling (case, spaces and escapes normalised) for comparing member values with entries."""
     try:
         return ldap.dn.dn2str(ldap.dn.str2dn(dn)).lower()
-    except (ldap.DECODING_ERROR, AttributeError):
+    except ldap.DECODING_ERROR:
         return dn.strip().lower()
 
 
