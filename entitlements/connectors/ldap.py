@@ -555,14 +555,17 @@ class LdapSource(Source):
     # ---- rows -------------------------------------------------------------------------------------------
     def identities(self) -> Iterator[dict[str, str]]:
         accounts = self._accounts_read()
-        # One person may hold several accounts (jdoe and adm-jdoe share an employee id): one identity row,
-        # from the first enabled account.
+        # One person may hold several accounts (jdoe and adm-jdoe share an employee id): one identity row, from
+        # an enabled account, the one with the shortest name (admin accounts add a prefix or suffix), whatever
+        # order the server sends them in.
         chosen: dict[str, _Account] = {}
         for acc in accounts:
-            if acc.kind != "human":
-                continue
             key = acc.employee_id or acc.email.lower()
-            if key and (key not in chosen or (chosen[key].status == "disabled" and acc.status == "enabled")):
+            if (
+                acc.kind == "human"
+                and key
+                and (key not in chosen or _preferred(acc) < _preferred(chosen[key]))
+            ):
                 chosen[key] = acc
         # A manager or owner is named by the employee id of a person who gets an identity row here (the import
         # refuses references to people outside the file); any of that person's accounts resolves to them.
@@ -612,6 +615,10 @@ class LdapSource(Source):
             with contextlib.suppress(ldap.LDAPError):  # the connection is gone either way
                 self._conn.unbind_s()
             self._conn = None
+
+
+def _preferred(acc: _Account) -> tuple:
+    return (acc.status != "enabled", len(acc.account_name), acc.account_name)
 
 
 def _identity(acc: _Account, employee_id: str, owner: str, manager: str) -> dict[str, str]:
