@@ -90,6 +90,10 @@ def grants() -> set[tuple[str, str]]:
 
 def test_pull_a_directory_then_its_changes_and_hold_a_pull_that_removes_most(slapd, directory_app, tmp_path):
     add_openldap(tmp_path, slapd)
+    tested = command("connector_test", "corp-ldap")
+    assert tested.code == 0, tested
+    assert "28 accounts, 9 entitlements, 36 grants, 26 identities" in tested.out
+    assert not Account.objects.exists()  # a test reads, and changes nothing
     first = command("connector_pull", "corp-ldap")
     assert first.code == 0, first
     assert Account.objects.filter(application=directory_app).count() == 28
