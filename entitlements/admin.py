@@ -7,7 +7,6 @@ from entitlements.models import (
     Application,
     Connector,
     ConnectorRun,
-    ConnectorSecret,
     ConnectorThresholdChange,
     Entitlement,
     FinancialProcess,
@@ -116,23 +115,6 @@ class FinancialProcessAdmin(EvidencedAdmin):
     list_display = ("code", "name")
 
 
-class ConnectorSecretInline(admin.TabularInline):
-    """Which secrets a connector has and how they are kept; never a value (set them on the Connectors page,
-    the API or connector_add)."""
-
-    model = ConnectorSecret
-    fields = ("name", "kind", "updated_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Connector)
 class ConnectorAdmin(EvidencedAdmin):
     """Thresholds are not saved here directly: they go through entitlements.thresholds, where raising one
@@ -143,7 +125,16 @@ class ConnectorAdmin(EvidencedAdmin):
     list_display = ("name", "kind", "application", "cron", "deletion_threshold_percent", "enabled")
     list_filter = ("kind", "enabled")
     raw_id_fields = ("owner",)
-    inlines = [ConnectorSecretInline]
+    readonly_fields = ("secrets_kept",)
+
+    @admin.display(description="Secrets")
+    def secrets_kept(self, connector):
+        """Which secrets it has and how they are kept, never a value (set them on the Connectors page, the API
+        or connector_add)."""
+        kept = [
+            f"{s.name} ({s.kind}, updated {s.updated_at:%Y-%m-%d %H:%M})" for s in connector.secrets.all()
+        ]
+        return ", ".join(kept) or "none"
 
     def save_model(self, request, obj, form, change):
         current = Connector.objects.get(pk=obj.pk).thresholds if change else thresholds.default_thresholds()

@@ -175,6 +175,14 @@ class GrantViewSet(RestrictedReadOnlyViewSet):
     filterset_class = GrantFilter
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {"value": {"type": "string"}, "reference": {"type": "string"}},
+        "description": 'write-only: {"value": "..."}, {"reference": "env:VAR" | "file:/path"}, or null to remove',
+    }
+)
 class SecretField(serializers.Field):
     """A secret as written: {"value": "..."} (stored encrypted), {"reference": "env:VAR" | "file:/path"}, or
     null to remove it. Never read back."""
@@ -257,9 +265,11 @@ class ConnectorRunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "connector",
+            "parent",
             "kind",
             "application",
             "status",
+            "failure",
             "source_name",
             "input_sha256",
             "input_bytes",

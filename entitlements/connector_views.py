@@ -13,6 +13,7 @@ from entitlements import services
 from entitlements.connector_services import SecretInput, connector_save, connector_test
 from entitlements.connectors.sources import SourceError, SourceUnreachable, source_class
 from entitlements.models import Application, Connector, ConnectorThresholdChange
+from entitlements.thresholds import default_thresholds
 from evidence.services import Actor
 from soxgov import access
 from soxgov.views import restricted_object
@@ -43,8 +44,8 @@ class ConnectorForm(forms.Form):
         required=False, help_text='"minute hour day month weekday" (UTC); empty: on demand.'
     )
     enabled = forms.BooleanField(required=False, initial=True)
-    deletion_threshold_percent = forms.IntegerField(min_value=0, max_value=100, initial=10)
-    deletion_threshold_count = forms.IntegerField(min_value=0, initial=20)
+    deletion_threshold_percent = forms.IntegerField(min_value=0, max_value=100)
+    deletion_threshold_count = forms.IntegerField(min_value=0)
 
     def __init__(self, *args, secrets=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,8 +77,26 @@ class ConnectorForm(forms.Form):
         return given
 
 
+def _connector(request, pk):
+    """Admins only (the pages configure connectors); others are refused before anything is looked up."""
+    access.require(request.user, Connector, access.CHANGE)
+    return restricted_object(request, Connector, pk, select_related=("application",))
+
+
+def _initial(connector: Connector) -> dict:
+    return {
+        "name": connector.name,
+        "kind": connector.kind,
+        "application": connector.application_id,
+        "configuration": connector.configuration,
+        "cron": connector.cron,
+        "enabled": connector.enabled,
+        **connector.thresholds,
+    }
+
+
 def connector_list(request):
-    access.require(request.user, Connector, access.VIEW)
+    access.require(request.user, Connector, access.CHANGE)
     connectors = (
         Connector.objects.restrict(request.user)
         .select_related("application")
@@ -94,22 +113,10 @@ def connector_list(request):
 
 @require_http_methods(["GET", "POST"])
 def connector_edit(request, pk=None):
-    connector = None
-    if pk is not None:
-        connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE if connector else access.ADD)
+    access.require(request.user, Connector, access.CHANGE if pk else access.ADD)
+    connector = _connector(request, pk) if pk is not None else None
     names = secret_names()
-    initial = None
-    if connector is not None:
-        initial = {
-            "name": connector.name,
-            "kind": connector.kind,
-            "application": connector.application_id,
-            "configuration": connector.configuration,
-            "cron": connector.cron,
-            "enabled": connector.enabled,
-            **connector.thresholds,
-        }
+    initial = _initial(connector) if connector is not None else default_thresholds()
     form = ConnectorForm(request.POST or None, initial=initial, secrets=names)
     if request.method == "POST" and form.is_valid():
         values = {
@@ -153,8 +160,7 @@ def connector_edit(request, pk=None):
 
 @require_POST
 def connector_test_view(request, pk):
-    connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE)
+    connector = _connector(request, pk)
     result = {"ok": False}
     try:
         report = connector_test(connector=connector)
@@ -164,26 +170,14 @@ def connector_test_view(request, pk):
         result.update(error=str(exc), unreachable=isinstance(exc, SourceUnreachable))
     else:
         result.update(ok=True, report=report)
-    form = ConnectorForm(
-        initial={
-            "name": connector.name,
-            "kind": connector.kind,
-            "application": connector.application_id,
-            "configuration": connector.configuration,
-            "cron": connector.cron,
-            "enabled": connector.enabled,
-            **connector.thresholds,
-        },
-        secrets=secret_names(),
-    )
+    form = ConnectorForm(initial=_initial(connector), secrets=secret_names())
     context = {"form": form, "connector": connector, "secrets": list(connector.secrets.all()), "test": result}
     return render(request, "entitlements/connector_form.html", context)
 
 
 @require_POST
 def connector_pull_view(request, pk):
-    connector = restricted_object(request, Connector, pk, select_related=("application",))
-    access.require(request.user, Connector, access.CHANGE)
+    connector = _connector(request, pk)
     run = services.connector_pull(connector=connector, actor=Actor.for_user(request.user), user=request.user)
     messages.success(request, f"Pull of {connector.name} queued as import #{run.pk}.")
     return redirect(run)

@@ -174,15 +174,17 @@ def pull_create(*, connector: Connector, actor: Actor, user=None, send: bool = T
 
 
 def pull_dry_run(*, connector: Connector, actor: Actor) -> dict:
-    """Pull as usual, then roll everything back: what the pull would do (its status, counts, held reason or
+    """Pull as usual (any kind of connector), then roll everything back: what the pull would do (its status, counts, held reason or
     problems, and the changes as their evidence events would record them). Nothing stays but the content-
     addressed copies of what was read. SourceError propagates as from a pull."""
-    from entitlements.services import run_execute
+    from entitlements.services import connector_pull, run_execute
     from evidence.models import EvidenceEvent
 
     with transaction.atomic():
         mark = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-        run = run_execute(run_id=pull_create(connector=connector, actor=actor, send=False).pk)
+        run = connector_pull(connector=connector, actor=actor, send=False)  # a file connector's too
+        if run.status != ConnectorRun.Status.FAILED:  # refused at once: a file outside the roots, missing
+            run = run_execute(run_id=run.pk)
         runs = [run, *ConnectorRun.objects.filter(parent=run).order_by("pk")]
         outcome = {
             "runs": [

@@ -348,12 +348,25 @@ def _access_thresholds(run: ConnectorRun, application_ids) -> dict[int, tuple[in
 
 
 def _identity_thresholds(run: ConnectorRun) -> tuple[int, int]:
-    """A connector's own thresholds; a manual identities upload takes the strictest identities connector's."""
+    """A connector's own thresholds; a manual identities upload takes the strictest among the connectors that
+    feed identities (identities files, sources configured to yield them)."""
     if run.connector_id:
         return run.connector.deletion_threshold_percent, run.connector.deletion_threshold_count
-    return (
-        _strictest(list(Connector.objects.filter(kind=Connector.Kind.IDENTITY_FILE))) or _default_thresholds()
-    )
+    feeding = [c for c in Connector.objects.exclude(kind=Connector.Kind.ACCESS_FILE) if _feeds_identities(c)]
+    return _strictest(feeding) or _default_thresholds()
+
+
+def _feeds_identities(connector: Connector) -> bool:
+    """An identities file connector, or a source configured to yield identities (its thresholds then guard
+    manual identities uploads too)."""
+    if connector.kind == Connector.Kind.IDENTITY_FILE:
+        return True
+    from entitlements.connectors.sources import source_class
+
+    try:
+        return source_class(connector.kind)(connector.configuration, {}).feeds_identities
+    except Exception:  # a source kind not installed here, a configuration it cannot read: it feeds nothing
+        return False
 
 
 def _change_reason(run: ConnectorRun) -> str:

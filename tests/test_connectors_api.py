@@ -220,3 +220,28 @@ def test_connector_pages(erp, people, client):
     assert 'type="password"' in edit.content.decode()
     pulled = client.post(f"/connectors/{connector.pk}/pull/")
     assert pulled.status_code == 302 and pulled.url.startswith("/imports/")
+
+
+def test_django_admin_checks_the_configuration_and_shows_no_secret(erp, people, client):
+    connector_id = create(client_for(people["alice"]), erp).json()["id"]
+    client.force_login(people["alice"])
+    page = client.get(f"/admin/entitlements/connector/{connector_id}/change/")
+    assert page.status_code == 200
+    assert "password (encrypted" in page.content.decode() and SECRET not in page.content.decode()
+    connector = Connector.objects.get(pk=connector_id)
+    form = {
+        "name": connector.name,
+        "kind": "sql",
+        "application": connector.application_id,
+        "configuration": json.dumps({"url": "postgresql://reader:pw@db/erp"}),
+        "cron": "",
+        "deletion_threshold_percent": 10,
+        "deletion_threshold_count": 20,
+        "enabled": "on",
+    }
+    refused = client.post(f"/admin/entitlements/connector/{connector_id}/change/", form)
+    assert refused.status_code == 200  # the form again, with the problems
+    text = refused.content.decode()
+    assert "url: must not contain a password" in text and "access_query: is required" in text
+    connector.refresh_from_db()
+    assert connector.configuration == erp.config()

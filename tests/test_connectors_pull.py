@@ -336,3 +336,45 @@ def test_rotation_re_encrypts_with_the_first_key(erp, tmp_path, monkeypatch):
         secret_store.reveal(secret)
     rotated = EvidenceEvent.objects.get(action="config.connector.secrets.rotated")
     assert json.loads(rotated.payload) == {"secrets": 1, "connectors": ["ledger-db"]}
+
+
+def test_a_manual_identities_upload_takes_a_stricter_source_connectors_thresholds(erp, tmp_path, make_user):
+    """A source that feeds identities guards them against a hand upload as an identities file connector does."""
+    from soxgov.roles import Role
+
+    make_user("alice", Role.ADMIN)
+    assert add(tmp_path, erp, identities=True).code == 0
+    assert command("connector_pull", "ledger-db").code == 0
+    stricter = ("--deletion-threshold-percent", "1", "--deletion-threshold-count", "1", "--user", "alice")
+    assert command("connector_add", "--name", "ledger-db", *stricter).code == 0
+    upload = tmp_path / "people.csv"
+    upload.write_text("employee_id,display_name\n" + "".join(f"E{n:03},User {n}\n" for n in range(1, 28)))
+    held = command("import_identities", str(upload))
+    assert held.code == 3, held  # 3 of 30 absent: over 1% and 1 (the defaults, 10% and 20, would apply it)
+    assert "would terminate 3 of 30" in held.err
+
+
+def test_dry_run_of_a_file_connector(db, tmp_path, settings):
+    """--dry-run serves every kind: a file connector's file is read, diffed and rolled back too."""
+    settings.SOXGOV_CONNECTOR_FILE_ROOTS = [tmp_path]
+    Application.objects.create(name="Ledger")
+    export = tmp_path / "ledger.csv"
+    export.write_text("account_id,entitlement_id\nbob,GL_POST\n")
+    config = tmp_path / "file.json"
+    config.write_text(json.dumps({"path": str(export)}))
+    args = (
+        "--name",
+        "ledger-file",
+        "--kind",
+        "access_file",
+        "--application",
+        "Ledger",
+        "--config",
+        str(config),
+    )
+    assert command("connector_add", *args).code == 0
+    before = snapshot()
+    outcome = command("connector_pull", "ledger-file", "--dry-run")
+    assert outcome.code == 0, outcome
+    assert "access.grant.added" in outcome.out
+    assert snapshot() == before and not ConnectorRun.objects.exists()

@@ -142,6 +142,9 @@ class SqlSource(Source):
         backend = url.get_backend_name()
         if self.secrets.get("password") and backend != "sqlite":  # a SQLite file has no password
             url = url.set(password=self.secrets["password"])
+        if backend == "sqlite" and url.database and not url.database.startswith("file:"):
+            # Opened read-only: a missing file is unreachable, not silently created empty.
+            url = url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
         connect_timeout = int(self.config.get("connect_timeout_seconds") or 30)
         connect_args = {}
         if backend == "postgresql":

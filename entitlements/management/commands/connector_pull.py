@@ -1,3 +1,5 @@
+import contextlib
+
 from django.core.management.base import BaseCommand
 
 from entitlements import services
@@ -39,7 +41,9 @@ class Command(BaseCommand):
         if job is not None:
             # Executed here rather than by a worker, through its job all the same: if this process dies, the
             # reaper finds the job and a worker finishes the run.
-            jobs.execute(job.pk)
+            # A transient source error (which the embedded mode raises) leaves the job to retry.
+            with contextlib.suppress(SourceError):
+                jobs.execute(job.pk)
         run = ConnectorRun.objects.get(pk=run.pk)
         for child in run.children.order_by("pk"):
             self.stdout.write(f"identities run {child.pk}: {child.get_status_display().lower()}")
