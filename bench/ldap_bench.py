@@ -42,7 +42,7 @@ BASE = "dc=example,dc=com"
 APPLICATION = "Directory"
 READER = f"cn=reader,ou=system,{BASE}"
 READER_PASSWORD = "reader-secret-2026"
-PASSWORD_VARIABLE = "SOXGOV_BENCH_LDAP_PASSWORD"
+PASSWORD_VARIABLE = "LDAP_BENCH_BIND_PASSWORD"
 SLAPD_INDEXES = "index objectClass eq"
 
 

@@ -323,13 +323,15 @@ def _default_thresholds() -> tuple[int, int]:
 
 
 def _access_thresholds(run: ConnectorRun, application_ids) -> dict[int, tuple[int, int]]:
-    """The (percent, count) gate for each application a run covers.
+    """The (percent, count) gate for each application a run covers: the strictest among the application's
+    connectors (and the run's own connector).
 
-    A run of an application's own connector uses that connector's thresholds. Any other run (a manual upload,
-    or a connector whose file also names other applications) uses the strictest of each application's
-    connectors, so that uploading the same file by hand does not bypass a connector an admin made stricter;
-    the global default applies only to an application without connectors. A raised threshold still waiting
-    for a second admin is not on the connector yet (entitlements/thresholds.py), so it is not in force here.
+    Whatever route a pull takes (a manual upload, the application's connector, a second connector created for
+    it, a connector re-pointed at it), the gate in force is the strictest an admin set for that application, so
+    a permissive connector cannot be used to get past a stricter one without a second admin (thresholds are only
+    raised through entitlements/thresholds.py). The global default applies only to an application without
+    connectors. A raised threshold still waiting for a second admin is not on the connector yet, so it is not in
+    force here.
     """
     own = run.connector if run.connector_id else None
     theirs: dict[int, list[Connector]] = {}
@@ -339,20 +341,17 @@ def _access_thresholds(run: ConnectorRun, application_ids) -> dict[int, tuple[in
         theirs.setdefault(connector.application_id, []).append(connector)
     gates = {}
     for application_id in application_ids:
-        if own is not None and own.application_id == application_id:
-            gates[application_id] = (own.deletion_threshold_percent, own.deletion_threshold_count)
-            continue
         candidates = [*theirs.get(application_id, []), *([own] if own is not None else [])]
         gates[application_id] = _strictest(candidates) or _default_thresholds()
     return gates
 
 
 def _identity_thresholds(run: ConnectorRun) -> tuple[int, int]:
-    """A connector's own thresholds; a manual identities upload takes the strictest among the connectors that
-    feed identities (identities files, sources configured to yield them)."""
-    if run.connector_id:
-        return run.connector.deletion_threshold_percent, run.connector.deletion_threshold_count
+    """The strictest among the connectors that feed identities (identities files, sources configured to yield
+    them) and the run's own: one gate for the people, whichever connector or upload brings them."""
     feeding = [c for c in Connector.objects.exclude(kind=Connector.Kind.ACCESS_FILE) if _feeds_identities(c)]
+    if run.connector_id:
+        feeding.append(run.connector)
     return _strictest(feeding) or _default_thresholds()
 
 
@@ -682,6 +681,10 @@ def _decide(
             )
         refusal = four_eyes_refusal(
             run.started_by, user, "the admin who started a run cannot also approve or reject it"
+        ) or four_eyes_refusal(
+            _last_configured_by(run),
+            user,
+            "the admin who last changed the connector's configuration cannot also approve or reject its pull",
         )
         if refusal:
             raise PermissionDenied(refusal)
@@ -700,6 +703,27 @@ def _decide(
         if enqueue:  # with the approval, so an approved run always has its job
             _enqueue(run, send=send)
     return run
+
+
+def _last_configured_by(run: ConnectorRun):
+    """Who last created or changed the run's connector (from its evidence): a scheduled pull has no starter, and
+    the admin whose configuration change (a new query, base DN or application) made the pull hold must not be
+    the one who lets it through."""
+    if not run.connector_id:
+        return None
+    from evidence.models import EvidenceEvent
+
+    event = (
+        EvidenceEvent.objects.filter(
+            subject_type=Connector._meta.label_lower,
+            subject_id=str(run.connector_id),
+            action__in=("config.connector.created", "config.connector.changed"),
+        )
+        .select_related("actor_user")
+        .order_by("-sequence")
+        .first()
+    )
+    return event.actor_user if event is not None else None
 
 
 def run_approve(

@@ -408,6 +408,11 @@ SOXGOV_ATTACHMENT_TYPES = [
 # Safety gate: hold a pull that removes more than this share of an application's grants and more than this many.
 # Connector secrets (entitlements/connectors/secrets.py): Fernet keys, the first encrypts, all decrypt (rotation).
 SOXGOV_SECRET_KEYS = envlist("SOXGOV_SECRET_KEYS")
+# The only directories a connector secret given as file:/path may be read from (the container secrets' usual
+# mount, and var/secrets for the demo).
+SOXGOV_SECRET_FILE_ROOTS = envpaths(
+    "SOXGOV_SECRET_FILE_ROOTS", [Path("/run/secrets"), *([VAR_DIR / "secrets"] if DEBUG else [])]
+)
 SOXGOV_DELETION_THRESHOLD_PERCENT = envint("SOXGOV_DELETION_THRESHOLD_PERCENT", 10, minimum=0)
 SOXGOV_DELETION_THRESHOLD_COUNT = envint("SOXGOV_DELETION_THRESHOLD_COUNT", 20, minimum=0)
 # PostgreSQL work_mem for an import's transaction (sorts and hashes over millions of staged rows).

@@ -35,7 +35,7 @@ SCHEMA = [
 class SourceDatabase:
     """The ERP's database: ``url`` for a connector, ``execute`` to change it as the ERP would."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, settings):
         self.vendor = connection.vendor
         if self.vendor == "postgresql":
             import psycopg2
@@ -51,7 +51,11 @@ class SourceDatabase:
             self.url = f"postgresql+psycopg2://{params.get('user', 'postgres')}@{host}:{port}/{params.get('dbname') or params['database']}"
             self.password = params.get("password") or ""
         else:
-            path = tmp_path / "erp.sqlite3"
+            # Under a directory SQLite sources may be read from (SOXGOV_CONNECTOR_FILE_ROOTS), as in production.
+            folder = tmp_path / "sources"
+            folder.mkdir(exist_ok=True)
+            settings.SOXGOV_CONNECTOR_FILE_ROOTS = [*settings.SOXGOV_CONNECTOR_FILE_ROOTS, folder]
+            path = folder / "erp.sqlite3"
             self._db = sqlite3.connect(path, isolation_level=None)
             self.schema = None
             self.prefix = ""

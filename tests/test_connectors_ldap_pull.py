@@ -21,7 +21,7 @@ READER = "cn=reader,ou=system,dc=example,dc=com"
 READER_PASSWORD = "reader-secret-2026"
 PEOPLE = "ou=people,dc=example,dc=com"
 GROUPS = "ou=groups,dc=example,dc=com"
-PASSWORD_VARIABLE = "SOXGOV_TEST_LDAP_BIND_PASSWORD"
+PASSWORD_VARIABLE = "LDAP_TEST_BIND_PASSWORD"
 
 
 def snapshot() -> dict:

@@ -33,8 +33,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def erp(db, tmp_path):
-    source = SourceDatabase(tmp_path)
+def erp(db, tmp_path, settings):
+    source = SourceDatabase(tmp_path, settings)
     source.add_role("GL_POST", "Post journal", admin=True)
     source.add_user("bob", employee_no="E2", email="bob@example.com", roles=["GL_POST"])
     source.add_user("carol", employee_no="E3", email="carol@example.com", roles=["GL_POST"])

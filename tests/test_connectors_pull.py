@@ -49,8 +49,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def erp(db, tmp_path):
-    source = SourceDatabase(tmp_path)
+def erp(db, tmp_path, settings):
+    source = SourceDatabase(tmp_path, settings)
     source.add_role("GL_POST", "Post journal", admin=True)
     source.add_role("AP_VIEW", "View payables")
     for n in range(1, 31):
@@ -133,7 +133,7 @@ def test_unreachable_source_exits_2_and_changes_nothing(erp, tmp_path):
     assert command("connector_pull", "ledger-db").code == 0
     # The database moves away (SQLite: a file that is not there; PostgreSQL: a database that does not exist).
     url = (
-        f"sqlite:///{tmp_path}/gone/erp.sqlite3"
+        f"sqlite:///{tmp_path}/sources/gone/erp.sqlite3"
         if erp.vendor == "sqlite"
         else erp.url.rsplit("/", 1)[0] + "/soxgov_no_such_database"
     )
@@ -278,7 +278,11 @@ def test_secrets_stay_secret(erp, tmp_path, monkeypatch, caplog):
     outcomes = [command("connector_pull", "ledger-db"), command("connector_test", "ledger-db")]
     # A password the server refuses (PostgreSQL) / a file that is not there: the error names neither.
     config = tmp_path / "moved.json"
-    url = f"sqlite:///{tmp_path}/gone.sqlite3" if erp.vendor == "sqlite" else erp.url.replace("@", "x@", 1)
+    url = (
+        f"sqlite:///{tmp_path}/sources/gone.sqlite3"
+        if erp.vendor == "sqlite"
+        else erp.url.replace("@", "x@", 1)
+    )
     config.write_text(json.dumps({**erp.config(), "url": url}))
     outcomes.append(command("connector_add", "--name", "ledger-db", "--config", str(config)))
     outcomes.append(command("connector_pull", "ledger-db"))

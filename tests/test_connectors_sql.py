@@ -17,8 +17,8 @@ def postgres_only(test):
 
 
 @pytest.fixture
-def erp(db, tmp_path):
-    source = SourceDatabase(tmp_path)
+def erp(db, tmp_path, settings):
+    source = SourceDatabase(tmp_path, settings)
     source.add_role("GL_POST", "Post journal", admin=True)
     source.add_role("AP_VIEW", "View payables")
     source.add_user("bob", employee_no="E2", email="Bob@Example.com", roles=["GL_POST", "AP_VIEW"])

@@ -21,6 +21,10 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from entitlements.connectors.sources import SourceUnreachable
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# SOXGov's own configuration: an admin must not be able to send the key that decrypts every secret, the evidence
+# signing key or the database's URL to a server of their choosing by naming it as a connector's password.
+_OWN_ENV_PREFIXES = ("SOXGOV_", "DJANGO_", "CELERY_", "PG")
+_OWN_ENV_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
 NO_KEYS = (
     "SOXGOV_SECRET_KEYS is not set, so secrets cannot be stored encrypted: set it (see README, Connector "
     "secrets) or give the secret as a reference (env:VARIABLE or file:/path)"
@@ -45,16 +49,27 @@ def reference_problem(reference: str) -> str | None:
     """Why a reference is unusable as written (not whether the variable or file exists now)."""
     kind, _, target = reference.partition(":")
     if kind == "env":
-        return (
-            None
-            if _ENV_NAME.match(target)
-            else "env: needs an environment variable name, e.g. env:ERP_DB_PASSWORD"
-        )
+        if not _ENV_NAME.match(target):
+            return "env: needs an environment variable name, e.g. env:ERP_DB_PASSWORD"
+        if target.upper() in _OWN_ENV_NAMES or target.upper().startswith(_OWN_ENV_PREFIXES):
+            return f"env:{target} is SOXGov's own configuration, not a connector's secret"
+        return None
     if kind == "file":
-        return (
-            None if Path(target).is_absolute() else "file: needs an absolute path, e.g. file:/run/secrets/erp"
-        )
+        if not Path(target).is_absolute():
+            return "file: needs an absolute path, e.g. file:/run/secrets/erp"
+        return _outside_roots(target)
     return "a reference is env:VARIABLE or file:/absolute/path"
+
+
+def _outside_roots(target: str) -> str | None:
+    """Secret files are read only under SOXGOV_SECRET_FILE_ROOTS (resolved, symlinks included): otherwise a
+    reference could make the server send any file it can read (its signing key, /proc/self/environ) as a password."""
+    roots = [Path(root).resolve() for root in settings.SOXGOV_SECRET_FILE_ROOTS]
+    resolved = Path(target).resolve()
+    if any(resolved.is_relative_to(root) and resolved != root for root in roots):
+        return None
+    where = ", ".join(str(root) for root in roots) or "none configured"
+    return f"file:{target} is outside the directories secrets may be read from (SOXGOV_SECRET_FILE_ROOTS: {where})"
 
 
 def encrypt(value: str) -> str:
@@ -81,6 +96,9 @@ def reveal(secret) -> str:
                 f"{where} cannot be decrypted with any key in SOXGOV_SECRET_KEYS (was its key removed "
                 "before connector_secrets_rotate ran?)"
             ) from None
+    problem = reference_problem(secret.reference)
+    if problem:  # stored before a rule or a setting changed: refused at use too
+        raise SourceUnreachable(f"{where}: {problem}")
     kind, _, target = secret.reference.partition(":")
     if kind == "env":
         value = os.environ.get(target)

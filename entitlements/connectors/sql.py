@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from entitlements.connectors.files import ACCESS_COLUMNS, IDENTITY_COLUMNS
 from entitlements.connectors.sources import Source, SourceError, SourceTimeout, SourceUnreachable
@@ -36,6 +38,30 @@ _TIMEOUT_CODES = {
     "1969",  # MariaDB ER_STATEMENT_TIMEOUT (max_statement_time)
     "DPY-4024",  # python-oracledb call timeout
 }
+
+
+_CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+_CREDENTIAL_IN_VALUE = re.compile(r"(pwd|password)\s*=", re.IGNORECASE)
+
+
+def sqlite_file_problem(database: str | None) -> str | None:
+    """Why a SQLite source file may not be read: it must lie under SOXGOV_CONNECTOR_FILE_ROOTS, as files
+    connectors read do, and never be SOXGov's own database (its sessions would let an admin act as another)."""
+    from django.core.exceptions import ValidationError
+    from django.db import connections
+
+    from entitlements.connectors.roots import connector_file
+
+    if not database or database == ":memory:":
+        return "a SQLite source needs the absolute path of its file"
+    try:
+        path = connector_file(database)
+    except ValidationError as exc:
+        return " ".join(exc.messages)
+    own = connections["default"].settings_dict  # the test database's name during tests
+    if own["ENGINE"].endswith("sqlite3") and path == Path(str(own["NAME"])).resolve():
+        return "is SOXGov's own database, not a source"
+    return None
 
 
 def _url(raw: str):
@@ -142,6 +168,8 @@ class SqlSource(Source):
         backend = url.get_backend_name()
         if self.secrets.get("password") and backend != "sqlite":  # a SQLite file has no password
             url = url.set(password=self.secrets["password"])
+        if backend == "sqlite" and (problem := sqlite_file_problem(url.database)):
+            raise SourceError(f"{self.where}: {problem}")  # roots narrowed since the connector was saved
         if backend == "sqlite" and url.database and not url.database.startswith("file:"):
             # Opened read-only: a missing file is unreachable, not silently created empty.
             url = url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
@@ -244,6 +272,18 @@ def _validate_url(raw, secrets: set[str]) -> list[str]:
     problems = []
     if url.password is not None:
         problems.append("url: must not contain a password; give it as the secret 'password'")
+    for key, value in url.query.items():
+        # A password in the query (?password=..., an ODBC string's PWD=...) would be stored with the
+        # configuration, shown in pages and evidence, and quoted in errors: it belongs in the secret.
+        values = value if isinstance(value, tuple) else (value,)
+        if _CREDENTIAL_KEY.search(key) or any(_CREDENTIAL_IN_VALUE.search(str(v)) for v in values):
+            problems.append(
+                f"url: the query parameter {key!r} carries a credential; give it as the secret 'password'"
+            )
+    if backend == "sqlite":
+        problem = sqlite_file_problem(url.database)
+        if problem:
+            problems.append(f"url: {problem}")
     try:
         url.get_dialect()
     except NoSuchModuleError:

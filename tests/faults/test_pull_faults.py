@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
 
 @pytest.fixture
-def erp_database(company, tmp_path):
+def erp_database(company, tmp_path, settings):
     """The ERP's own tables holding what ERP_FILE says, for the company's tagged people."""
-    source = SourceDatabase(tmp_path)
+    source = SourceDatabase(tmp_path, settings)
     for code in sorted({entitlement for _, _, entitlement in ERP_FILE}):
         source.add_role(code, NAMES[code])
     for login in sorted({account for account, _, _ in ERP_FILE}):

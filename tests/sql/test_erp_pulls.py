@@ -21,7 +21,7 @@ from tests.imports.conftest import snapshot as tables_snapshot
 from tests.sql import erp
 
 QUERIES = erp.documented_queries()
-PASSWORD_VARIABLE = "SOXGOV_TEST_ERP_PASSWORD"
+PASSWORD_VARIABLE = "ERP_TEST_READER_PASSWORD"
 
 
 def snapshot() -> dict:
