@@ -19,22 +19,28 @@ Read through the REST API with ApiClient (``Link: rel="next"`` paging at 100 a p
   entitlements; each is linked to the non-human identity named in ``non_human`` (slug or login -> that
   identity's employee id, whose owner the identities feed records), else it is an orphan to be owned.
 
-Credentials: the secret ``token``, a fine-grained personal access token (or a classic one) with read access to
-the organisation's members, administration (installations) and repository metadata. The GitHub App path
-(app id + private key -> installation token) is not implemented: use a token.
+Credentials, either: the secret ``token``, a fine-grained personal access token (or a classic one) with read
+access to the organisation's members, administration (installations) and repository metadata; or a GitHub App
+installed on the organisation with those permissions: ``app_id`` and ``installation_id`` in the configuration
+and the secret ``private_key`` (PEM). The app signs a short JWT with its key (PyJWT, RS256) and exchanges it for
+an installation token (``POST /app/installations/{id}/access_tokens``), renewed before it expires or after a 401.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from entitlements.connectors.http import ApiClient, SourcePermissionDenied
-from entitlements.connectors.sources import Source, SourceError
+from entitlements.connectors.sources import Source, SourceError, SourceUnreachable
 
 DEFAULT_API = "https://api.github.com"
-KEYS = {"organization", "api_url", "repositories", "people", "non_human", "timeout_seconds", "ca_file"}
+KEYS = {"organization", "api_url", "repositories", "people", "non_human", "timeout_seconds", "ca_file", "app_id",
+        "installation_id"}  # fmt: skip
+RENEW_BEFORE = 300  # seconds before an installation token expires that a new one is asked for
 PAGE = 100
 REPOSITORY_LEVELS = ("admin", "maintain", "write")  # strongest first; "write" is the API's "push"
 #: App permissions whose write access is administration of the organisation or its repositories.
@@ -54,7 +60,7 @@ class _Account:
 
 class GitHubSource(Source):
     kind = "github"
-    secret_names = frozenset({"token"})
+    secret_names = frozenset({"token", "private_key"})
 
     @classmethod
     def validate(cls, config: object, secrets: set[str]) -> list[str]:
@@ -93,8 +99,22 @@ class GitHubSource(Source):
             f"secrets: {name!r} is not a secret of a GitHub connector"
             for name in sorted(secrets - cls.secret_names)
         ]
-        if "token" not in secrets:
-            problems.append("secrets: 'token' is required (a fine-grained personal access token)")
+        app = [key for key in ("app_id", "installation_id") if key in config]
+        for key in app:
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{key}: must be the GitHub App's number (a whole number)")
+        if "token" in secrets and (app or "private_key" in secrets):
+            problems.append("secrets: give token, or app_id, installation_id and private_key, not both")
+        elif app or "private_key" in secrets:
+            missing = [key for key in ("app_id", "installation_id") if key not in config]
+            missing += ["secret private_key"] if "private_key" not in secrets else []
+            if missing:
+                problems.append(f"secrets: a GitHub App also needs {', '.join(missing)}")
+        elif "token" not in secrets:
+            problems.append(
+                "secrets: 'token' is required (a fine-grained personal access token), or a GitHub App's private_key"
+            )
         return problems
 
     def __init__(self, config, secrets, *, progress=None):
@@ -105,6 +125,7 @@ class GitHubSource(Source):
         self.repositories = {r.lower() for r in config.get("repositories") or []}
         self._api: ApiClient | None = None
         self._read = 0
+        self._installation_token: tuple[str, float] | None = None  # (token, expires at, epoch seconds)
 
     @property
     def api(self) -> ApiClient:
@@ -119,11 +140,43 @@ class GitHubSource(Source):
         return self._api
 
     def _authorize(self, renew: bool) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.secrets.get('token', '')}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-        }
+        token = self.secrets.get("token")
+        if token is None:  # a GitHub App: an installation token, renewed before it expires or after a 401
+            held = self._installation_token
+            if renew or held is None or held[1] - time.time() < RENEW_BEFORE:
+                self._installation_token = held = self._installation_token_new()
+            token = held[0]
+        return _headers(token)
+
+    def _installation_token_new(self) -> tuple[str, float]:
+        import jwt
+
+        now = int(time.time())
+        claims = {
+            "iat": now - 60,
+            "exp": now + 540,
+            "iss": str(self.config["app_id"]),
+        }  # GitHub allows 10 min
+        try:
+            assertion = jwt.encode(claims, self.secrets.get("private_key", ""), algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError):
+            raise SourceUnreachable(
+                "secret 'private_key' is not the GitHub App's private key (an RSA key in PEM form)"
+            ) from None
+        installation = int(self.config["installation_id"])
+        body = self.api.post_json(
+            f"/app/installations/{installation}/access_tokens", headers=_headers(assertion)
+        )
+        token, expires = (
+            (body.get("token"), body.get("expires_at")) if isinstance(body, dict) else (None, None)
+        )
+        try:
+            expires_at = dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            expires_at = time.time() + 3600  # GitHub's installation tokens live an hour
+        if not isinstance(token, str) or not token:
+            raise SourceError(f"GitHub gave no installation token for installation {installation}")
+        return token, expires_at
 
     def close(self) -> None:
         if self._api is not None:
@@ -292,6 +345,14 @@ class GitHubSource(Source):
             except SourcePermissionDenied:
                 lines.append(f"missing: {what}")
         return lines
+
+
+def _headers(credential: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credential}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    }
 
 
 def _repository_level(user: dict) -> str | None:

@@ -32,8 +32,12 @@ DOCS = "https://docs.github.com/rest"
 
 
 class GitHubStandIn:
-    def __init__(self, token: str):
+    def __init__(self, token: str, *, app: tuple[int, int, bytes] | None = None):
+        """``app``: (app id, installation id, the app's public key in PEM): the stand-in then also issues
+        installation tokens for JWTs that key verifies, and accepts them as it accepts ``token``."""
         self.token = token
+        self.app = app
+        self.installation_tokens: list[str] = []
         self.org = json.loads(FIXTURE.read_text())
         self.faults: list = []
         self.requests: list[str] = []
@@ -51,7 +55,7 @@ class GitHubStandIn:
                     if answer is not None:
                         stand_in.faults.remove(fault)
                         return self._send(*answer)
-                if self.headers.get("Authorization") != f"Bearer {stand_in.token}":
+                if not stand_in.authorized(self.headers.get("Authorization", "")):
                     return self._send(
                         401, {}, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
                     )
@@ -66,6 +70,12 @@ class GitHubStandIn:
                 if listing is not None:
                     body, headers = stand_in.page(parts.path, query, body, listing)
                 self._send(200, headers, body)
+
+            def do_POST(self):
+                path = urlsplit(self.path).path.removeprefix("/api/v3")
+                stand_in.requests.append(f"POST {self.path}")
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._send(*stand_in.token_exchange(path, self.headers.get("Authorization", "")))
 
             def _send(self, status, headers, body):
                 payload = json.dumps(body).encode()
@@ -97,6 +107,44 @@ class GitHubStandIn:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    # --- credentials ----------------------------------------------------------------------------------------
+
+    def authorized(self, header: str) -> bool:
+        scheme, _, credential = header.partition(" ")
+        return scheme == "Bearer" and (credential == self.token or credential in self.installation_tokens)
+
+    def token_exchange(self, path: str, header: str) -> tuple[int, dict, dict]:
+        """``POST /app/installations/{id}/access_tokens`` with the app's JWT: 201 with an installation token."""
+        import jwt
+
+        bad = (
+            401,
+            {},
+            {"message": "A JSON web token could not be decoded", "documentation_url": DOCS, "status": "401"},
+        )
+        if self.app is None or path != f"/app/installations/{self.app[1]}/access_tokens":
+            return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        try:
+            claims = jwt.decode(header.removeprefix("Bearer "), self.app[2], algorithms=["RS256"])
+        except jwt.PyJWTError:
+            return bad
+        if claims.get("iss") != str(self.app[0]) or claims["exp"] - claims["iat"] > 600:
+            return bad
+        token = f"test-installation-{len(self.installation_tokens) + 1}"
+        self.installation_tokens.append(token)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        permissions = {"members": "read", "administration": "read", "metadata": "read"}
+        return (
+            201,
+            {},
+            {
+                "token": token,
+                "expires_at": expires,
+                "permissions": permissions,
+                "repository_selection": "all",
+            },
+        )
 
     # --- the organisation's model ------------------------------------------------------------------------
 
@@ -170,8 +218,9 @@ class GitHubStandIn:
         last = max(1, -(-len(items) // per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
         links = []
-        for rel, number in (("next", page + 1), ("last", last)):
-            if number <= last and (rel == "last" or page < last):
+        # GitHub sends next and last while there is a next page (and prev and first after the first page).
+        if page < last:
+            for rel, number in (("next", page + 1), ("last", last)):
                 link_query = urlencode({**query, "page": number})
                 links.append(
                     f'<http://127.0.0.1:{self.server.server_port}{raw_path}?{link_query}>; rel="{rel}"'

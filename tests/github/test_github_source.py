@@ -7,7 +7,7 @@ import pytest
 from entitlements.connectors.github import GitHubSource
 from entitlements.connectors.http import SourcePermissionDenied
 from entitlements.connectors.sources import SourceUnreachable, source_class
-from tests.github.standin import forbid, throttle_once
+from tests.github.standin import GitHubStandIn, forbid, throttle_once
 
 MAPPINGS = {
     "people": {"dev-eli": "E704"},
@@ -158,6 +158,59 @@ def test_validate_names_every_problem():
         "repositories: must be a list of repository names (empty: every repository)",
         "people: must map logins (or app:slug) to employee ids",
         "secrets: 'tok' is not a secret of a GitHub connector",
-        "secrets: 'token' is required (a fine-grained personal access token)",
+        "secrets: 'token' is required (a fine-grained personal access token), or a GitHub App's private_key",
     ]
     assert GitHubSource.validate({"organization": "example-org"}, {"token"}) == []
+    assert GitHubSource.validate({"organization": "example-org", "app_id": "12"}, {"token"}) == [
+        "app_id: must be the GitHub App's number (a whole number)",
+        "secrets: give token, or app_id, installation_id and private_key, not both",
+    ]
+    assert GitHubSource.validate({"organization": "example-org", "app_id": 12}, set()) == [
+        "secrets: a GitHub App also needs installation_id, secret private_key"
+    ]
+    app = {"organization": "example-org", "app_id": 12, "installation_id": 34}
+    assert GitHubSource.validate(app, {"private_key"}) == []
+
+
+def test_a_github_app_reads_with_an_installation_token():
+    private, public = rsa_key()
+    served = GitHubStandIn(token="unused-" + "x" * 8, app=(424242, 777, public))
+    config = {
+        "organization": "example-org",
+        "api_url": served.api_url,
+        "app_id": 424242,
+        "installation_id": 777,
+    }
+    try:
+        reading = GitHubSource({**config, **MAPPINGS}, {"private_key": private})
+        try:
+            assert held(reading.access()) == ORGANISATION
+        finally:
+            reading.close()
+        assert served.installation_tokens == ["test-installation-1"]  # one exchange for the whole pull
+        assert served.requests[0] == "POST /api/v3/app/installations/777/access_tokens"
+
+        wrong = GitHubSource(config, {"private_key": rsa_key()[0]})
+        with pytest.raises(
+            SourceUnreachable, match=r"GitHub refused the credentials \(401 at .*/access_tokens"
+        ):
+            list(wrong.access())
+        wrong.close()
+        with pytest.raises(SourceUnreachable, match="is not the GitHub App's private key"):
+            list(GitHubSource(config, {"private_key": "not a key"}).access())
+    finally:
+        served.close()
+
+
+def rsa_key() -> tuple[str, bytes]:
+    """A GitHub App's key pair made for the test: (private key PEM, public key PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return private, key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
