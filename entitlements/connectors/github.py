@@ -34,7 +34,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from entitlements.connectors.http import ApiClient, SourcePermissionDenied
+from entitlements.connectors.http import (
+    ApiClient,
+    SourcePermissionDenied,
+    client_option_problems,
+    client_options,
+)
 from entitlements.connectors.sources import Source, SourceError, SourceUnreachable
 
 DEFAULT_API = "https://api.github.com"
@@ -87,14 +92,7 @@ class GitHubSource(Source):
                 isinstance(k, str) and isinstance(v, str) and k and v for k, v in mapping.items()
             ):
                 problems.append(f"{key}: must map logins (or app:slug) to employee ids")
-        timeout = config.get("timeout_seconds")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
-        ):
-            problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
-        ca_file = config.get("ca_file")
-        if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.startswith("/")):
-            problems.append("ca_file: must be an absolute path to a PEM file")
+        problems += client_option_problems(config)
         problems += [
             f"secrets: {name!r} is not a secret of a GitHub connector"
             for name in sorted(secrets - cls.secret_names)
@@ -133,8 +131,7 @@ class GitHubSource(Source):
             self._api = ApiClient(
                 self.config.get("api_url") or DEFAULT_API,
                 authorize=self._authorize,
-                timeout=float(self.config.get("timeout_seconds") or 30),
-                verify=self.config.get("ca_file") or True,
+                **client_options(self.config),
                 provider="GitHub",
             )
         return self._api

@@ -53,6 +53,29 @@ def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -
     return None
 
 
+MAX_TIMEOUT = 600
+
+
+def client_option_problems(config: Mapping) -> list[str]:
+    """Problems with the settings every web-API source may take: ``timeout_seconds`` (per call) and
+    ``ca_file`` (a PEM bundle for a provider behind a private CA)."""
+    problems = []
+    timeout = config.get("timeout_seconds")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT
+    ):
+        problems.append(f"timeout_seconds: must be a whole number of seconds from 1 to {MAX_TIMEOUT}")
+    ca_file = config.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.startswith("/")):
+        problems.append("ca_file: must be an absolute path to a PEM file")
+    return problems
+
+
+def client_options(config: Mapping) -> dict:
+    """ApiClient's keyword arguments for those settings (30 s and the system's CAs by default)."""
+    return {"timeout": float(config.get("timeout_seconds") or 30), "verify": config.get("ca_file") or True}
+
+
 class ApiClient:
     """A JSON API client bound to one provider. ``authorize`` returns the headers that carry the credentials
     (called again after a 401, so an expired token can be renewed once)."""

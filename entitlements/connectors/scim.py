@@ -29,7 +29,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from entitlements.connectors.http import ApiClient, SourcePermissionDenied, where
+from entitlements.connectors.http import (
+    ApiClient,
+    SourcePermissionDenied,
+    client_option_problems,
+    client_options,
+    where,
+)
 from entitlements.connectors.sources import Source, SourceError
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -105,14 +111,7 @@ class ScimSource(Source):
                 problems.append(f"{key}: must be a list of names")
         if not isinstance(config.get("identities", False), bool):
             problems.append("identities: must be true or false")
-        timeout = config.get("timeout_seconds")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
-        ):
-            problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
-        ca_file = config.get("ca_file")
-        if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.startswith("/")):
-            problems.append("ca_file: must be an absolute path to a PEM file")
+        problems += client_option_problems(config)
         problems += [
             f"secrets: {name!r} is not a secret of a SCIM connector"
             for name in sorted(secrets - cls.secret_names)
@@ -149,8 +148,7 @@ class ScimSource(Source):
             self._api = ApiClient(
                 self.config["url"],
                 authorize=self._authorize,
-                timeout=float(self.config.get("timeout_seconds") or 30),
-                verify=self.config.get("ca_file") or True,
+                **client_options(self.config),
                 provider="the SCIM service provider",
             )
         return self._api

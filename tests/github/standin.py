@@ -10,7 +10,6 @@ header (``rel="next"``, ``rel="last"``); every answer carries ``x-ratelimit-*`` 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import re
@@ -19,6 +18,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.web_sources import write_json
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "github" / "org.json"
 LEVELS = {  # role_name -> permissions, as the collaborators endpoint reports them
@@ -78,24 +79,16 @@ class GitHubStandIn:
                 self._send(*stand_in.token_exchange(path, self.headers.get("Authorization", "")))
 
             def _send(self, status, headers, body):
-                payload = json.dumps(body).encode()
-                self.send_response(status)
                 reset = int(time.time()) + 3600
-                for name, value in {
+                limits = {
                     "x-ratelimit-limit": "5000",
                     "x-ratelimit-remaining": str(max(stand_in.remaining, 0)),
                     "x-ratelimit-reset": str(reset),
                     "x-ratelimit-used": str(5000 - max(stand_in.remaining, 0)),
                     "x-ratelimit-resource": "core",
                     "x-github-api-version-selected": "2022-11-28",
-                    **headers,
-                }.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError):
-                    self.wfile.write(payload)
+                }
+                write_json(self, status, {**limits, **headers}, body)
 
             def log_message(self, *args):
                 pass

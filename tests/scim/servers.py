@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from tests.web_sources import write_json
+
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "scim" / "tenant.json"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -239,15 +241,7 @@ class Proxy:
                 self._answer(forwarded.status_code, {}, body)
 
             def _answer(self, status, headers, body):
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/scim+json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError):
-                    self.wfile.write(payload)
+                write_json(self, status, headers, body, content_type="application/scim+json")
 
             def log_message(self, *args):
                 pass

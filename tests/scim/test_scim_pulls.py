@@ -10,32 +10,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import override_settings
 
 from entitlements.models import Account, Application, ConnectorRun, Grant, Identity
-from evidence.models import EvidenceEvent
 from soxgov.roles import Role
 from tests.imports.conftest import command
-from tests.imports.conftest import snapshot as tables_snapshot
 from tests.scim.servers import forbid, throttle_once
+from tests.web_sources import assert_said_nowhere, import_store, snapshot  # noqa: F401 (a fixture)
 
 TOKEN_VARIABLE = "SOXGOV_TEST_SCIM_TOKEN"
 APP = "Billing SaaS"
 
 
-def snapshot() -> dict:
-    state = tables_snapshot()
-    state["evidence"] = EvidenceEvent.objects.exclude(subject_type="entitlements.connectorrun").count()
-    return state
-
-
-@pytest.fixture(autouse=True)
-def _store(tmp_path):
-    with override_settings(
-        SOXGOV_IMPORT_DIR=tmp_path / "store",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-    ):
-        yield
+pytestmark = pytest.mark.usefixtures("import_store")
 
 
 def access() -> dict[str, tuple]:
@@ -143,10 +129,7 @@ def test_a_wrong_token_exits_2_changes_nothing_and_is_never_shown(billing, monke
     assert snapshot() == before
     run = ConnectorRun.objects.order_by("-pk").first()
     assert run.status == ConnectorRun.Status.FAILED
-    said = [refused.out, refused.err, run.error or ""]
-    said += [json.dumps(e.payload) for e in EvidenceEvent.objects.all()]
-    for secret in (wrong, billing.token):
-        assert not any(secret in text for text in said)
+    assert_said_nowhere(refused, wrong, billing.token)
 
 
 def test_a_listing_the_token_may_not_read_exits_1_and_changes_nothing(billing, proxy):
