@@ -40,7 +40,8 @@ def access() -> dict[str, tuple]:
 
 @pytest.fixture
 def org(db, github, tmp_path, monkeypatch, make_user):
-    """The people and non-human identities SOXGov knows, and a GitHub connector reading the stand-in."""
+    """The people and non-human identities SOXGov knows, and a GitHub connector reading the stand-in. The removal
+    gate is lowered to 5 grants (and 10%): the change below removes 4, the destructive pull 17 of 27."""
     Application.objects.create(name=APP, sox_in_scope=True)
     owner = Identity.objects.create(
         employee_id="E701", email="octo.owner@example.com", display_name="Octo Owner"
@@ -59,7 +60,7 @@ def org(db, github, tmp_path, monkeypatch, make_user):
     }))  # fmt: skip
     outcome = command(
         "connector_add", "--name", "gh", "--kind", "github", "--application", APP, "--config", str(path),
-        "--secret", f"token=env:{TOKEN_VARIABLE}", "--deletion-threshold-count", "2", "--user", "alice",
+        "--secret", f"token=env:{TOKEN_VARIABLE}", "--deletion-threshold-count", "5", "--user", "alice",
     )  # fmt: skip
     assert outcome.code == 0, outcome
     return github

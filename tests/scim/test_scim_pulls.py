@@ -134,10 +134,10 @@ def test_a_wrong_token_exits_2_changes_nothing_and_is_never_shown(billing, monke
 
 def test_a_listing_the_token_may_not_read_exits_1_and_changes_nothing(billing, proxy):
     assert command("connector_pull", "billing").code == 0
-    before = snapshot()
     served = proxy()
     served.faults.append(forbid("/Groups"))
-    billing.connect(served.url)
+    billing.connect(served.url)  # evidenced as a configuration change, before the pull
+    before = snapshot()
 
     refused = command("connector_pull", "billing")
 
