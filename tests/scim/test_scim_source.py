@@ -236,3 +236,12 @@ def test_validate_names_every_problem():
         "secrets: basic authentication needs both username and password"
     ]
     assert ScimSource.validate({"url": "https://app.example.com/scim/v2"}, {"bearer_token"}) == []
+
+
+def test_no_request_url_reaches_the_log(scim_server, caplog):
+    """httpx would log each URL with its query (a provider's paging token) at INFO: settings keep it quiet."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    read(scim_server.url, scim_server.token, page_size=2)
+    assert not [r.getMessage() for r in caplog.records if "startIndex" in r.getMessage()]
