@@ -1,4 +1,5 @@
-"""A real SCIM 2.0 server per test (scim2-server, about a second to start), seeded with the fixture tenant."""
+"""A real SCIM 2.0 server (scim2-server) for the test session, wiped and seeded with the fixture tenant for
+each test: starting one costs seconds, a fresh tenant a few dozen requests."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ import pytest
 from tests.scim.servers import Proxy, ScimServer, scim2_server_missing
 
 
-@pytest.fixture
-def scim_server():
+@pytest.fixture(scope="session")
+def scim_process():
     missing = scim2_server_missing()
     if missing:
         pytest.skip(missing)
     server = ScimServer().start()
     try:
-        yield server.seed()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def scim_server(scim_process):
+    scim_process.wipe()
+    return scim_process.seed()
 
 
 @pytest.fixture

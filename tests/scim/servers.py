@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +63,7 @@ class ScimServer:
         self.port = 0
         self.process: subprocess.Popen | None = None
         self.ids: dict[str, str] = {}  # userName or group displayName -> the server's id
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (open for the server's life; stop() closes it)
 
     @property
     def url(self) -> str:
@@ -81,7 +83,7 @@ class ScimServer:
                     self.token,
                 ],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=self.log,  # a file, not a pipe: a request log nobody reads must never block the server
             )
             if self._wait_ready():
                 self.http = httpx.Client(
@@ -109,15 +111,20 @@ class ScimServer:
                 if answer.status_code == 200:
                     return True
             time.sleep(0.1)
-        self.stop()
+        self._end_process()
         return False
 
     def _stderr(self) -> str:
-        if self.process is None or self.process.stderr is None or self.process.poll() is None:
-            return "(still running)"
-        return self.process.stderr.read().decode(errors="replace")[-2000:]
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
+        self._end_process()
+        if getattr(self, "http", None) is not None:
+            self.http.close()
+        self.log.close()
+
+    def _end_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -125,8 +132,6 @@ class ScimServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        if getattr(self, "http", None) is not None:
-            self.http.close()
 
     # --- the provisioning client's side -----------------------------------------------------------------
 
@@ -184,6 +189,14 @@ class ScimServer:
 
     def delete(self, kind: str, name: str) -> None:
         self._send("DELETE", f"/{kind}/{self.ids.pop(name)}")
+
+    def wipe(self) -> None:
+        """Delete every resource, so the next test seeds a fresh tenant on the same server."""
+        for kind in ("Groups", "Users"):
+            listed = self._send("GET", f"/{kind}?count=1000")
+            for resource in listed.get("Resources", []):
+                self._send("DELETE", f"/{kind}/{resource['id']}")
+        self.ids.clear()
 
     def seed(self) -> ScimServer:
         tenant = json.loads(FIXTURE.read_text())
