@@ -245,3 +245,22 @@ def test_no_request_url_reaches_the_log(scim_server, caplog):
     caplog.set_level(logging.INFO)
     read(scim_server.url, scim_server.token, page_size=2)
     assert not [r.getMessage() for r in caplog.records if "startIndex" in r.getMessage()]
+
+
+def test_basic_authentication_is_sent_when_configured(scim_server, proxy):
+    """A provider taking HTTP basic authentication (scim2-server takes bearer tokens only: it refuses it)."""
+    served = proxy()
+    seen = []
+    served.faults.append(lambda path, query: seen.append(path) or None)
+    source = ScimSource({"url": served.url}, {"username": "reader", "password": "pa55-not-shown"})
+    try:
+        assert source._authorize(False)["Authorization"] == "Basic cmVhZGVyOnBhNTUtbm90LXNob3du"
+        with pytest.raises(SourceUnreachable) as caught:
+            list(source.access())
+    finally:
+        source.close()
+    assert "pa55-not-shown" not in str(caught.value)
+    assert seen == [
+        "/Groups",
+        "/Groups",
+    ]  # refused (401), asked once more in case of a renewal, refused again
