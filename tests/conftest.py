@@ -189,3 +189,38 @@ def other_session_holding(kind, pk):
         yield
     finally:
         other.close()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory):
+    """A real OpenLDAP slapd for the session on a free loopback port, loaded from tests/fixtures/ldap/openldap.ldif
+    (StartTLS and ldaps:// too, with a CA of its own). Tests that change it put it back."""
+    from tests import ldap_servers
+
+    if not ldap_servers.slapd_available():
+        pytest.skip("OpenLDAP's slapd is not installed (Debian: apt-get install slapd)")
+    directory = ldap_servers.start_slapd(
+        tmp_path_factory.mktemp("slapd"), ldap_servers.FIXTURES / "openldap.ldif", tls=True
+    )
+    yield directory
+    directory.stop()
+
+
+@pytest.fixture(scope="session")
+def samba(tmp_path_factory):
+    """A real Samba AD DC for the session (provisioned, about 10 s), loaded from tests/fixtures/ldap/samba-ad.ldif,
+    on a loopback address of its own. Ben signs in once, so the DC records his lastLogonTimestamp."""
+    from tests import ldap_servers
+
+    if not ldap_servers.samba_available():
+        pytest.skip("Samba is not installed (Debian: apt-get install samba samba-ad-dc winbind krb5-user)")
+    directory = ldap_servers.start_samba(
+        tmp_path_factory.mktemp("samba") / "dc", ldap_servers.FIXTURES / "samba-ad.ldif"
+    )
+    import ldap
+
+    conn = ldap.initialize(directory.url)
+    conn.simple_bind_s("bokoro@soxtest.local", "Ben-Pass-2026!")
+    conn.unbind_s()
+    yield directory
+    directory.stop()
