@@ -472,4 +472,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("SOXGOV_LOG_LEVEL", "INFO")},
+    # httpx logs every request's full URL at INFO: the paging tokens and cursors of the web-API sources
+    # ($skiptoken, after=...) must never reach a log (entitlements/connectors/http.py says what failed, without).
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -42,9 +42,14 @@ class Provider:
                 with contextlib.suppress(BrokenPipeError):  # the client gave up waiting (the timeout test)
                     self.wfile.write(payload)
 
+            def do_POST(self):
+                provider.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.do_GET()
+
             def log_message(self, *args):
                 pass
 
+        self.bodies: list[bytes] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -186,3 +191,24 @@ def test_retry_after_as_an_http_date():
     )
     assert 115 <= retry_after_seconds(response) <= 121
     assert retry_after_seconds(httpx.Response(429)) is None
+
+
+def test_post_json_sends_its_own_credential_and_a_401_is_refused_at_once(provider, waits):
+    """A credential exchange (a GitHub App's installation token): the caller's headers, not authorize()'s."""
+    provider.script["/app/installations/7/access_tokens"] = [
+        (503, {}, {}),
+        (201, {}, {"token": "issued", "expires_at": "2030-01-01T00:00:00Z"}),
+    ]
+    api = client(provider, waits, authorize=lambda renew: {"Authorization": "Bearer NOT-THIS"})
+    answer = api.post_json(
+        "/app/installations/7/access_tokens", {"x": 1}, headers={"Authorization": "Bearer JWT"}
+    )
+    assert answer["token"] == "issued"
+    assert [h["Authorization"] for _, h in provider.requests] == ["Bearer JWT", "Bearer JWT"]
+    assert json.loads(provider.bodies[0]) == {"x": 1}
+    assert len(waits) == 1  # the 503 was retried
+
+    provider.script["/refused"] = [(401, {}, {"message": "A JSON web token could not be decoded"})]
+    with pytest.raises(SourceUnreachable, match=r"refused the credentials \(401"):
+        api.post_json("/refused", headers={"Authorization": "Bearer JWT"})
+    assert len([p for p, _ in provider.requests if p == "/refused"]) == 1

@@ -53,6 +53,29 @@ def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -
     return None
 
 
+MAX_TIMEOUT = 600
+
+
+def client_option_problems(config: Mapping) -> list[str]:
+    """Problems with the settings every web-API source may take: ``timeout_seconds`` (per call) and
+    ``ca_file`` (a PEM bundle for a provider behind a private CA)."""
+    problems = []
+    timeout = config.get("timeout_seconds")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT
+    ):
+        problems.append(f"timeout_seconds: must be a whole number of seconds from 1 to {MAX_TIMEOUT}")
+    ca_file = config.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.startswith("/")):
+        problems.append("ca_file: must be an absolute path to a PEM file")
+    return problems
+
+
+def client_options(config: Mapping) -> dict:
+    """ApiClient's keyword arguments for those settings (30 s and the system's CAs by default)."""
+    return {"timeout": float(config.get("timeout_seconds") or 30), "verify": config.get("ca_file") or True}
+
+
 class ApiClient:
     """A JSON API client bound to one provider. ``authorize`` returns the headers that carry the credentials
     (called again after a 401, so an expired token can be renewed once)."""
@@ -87,11 +110,34 @@ class ApiClient:
     def get(self, path_or_url: str, params: Mapping | None = None) -> httpx.Response:
         """GET with retries; the response is a 2xx. Raises SourceUnreachable, SourceTimeout,
         SourcePermissionDenied or SourceError naming the URL without its query."""
+        return self._send("GET", path_or_url, params=params)
+
+    def post_json(self, path_or_url: str, body: Mapping | None = None, *, headers: Mapping[str, str]):
+        """POST a JSON body and return the answer's JSON, with the same timeouts, retries and errors as ``get``.
+        For a credential exchange (a GitHub App's installation token): ``headers`` carry that exchange's own
+        credential instead of ``authorize``'s, and a 401 is refused at once."""
+        return self._json(self._send("POST", path_or_url, body=body or {}, headers=headers))
+
+    def _send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping | None = None,
+        body: Mapping | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         url = self.url(path_or_url)
-        renewed = False
+        renewed = headers is not None  # the caller's own credential cannot be renewed here
         for attempt in range(self.retries + 1):
             try:
-                response = self.http.get(url, params=params, headers=dict(self.authorize(renewed)))
+                response = self.http.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    headers=dict(headers) if headers is not None else dict(self.authorize(renewed)),
+                )
             except httpx.TimeoutException:
                 failure = f"{self.provider} did not answer in time ({where(url)})"
                 delay = self._backoff(attempt)
@@ -129,7 +175,9 @@ class ApiClient:
         raise SourceTimeout(f"{failure}; gave up after {self.retries + 1} tries")
 
     def get_json(self, path_or_url: str, params: Mapping | None = None):
-        response = self.get(path_or_url, params)
+        return self._json(self.get(path_or_url, params))
+
+    def _json(self, response: httpx.Response):
         try:
             return response.json()
         except ValueError:
