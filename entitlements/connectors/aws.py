@@ -209,7 +209,8 @@ class AwsSource(Source):
         self._sessions: dict[str, object] = {}
         self._read = 0
         self._reports: dict[str, dict[str, dict[str, str]] | None] = {}
-        self.notes: list[str] = []  # what a pull could not read (e.g. the credential report), for the admin
+        self._snapshots: dict[str, _AccountSnapshot] = {}  # read once for identities() and access()
+        self._center: _IdentityCenterSnapshot | None = None
 
     @property
     def feeds_identities(self) -> bool:
@@ -412,6 +413,8 @@ class AwsSource(Source):
 
     def _account(self, target: dict) -> _AccountSnapshot:
         account_id = target["account_id"]
+        if account_id in self._snapshots:
+            return self._snapshots[account_id]
         iam = self._client(self._account_session(target), "iam")
         what = f"iam:GetAccountAuthorizationDetails in {account_id}"
         snapshot = _AccountSnapshot(account_id, self)
@@ -423,6 +426,8 @@ class AwsSource(Source):
             for policy in page.get("Policies", []):
                 snapshot.policies[policy["Arn"]] = policy
         snapshot.report = self._credential_report(iam, account_id)
+        if self.feeds_identities:  # kept for access(); otherwise one account at a time is in memory
+            self._snapshots[account_id] = snapshot
         return snapshot
 
     def _credential_report(self, iam, account_id: str) -> dict[str, dict[str, str]] | None:
@@ -432,7 +437,7 @@ class AwsSource(Source):
             return self._reports[account_id]
         wait = self.config.get("credential_report_wait_seconds")
         deadline = time.monotonic() + (60 if wait is None else wait)
-        report = None
+        report, pause = None, 0.5
         try:
             while True:
                 state = self._call(
@@ -452,15 +457,21 @@ class AwsSource(Source):
                         f"the credential report of {account_id} was not ready within "
                         f"{wait if wait is not None else 60} s (credential_report_wait_seconds)"
                     )
-                time.sleep(2)
+                time.sleep(pause)  # AWS generates a report in seconds; ask again, a little later each time
+                pause = min(pause * 2, 5.0)
             text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
             report = {row["user"]: row for row in csv.DictReader(io.StringIO(text))}
-        except SourcePermissionDenied as exc:
-            self.notes.append(f"{exc}; last used dates and console / key status are not read")
+        except SourcePermissionDenied:
+            pass  # permissions() says so; the pull goes on without last-used dates
         self._reports[account_id] = report
         return report
 
     def _identity_center(self) -> _IdentityCenterSnapshot:
+        if self._center is None:
+            self._center = self._read_identity_center()
+        return self._center
+
+    def _read_identity_center(self) -> _IdentityCenterSnapshot:
         settings = self.config.get("identity_center") or {}
         session = self._base_session()
         region = settings.get("region")
@@ -594,8 +605,6 @@ class AwsSource(Source):
                 lines.append(f"may read IAM users, groups, roles and policies of {account_id} ({what})")
             except SourcePermissionDenied:
                 lines.append(f"access denied on {what}: users, groups, roles and policies are not read")
-            self.notes = []
-            self._reports.pop(account_id, None)
             if self._credential_report(iam, account_id) is None:
                 lines.append(
                     f"access denied on iam:GenerateCredentialReport or iam:GetCredentialReport in {account_id}: "
@@ -942,7 +951,11 @@ def _validate_accounts(config: Mapping) -> list[str]:
             matched = ROLE_ARN.match(role_arn) if isinstance(role_arn, str) else None
             if not matched:
                 problems.append(f"{where}.role_arn: must be a role ARN, arn:aws:iam::123456789012:role/NAME")
-            elif isinstance(account_id, str) and matched.group(1) != account_id:
+            elif (
+                isinstance(account_id, str)
+                and ACCOUNT_ID.match(account_id)
+                and matched.group(1) != account_id
+            ):
                 problems.append(f"{where}.role_arn: is a role of {matched.group(1)}, not of {account_id}")
         external = entry.get("external_id")
         if external is not None and not _is_text(external):
