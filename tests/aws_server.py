@@ -9,6 +9,7 @@ refused what its policies do not allow.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ import httpx
 HOME = "123456789012"  # moto's default account: the credentials' own
 OTHER = "210987654321"  # a second account, reached by assuming a role
 REGION = "us-east-1"
+MANAGED = "MOTO_IAM_LOAD_MANAGED_POLICIES"
 # AWS's documented example keys: moto accepts any keys while authentication is off.
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -35,6 +37,10 @@ class Moto:
     def __init__(self):
         from moto.server import ThreadedMotoServer
 
+        # AWS managed policies (AdministratorAccess, ReadOnlyAccess ...) exist in every account, as at AWS. moto
+        # reads this when an account's IAM is first used (its server runs in this process).
+        self._managed = os.environ.get(MANAGED)
+        os.environ[MANAGED] = "true"
         self.port = free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -42,6 +48,10 @@ class Moto:
 
     def stop(self):
         self.server.stop()
+        if self._managed is None:
+            os.environ.pop(MANAGED, None)
+        else:
+            os.environ[MANAGED] = self._managed
 
     def reset(self):
         self.auth(None)
@@ -50,9 +60,7 @@ class Moto:
     def auth(self, after: int | None):
         """Authenticate (and authorize) every request after ``after`` more; None: never (moto's default)."""
         value = after if after is not None else 10**12
-        httpx.post(
-            f"{self.url}/moto-api/reset-auth", content=f'{{"value": {value}}}', timeout=30
-        ).raise_for_status()
+        httpx.post(f"{self.url}/moto-api/reset-auth", content=str(value), timeout=30).raise_for_status()
 
     def client(self, service: str, **credentials):
         credentials = credentials or {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY}

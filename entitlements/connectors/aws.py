@@ -65,9 +65,13 @@ ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 MAX_TIMEOUT = 3600
 SESSION_NAME = "soxgov-pull"
-# AWS managed policies that are privileged by name whatever their document says (IAM write is privilege
-# escalation: whoever may change IAM may grant themselves anything).
-PRIVILEGED_POLICY_NAMES = frozenset({"AdministratorAccess", "IAMFullAccess", "AWSOrganizationsFullAccess"})
+# AWS managed policies that are privileged: everything, IAM write (privilege escalation: whoever may change IAM may
+# grant themselves anything), the organisation, or everything but IAM. Customer managed and inline policies are
+# judged by their documents (document_privileged).
+PRIVILEGED_POLICY_NAMES = frozenset(
+    {"AdministratorAccess", "IAMFullAccess", "AWSOrganizationsFullAccess", "PowerUserAccess"}
+)
+LOCAL = ["User", "Role", "Group", "LocalManagedPolicy"]  # what GetAccountAuthorizationDetails returns
 # Representative IAM write actions: a statement whose action pattern matches any of them may change IAM.
 IAM_WRITE_ACTIONS = (
     "iam:createuser",
@@ -114,6 +118,7 @@ THROTTLED_CODES = {
 REPORT_NOT_READY = {"ReportNotPresent", "ReportExpired", "ReportInProgress", "ReportNotReady"}
 NOT_A_DATE = {"", "N/A", "no_information", "not_supported"}
 PROGRESS_EVERY = 1000
+ROW_COLUMNS = ("account_id", "account_name", "employee_id", "email", "account_status", "last_used_at")
 
 
 def _is_text(value) -> bool:
@@ -228,7 +233,7 @@ class AwsSource(Source):
         return Config(
             connect_timeout=self.timeout,
             read_timeout=self.timeout,
-            retries={"mode": "adaptive", "max_attempts": int(self.config.get("max_attempts") or 10)},
+            retries={"mode": "adaptive", "total_max_attempts": int(self.config.get("max_attempts") or 10)},
             user_agent_extra="soxgov",
         )
 
@@ -418,7 +423,9 @@ class AwsSource(Source):
         iam = self._client(self._account_session(target), "iam")
         what = f"iam:GetAccountAuthorizationDetails in {account_id}"
         snapshot = _AccountSnapshot(account_id, self)
-        pages = iter(iam.get_paginator("get_account_authorization_details").paginate())
+        # AWS managed policies are left out: their documents are the same in every account (and many), and the
+        # privileged ones are known by name (PRIVILEGED_POLICY_NAMES, privileged_policies).
+        pages = iter(iam.get_paginator("get_account_authorization_details").paginate(Filter=LOCAL))
         while (page := self._call(what, lambda: next(pages, None))) is not None:
             snapshot.users += page.get("UserDetailList", [])
             snapshot.groups += page.get("GroupDetailList", [])
@@ -601,7 +608,7 @@ class AwsSource(Source):
             iam = self._client(session, "iam")
             what = f"iam:GetAccountAuthorizationDetails in {account_id}"
             try:
-                self._call(what, iam.get_account_authorization_details, MaxItems=1)
+                self._call(what, iam.get_account_authorization_details, Filter=["User"], MaxItems=1)
                 lines.append(f"may read IAM users, groups, roles and policies of {account_id} ({what})")
             except SourcePermissionDenied:
                 lines.append(f"access denied on {what}: users, groups, roles and policies are not read")
@@ -636,6 +643,7 @@ class _AccountSnapshot:
     roles: list = field(default_factory=list)
     policies: dict = field(default_factory=dict)  # ARN -> ManagedPolicyDetail
     report: dict | None = None
+    _aws_names: set | None = None
 
     def _tag(self, entity: dict, key: str) -> str:
         wanted = (
@@ -658,9 +666,20 @@ class _AccountSnapshot:
         if owner == "aws":
             return f"{self.account_id}:policy/{name}", f"{name} (AWS managed)"
         path_name = resource[len("policy") :]
-        if path_name == f"/{name}" and f"arn:aws:iam::aws:policy/{name}" in self.policies:
+        if path_name == f"/{name}" and name in self._aws_managed_names():
             return f"{self.account_id}:customer-policy/{name}", f"{name} (customer managed)"
         return f"{self.account_id}:policy{path_name}", f"{name} (customer managed)"
+
+    def _aws_managed_names(self) -> set[str]:
+        """Names of the AWS managed policies attached anywhere in the account."""
+        if self._aws_names is None:
+            self._aws_names = {
+                attached["PolicyArn"].rsplit("/", 1)[-1]
+                for entity in (*self.users, *self.groups, *self.roles)
+                for attached in entity.get("AttachedManagedPolicies") or []
+                if attached["PolicyArn"].split(":")[4] == "aws"
+            }
+        return self._aws_names
 
     def _policy_privileged(self, arn: str) -> bool:
         name = arn.rsplit("/", 1)[-1]
@@ -849,7 +868,8 @@ class _IdentityCenterSnapshot:
 
 def _rows(account: dict[str, str], grants: list[tuple[str, str, str, bool]]) -> Iterator[dict[str, str]]:
     """One row per grant; an account without any still gets one row (it exists, and is reviewed)."""
-    base = {key: value or "" for key, value in account.items()}
+    # Every row has every column: the pull's CSV takes its header from the first row.
+    base = {key: account.get(key) or "" for key in ROW_COLUMNS}
     if not grants:
         yield {
             **base,
