@@ -525,38 +525,27 @@ class AwsSource(Source):
             "PermissionSets",
             InstanceArn=instance_arn,
         ):
-            described = self._call(
-                "sso:DescribePermissionSet",
-                admin.describe_permission_set,
-                InstanceArn=instance_arn,
-                PermissionSetArn=arn,
-            )["PermissionSet"]
-            managed = [
-                p["Name"]
-                for p in self._pages(
-                    "sso:ListManagedPoliciesInPermissionSet",
-                    admin,
-                    "list_managed_policies_in_permission_set",
-                    "AttachedManagedPolicies",
-                    InstanceArn=instance_arn,
-                    PermissionSetArn=arn,
-                )
-            ]
+            at = {"InstanceArn": instance_arn, "PermissionSetArn": arn}
+            described = self._call("sso:DescribePermissionSet", admin.describe_permission_set, **at)
+            managed = self._pages(
+                "sso:ListManagedPoliciesInPermissionSet",
+                admin,
+                "list_managed_policies_in_permission_set",
+                "AttachedManagedPolicies",
+                **at,
+            )
+            names = [policy["Name"] for policy in managed]
             inline = self._call(
-                "sso:GetInlinePolicyForPermissionSet",
-                admin.get_inline_policy_for_permission_set,
-                InstanceArn=instance_arn,
-                PermissionSetArn=arn,
+                "sso:GetInlinePolicyForPermissionSet", admin.get_inline_policy_for_permission_set, **at
             ).get("InlinePolicy")
-            name = described["Name"]
-            privileged = any(self.privileged_name(p) for p in managed) or document_privileged(inline)
+            name = described["PermissionSet"]["Name"]
+            privileged = any(self.privileged_name(n) for n in names) or document_privileged(inline)
             accounts = self._pages(
                 "sso:ListAccountsForProvisionedPermissionSet",
                 admin,
                 "list_accounts_for_provisioned_permission_set",
                 "AccountIds",
-                InstanceArn=instance_arn,
-                PermissionSetArn=arn,
+                **at,
             )
             for account_id in sorted(accounts):
                 for assignment in self._pages(
