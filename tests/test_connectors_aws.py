@@ -418,8 +418,8 @@ def snapshot() -> dict:
 
 
 def add(tmp_path, monkeypatch, url, **config) -> None:
-    monkeypatch.setenv("SOXGOV_TEST_AWS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("SOXGOV_TEST_AWS_SECRET", SECRET_KEY)
+    monkeypatch.setenv("AWS_TEST_READER_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_TEST_READER_SECRET", SECRET_KEY)
     path = tmp_path / "aws.json"
     path.write_text(json.dumps({"region": "us-east-1", "endpoint_url": url, **config}))
     outcome = command(
@@ -433,9 +433,9 @@ def add(tmp_path, monkeypatch, url, **config) -> None:
         "--config",
         str(path),
         "--secret",
-        "access_key_id=env:SOXGOV_TEST_AWS_KEY_ID",
+        "access_key_id=env:AWS_TEST_READER_KEY_ID",
         "--secret",
-        "secret_access_key=env:SOXGOV_TEST_AWS_SECRET",
+        "secret_access_key=env:AWS_TEST_READER_SECRET",
     )
     assert outcome.code == 0, outcome
 
@@ -503,8 +503,8 @@ def test_refused_credentials_exit_2_and_stay_secret(moto, store, tmp_path, monke
     add(tmp_path, monkeypatch, moto.url)
     assert command("connector_pull", "aws-prod").code == 0
     reader = restricted_user(moto, "soxgov-reader", ["iam:GetAccountAuthorizationDetails"])
-    monkeypatch.setenv("SOXGOV_TEST_AWS_KEY_ID", reader["access_key_id"])
-    monkeypatch.setenv("SOXGOV_TEST_AWS_SECRET", "Wrong-Secret-Key-Value-0123456789")
+    monkeypatch.setenv("AWS_TEST_READER_KEY_ID", reader["access_key_id"])
+    monkeypatch.setenv("AWS_TEST_READER_SECRET", "Wrong-Secret-Key-Value-0123456789")
     moto.auth(0)
     before = snapshot()
     outcome = command("connector_pull", "aws-prod")

@@ -18,7 +18,7 @@ from tests.github.standin import forbid, throttle_once
 from tests.imports.conftest import command
 from tests.web_sources import assert_said_nowhere, import_store, snapshot  # noqa: F401 (a fixture)
 
-TOKEN_VARIABLE = "SOXGOV_TEST_GITHUB_TOKEN"
+TOKEN_VARIABLE = "GITHUB_TEST_TOKEN"
 APP = "GitHub example-org"
 
 

@@ -17,7 +17,7 @@ from tests.imports.conftest import command
 from tests.scim.servers import forbid, throttle_once
 from tests.web_sources import assert_said_nowhere, import_store, snapshot  # noqa: F401 (a fixture)
 
-TOKEN_VARIABLE = "SOXGOV_TEST_SCIM_TOKEN"
+TOKEN_VARIABLE = "SCIM_TEST_BEARER_TOKEN"
 APP = "Billing SaaS"
 
 
