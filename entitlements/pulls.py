@@ -41,13 +41,24 @@ def needs_reading(run: ConnectorRun) -> bool:
 def source_read(run: ConnectorRun, *, actor: Actor) -> ConnectorRun | None:
     """Read the run's source, store the copies, record them on the run (and create its identities run).
     Returns the identities run to execute first, if any. Raises SourceError when the source cannot be read."""
-    connector = run.connector
+    access, identities = read_copies(run.connector, run_id=run.pk)
+    return record_copies(run, access, identities, actor=actor)
+
+
+def read_copies(connector: Connector, *, run_id: int | None = None) -> tuple[_Copy, _Copy | None]:
+    """Read the connector's source into stored CSV copies (access, and identities when it yields them), holding
+    no database lock or transaction meanwhile: a read may take minutes."""
     source_cls = source_class(connector.kind)
-    progress.report(run.pk, phase="reading source", percent=1, rows=0)
+
+    def report(**kw):
+        if run_id is not None:
+            progress.report(run_id, phase="reading source", **kw)
+
+    report(percent=1, rows=0)
     source = source_cls(
         connector.configuration,
         secret_store.secrets_for(connector),
-        progress=lambda read=0, **_: progress.report(run.pk, phase="reading source", percent=2, rows=read),
+        progress=lambda read=0, **_: report(percent=2, rows=read),
     )
     name = f"{connector.name}"
     try:
@@ -59,6 +70,14 @@ def source_read(run: ConnectorRun, *, actor: Actor) -> ConnectorRun | None:
         access = _write(source.access(), ACCESS_COLUMNS, f"{name}-access.csv")
     finally:
         source.close()
+    return access, identities
+
+
+def record_copies(
+    run: ConnectorRun, access: _Copy, identities: _Copy | None, *, actor: Actor
+) -> ConnectorRun | None:
+    """Put the copies read on the run (and create its identities run), evidenced as ``import.run.pulled``."""
+    connector = run.connector
     with transaction.atomic():
         ConnectorRun.objects.filter(pk=run.pk).update(
             source_name=access.name[:255],
@@ -180,9 +199,14 @@ def pull_dry_run(*, connector: Connector, actor: Actor) -> dict:
     from entitlements.services import connector_pull, run_execute
     from evidence.models import EvidenceEvent
 
+    # A source is read before the transaction: the run's evidence takes the chain's lock, which must not be held
+    # while a directory or a database is read for minutes (every other evidence write would wait).
+    copies = read_copies(connector) if connector.is_source else None
     with transaction.atomic():
         mark = EvidenceEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
         run = connector_pull(connector=connector, actor=actor, send=False)  # a file connector's too
+        if copies is not None:
+            record_copies(run, *copies, actor=actor)
         if run.status != ConnectorRun.Status.FAILED:  # refused at once: a file outside the roots, missing
             run = run_execute(run_id=run.pk)
         runs = [run, *ConnectorRun.objects.filter(parent=run).order_by("pk")]

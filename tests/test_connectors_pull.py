@@ -196,6 +196,28 @@ def test_dry_run_prints_the_diff_and_changes_nothing(erp, tmp_path):
     assert ConnectorRun.objects.count() == runs
 
 
+def test_a_dry_run_reads_its_source_before_its_transaction(erp, tmp_path, monkeypatch):
+    """The read may take minutes; inside the dry run's transaction it would hold the evidence chain's lock (taken
+    by the run's first event) and stall every other evidence write meanwhile."""
+    from django.db import connection
+
+    from entitlements import pulls
+
+    assert add(tmp_path, erp).code == 0
+    depth_at_start = len(connection.savepoint_ids)  # the test's own transaction, if any
+    depths = []
+    read = pulls.read_copies
+
+    def spy(*args, **kwargs):
+        depths.append(len(connection.savepoint_ids))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pulls, "read_copies", spy)
+    outcome = command("connector_pull", "ledger-db", "--dry-run")
+    assert outcome.code == 0, outcome
+    assert depths == [depth_at_start]
+
+
 def test_connector_test_counts_and_changes_nothing(erp, tmp_path):
     assert add(tmp_path, erp, identities=True).code == 0
     before = snapshot()
