@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
@@ -25,10 +26,21 @@ class SourcePermissionDenied(SourceError):
     """The credentials work but may not read something (403): the message names what, for the admin to grant."""
 
 
+class SourceGone(SourceError):
+    """410 Gone: a paging or sync token the provider no longer honours (an expired Graph delta link): the
+    caller starts again from a full read."""
+
+
 def where(url: str | httpx.URL) -> str:
     """A URL fit for a message or a log line: scheme, host and path, never the query (paging tokens, keys)."""
     parts = urlsplit(str(url))
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def tls_verify(ca_file: str | None) -> bool | ssl.SSLContext:
+    """What ``verify`` takes for a configured CA bundle (a TLS-inspecting proxy's, a private cloud's): the
+    system's trust store when none is given."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
 
 
 def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
@@ -65,7 +77,7 @@ class ApiClient:
         timeout: float = 30.0,
         retries: int = 5,
         max_wait: float = 300.0,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         sleep: Callable[[float], None] = time.sleep,
         provider: str = "the provider",
     ):
@@ -111,6 +123,10 @@ class ApiClient:
                     raise SourcePermissionDenied(
                         f"{self.provider} denied reading {where(url)} (403){_detail(response)}: "
                         "grant the connector's credentials the permission the README names for it"
+                    )
+                if status == 410:
+                    raise SourceGone(
+                        f"{self.provider} no longer serves {where(url)} (410){_detail(response)}"
                     )
                 if status in (429, 403) or (status >= 500 and status != 501):
                     asked = retry_after_seconds(response)
