@@ -186,20 +186,10 @@ class EntraSource(Source):
     def _access_token(self, renew: bool) -> str:
         if self._token and not renew:
             return self._token
-        import msal
         import requests
 
-        if self._msal is None:
-            self._msal = msal.ConfidentialClientApplication(
-                self.config["client_id"],
-                client_credential=self.secrets.get("client_secret", ""),
-                authority=self.authority,
-                instance_discovery=False,  # national clouds and private hosts: no call to the public cloud
-                verify=self.config.get("ca_file") or True,
-                timeout=int(self.config.get("timeout_seconds") or 30),
-            )
         try:
-            result = self._msal.acquire_token_for_client(
+            result = self._sign_in().acquire_token_for_client(
                 scopes=[f"{self.graph_url}/.default"], **({"force_refresh": True} if renew else {})
             )
         except requests.Timeout:
@@ -207,16 +197,48 @@ class EntraSource(Source):
         except (requests.RequestException, ValueError) as exc:
             # msal raises ValueError when the authority's metadata cannot be read (a wrong host or tenant).
             raise SourceUnreachable(
-                f"cannot sign in at {self.authority}: {type(exc).__name__}: {_first_line(str(exc))}"
+                f"cannot sign in at {self.authority}: {type(exc).__name__}: {self._scrub(str(exc))}"
             ) from None
         if "access_token" not in result:
-            description = _first_line(str(result.get("error_description") or ""))
+            description = self._scrub(str(result.get("error_description") or ""))
             raise SourceUnreachable(
                 f"Entra ID refused the credentials of client {self.config['client_id']} at {self.authority}: "
                 f"{result.get('error', 'no token')}{': ' + description if description else ''}"
             )
         self._token = result["access_token"]
         return self._token
+
+    def _sign_in(self):
+        """The msal client; it reads the authority's OpenID metadata when made (so inside the caller's try)."""
+        if self._msal is None:
+            import functools
+
+            import msal
+            import requests
+
+            # msal's own session would let REQUESTS_CA_BUNDLE override a configured CA file: ours passes it (and
+            # the timeout) with every request; proxies still come from the environment.
+            session = requests.Session()
+            ca_file = self.config.get("ca_file")
+            session.request = functools.partial(
+                session.request,
+                timeout=int(self.config.get("timeout_seconds") or 30),
+                **({"verify": ca_file} if ca_file else {}),
+            )
+            self._msal = msal.ConfidentialClientApplication(
+                self.config["client_id"],
+                client_credential=self.secrets.get("client_secret", ""),
+                authority=self.authority,
+                instance_discovery=False,  # national clouds and private hosts: no call to the public cloud
+                http_client=session,
+            )
+        return self._msal
+
+    def _scrub(self, message: str) -> str:
+        """The first line of a message, the secret masked should a service ever echo it."""
+        secret = self.secrets.get("client_secret")
+        line = _first_line(message)
+        return line.replace(secret, "***") if secret else line
 
     @property
     def api(self) -> ApiClient:
@@ -230,15 +252,19 @@ class EntraSource(Source):
             )
         return self._api
 
-    def granted(self) -> set[str] | None:
-        """The application permissions in the token (its ``roles`` claim); None if the token does not say."""
+    def _claims(self) -> dict:
+        """The access token's claims, read (not verified: Graph verifies it) to say what it grants."""
         token = self._access_token(False)
         try:
             payload = token.split(".")[1]
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (IndexError, ValueError):
-            return None
-        roles = claims.get("roles") if isinstance(claims, dict) else None
+            return {}
+        return claims if isinstance(claims, dict) else {}
+
+    def granted(self) -> set[str] | None:
+        """The application permissions in the token (its ``roles`` claim); None if the token does not say."""
+        roles = self._claims().get("roles")
         return set(roles) if isinstance(roles, list) else None
 
     def permissions(self) -> list[str]:
@@ -333,7 +359,8 @@ class EntraSource(Source):
             self._mark_privileged()
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         self.pulled = "full" if full else "delta"
 
@@ -556,12 +583,12 @@ class EntraSource(Source):
         db.executemany("INSERT INTO assignments VALUES (?, ?, ?, ?, ?)", [r for r in rows if r[0]])
 
     def _tenant_guid(self) -> str | None:
+        """The directory's id: configured, or (a domain configured) the token's ``tid`` claim."""
         tenant = self.config["tenant_id"].lower()
         if _GUID.match(tenant):
             return tenant
-        body = self.api.get_json("organization", {"$select": "id"})
-        values = body.get("value") or [{}]
-        return (values[0].get("id") or "").lower() or None
+        tid = self._claims().get("tid")
+        return tid.lower() if isinstance(tid, str) else None
 
     def _owner(self, sp_id: str) -> str | None:
         """The first owner that is a person (the accountable one); an application owner does not count."""
@@ -592,6 +619,12 @@ class EntraSource(Source):
                 raise SourcePermissionDenied(f"{exc}; missing: {_permission_for(next_url)}") from None
             if not isinstance(body, dict):
                 raise SourceError("Microsoft Graph answered with something that is not a list")
+            for link in (body.get("@odata.nextLink"), body.get("@odata.deltaLink")):
+                if link and urlsplit(link).netloc != urlsplit(self.graph_url).netloc:
+                    # The bearer token goes only to Graph, whatever a page says.
+                    raise SourceError(
+                        f"Microsoft Graph sent a link to another host ({urlsplit(link).netloc})"
+                    )
             yield body
             params = None
             next_url = body.get("@odata.nextLink")
