@@ -5,7 +5,7 @@ each against importing the same rows as a CSV file in the same run.
 
 1. Starts the stand-in (tests/cloud/identity/stand_in.py) in a process of its own on loopback, over TLS, with a
    generated tenant: 100k users (every 100th disabled, managers), 20k groups (each user a direct member of 5,
-   200 groups nested in others), 200 of the tenant's own service principals with owners, directory roles and
+   200 groups nested in another), 200 of the tenant's own service principals with owners, directory roles and
    eligibilities; Graph pages at 999.
 2. Builds SOXGov: a fresh PostgreSQL database (migrate), the application, an Entra connector; and a copy of it
    (CREATE DATABASE ... TEMPLATE) for the CSV path, so both start from the same state.
@@ -65,7 +65,7 @@ def tenant_data(users: int, groups: int, per_user: int = 5) -> dict:
     for n in range(users):
         for k in range(per_user):
             members[(n * 7 + k * 4001) % groups].append(oid("a", n))
-    for g in range(0, min(200, groups - 1)):  # some nesting
+    for g in range(0, min(400, groups - 1), 2):  # 200 groups nested in another
         members[g].append(oid("b", g + 1))
     sps = [
         {"id": oid("c", n), "appId": oid("d", n), "displayName": f"app-{n}", "accountEnabled": True,

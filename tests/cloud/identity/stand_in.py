@@ -352,6 +352,9 @@ class StandIn:
 class _Handler(BaseHTTPRequestHandler):
     stand_in: StandIn
     protocol_version = "HTTP/1.1"
+    # One write per answer, sent at once: headers and body apart would wait out the client's delayed ACK.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # quiet
         pass
