@@ -41,7 +41,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from entitlements.connectors.http import ApiClient, SourceGone, SourcePermissionDenied, tls_verify
+from entitlements.connectors.http import (
+    ApiClient,
+    SourceGone,
+    SourcePermissionDenied,
+    client_problems,
+    tls_verify,
+)
 from entitlements.connectors.sources import Source, SourceError, SourceTimeout, SourceUnreachable
 
 KEYS = {
@@ -99,11 +105,6 @@ CREATE INDEX IF NOT EXISTS assignments_principal ON assignments (principal_id);
 """
 
 
-def _bool(value, key: str, problems: list[str]) -> None:
-    if value is not None and not isinstance(value, bool):
-        problems.append(f"{key}: must be true or false")
-
-
 def _https(value, key: str, problems: list[str]) -> None:
     if value is None:
         return
@@ -137,24 +138,17 @@ class EntraSource(Source):
             problems.append("client_id: is required (the app registration's application id, a GUID)")
         _https(config.get("authority_host"), "authority_host", problems)
         _https(config.get("graph_url"), "graph_url", problems)
-        for key in ("identities", "app_role_assignments", "role_eligibilities"):
-            _bool(config.get(key), key, problems)
+        problems += client_problems(
+            config, flags=("identities", "app_role_assignments", "role_eligibilities")
+        )
         days = config.get("full_pull_days")
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 90):
             problems.append("full_pull_days: must be a whole number of days from 0 (always full) to 90")
-        timeout = config.get("timeout_seconds")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
-        ):
-            problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
         groups = config.get("privileged_groups")
         if groups is not None and (
             not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups)
         ):
             problems.append("privileged_groups: must be a list of group names or object ids")
-        ca_file = config.get("ca_file")
-        if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
-            problems.append("ca_file: must be the path of a readable CA bundle (PEM)")
         if "client_secret" not in secrets:
             problems.append("secrets: 'client_secret' is required (the app registration's client secret)")
         problems += [

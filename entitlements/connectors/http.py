@@ -15,6 +15,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,6 +42,25 @@ def tls_verify(ca_file: str | None) -> bool | ssl.SSLContext:
     """What ``verify`` takes for a configured CA bundle (a TLS-inspecting proxy's, a private cloud's): the
     system's trust store when none is given."""
     return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+def client_problems(config, *, flags: tuple[str, ...] = ()) -> list[str]:
+    """Problems with the settings every web-API source shares: ``timeout_seconds`` (1 to 600), ``ca_file`` (a
+    readable PEM bundle) and the true/false ``flags`` named."""
+    problems = [
+        f"{key}: must be true or false"
+        for key in flags
+        if config.get(key) is not None and not isinstance(config.get(key), bool)
+    ]
+    timeout = config.get("timeout_seconds")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
+    ):
+        problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
+    ca_file = config.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
+        problems.append("ca_file: must be the path of a readable CA bundle (PEM)")
+    return problems
 
 
 def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:

@@ -16,10 +16,9 @@ are not supported yet: use an API token.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from entitlements.connectors.http import ApiClient, SourcePermissionDenied, tls_verify
+from entitlements.connectors.http import ApiClient, SourcePermissionDenied, client_problems, tls_verify
 from entitlements.connectors.sources import Source, SourceError
 
 KEYS = {"org_url", "identities", "apps", "admin_roles", "timeout_seconds", "ca_file"}
@@ -47,18 +46,7 @@ class OktaSource(Source):
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
             problems.append("org_url: is required, the org's https:// address, e.g. https://example.okta.com")
-        for key in ("identities", "apps", "admin_roles"):
-            value = config.get(key)
-            if value is not None and not isinstance(value, bool):
-                problems.append(f"{key}: must be true or false")
-        timeout = config.get("timeout_seconds")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
-        ):
-            problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
-        ca_file = config.get("ca_file")
-        if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
-            problems.append("ca_file: must be the path of a readable CA bundle (PEM)")
+        problems += client_problems(config, flags=("identities", "apps", "admin_roles"))
         if "api_token" not in secrets:
             problems.append("secrets: 'api_token' is required (an API token of a read-only administrator)")
         problems += [
