@@ -655,7 +655,11 @@ class EntraSource(Source):
                '', '', '', 0
         FROM principals p
         WHERE (p.kind = 'user' OR p.tenant_owned = 1)
-          AND NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = p.id AND m.group_id IN (SELECT id FROM groups))
+          AND NOT EXISTS (
+              -- CROSS JOIN keeps the order: this principal's memberships first (an IN over every group
+              -- would probe each group for each principal)
+              SELECT 1 FROM members m CROSS JOIN groups g ON g.id = m.group_id WHERE m.member_id = p.id
+          )
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.principal_id = p.id)
         """
         for pid, kind, name, mail, employee, enabled, last, app_id, eid, ename, etype, priv in db.execute(
