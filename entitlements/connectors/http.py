@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,10 +27,40 @@ class SourcePermissionDenied(SourceError):
     """The credentials work but may not read something (403): the message names what, for the admin to grant."""
 
 
+class SourceGone(SourceError):
+    """410 Gone: a paging or sync token the provider no longer honours (an expired Graph delta link): the
+    caller starts again from a full read."""
+
+
 def where(url: str | httpx.URL) -> str:
     """A URL fit for a message or a log line: scheme, host and path, never the query (paging tokens, keys)."""
     parts = urlsplit(str(url))
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def tls_verify(ca_file: str | None) -> bool | ssl.SSLContext:
+    """What ``verify`` takes for a configured CA bundle (a TLS-inspecting proxy's, a private cloud's): the
+    system's trust store when none is given."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+def client_problems(config, *, flags: tuple[str, ...] = ()) -> list[str]:
+    """Problems with the settings every web-API source shares: ``timeout_seconds`` (1 to 600), ``ca_file`` (a
+    readable PEM bundle) and the true/false ``flags`` named."""
+    problems = [
+        f"{key}: must be true or false"
+        for key in flags
+        if config.get(key) is not None and not isinstance(config.get(key), bool)
+    ]
+    timeout = config.get("timeout_seconds")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600
+    ):
+        problems.append("timeout_seconds: must be a whole number of seconds from 1 to 600")
+    ca_file = config.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
+        problems.append("ca_file: must be the path of a readable CA bundle (PEM)")
+    return problems
 
 
 def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
@@ -88,7 +120,7 @@ class ApiClient:
         timeout: float = 30.0,
         retries: int = 5,
         max_wait: float = 300.0,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         sleep: Callable[[float], None] = time.sleep,
         provider: str = "the provider",
     ):
@@ -157,6 +189,10 @@ class ApiClient:
                     raise SourcePermissionDenied(
                         f"{self.provider} denied reading {where(url)} (403){_detail(response)}: "
                         "grant the connector's credentials the permission the README names for it"
+                    )
+                if status == 410:
+                    raise SourceGone(
+                        f"{self.provider} no longer serves {where(url)} (410){_detail(response)}"
                     )
                 if status in (429, 403) or (status >= 500 and status != 501):
                     asked = retry_after_seconds(response)
