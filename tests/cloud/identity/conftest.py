@@ -11,9 +11,11 @@ from tests.cloud.identity.stand_in import GraphTenant, OktaOrg, StandIn
 
 @pytest.fixture
 def store(tmp_path):
-    """A private input store; connectors start from a removal gate of 5 grants (10%), fit for small tenants."""
+    """A private input store and secrets directory; connectors start from a removal gate of 5 grants (10%), fit
+    for small tenants."""
     with override_settings(
         SOXGOV_IMPORT_DIR=tmp_path / "store",
+        SOXGOV_SECRET_FILE_ROOTS=[tmp_path / "secrets"],
         SOXGOV_SECRET_KEYS=[Fernet.generate_key().decode()],
         SOXGOV_DELETION_THRESHOLD_COUNT=5,
     ):

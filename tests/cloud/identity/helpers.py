@@ -23,7 +23,8 @@ def connector_add(tmp_path, *, name: str, kind: str, application: str, config: d
     Application.objects.get_or_create(name=application)
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(config))
-    secret_file = tmp_path / f"{name}.secret"
+    secret_file = tmp_path / "secrets" / f"{name}.secret"  # under SOXGOV_SECRET_FILE_ROOTS (conftest's store)
+    secret_file.parent.mkdir(exist_ok=True)
     secret_file.write_text(secret[1])
     return command(
         "connector_add",
