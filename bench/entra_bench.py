@@ -170,6 +170,7 @@ class EntraBench:
             SOXGOV_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
             SOXGOV_ALLOWED_HOSTS="localhost",
             SOXGOV_VAR_DIR=str(self.work / "var"),
+            SOXGOV_SECRET_FILE_ROOTS=str(self.work),  # the client secret's file lies there
             SOXGOV_DELETION_THRESHOLD_COUNT=str(10**9),
             SOXGOV_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
