@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-#: Fixture folders and the modules that author payloads (stand-ins, seeders). Add yours.
+#: Fixture folders and the modules that author payloads (stand-ins, seeders), and the guides that quote them.
 SCANNED = [
     TESTS / "fixtures" / "scim",
     TESTS / "fixtures" / "github",
     TESTS / "scim",
     TESTS / "github",
+    TESTS / "cloud" / "identity" / "fixtures",
+    TESTS / "cloud" / "identity" / "stand_in.py",
+    TESTS / "test_connectors_aws.py",
+    TESTS / "aws_server.py",
+    TESTS.parent / "docs" / "connectors-aws.md",
 ]
 ALLOWED_DOMAIN = re.compile(r"(^|\.)(example\.(com|org|net)|[a-z0-9-]+\.test)$", re.IGNORECASE)
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
@@ -28,6 +33,8 @@ SECRETS = {
     "a GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})"),
     "a JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
     "a Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    "an Okta API token": re.compile(r"\b00[A-Za-z0-9_-]{40}\b"),
+    "an Azure client secret": re.compile(r"\b[A-Za-z0-9_~.-]{3}8Q~[A-Za-z0-9_~.-]{31,34}\b"),
     "a private key": re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
 }
 DOCUMENTED = {"AKIAIOSFODNN7EXAMPLE"}
@@ -52,10 +59,12 @@ def scanned_files() -> list[Path]:
             files += sorted(
                 p for p in place.rglob("*") if p.is_file() and p.suffix in {".json", ".py", ".ldif", ".csv"}
             )
+        elif place.is_file():
+            files.append(place)
     return files
 
 
-@pytest.mark.parametrize("path", scanned_files(), ids=lambda p: str(p.relative_to(TESTS)))
+@pytest.mark.parametrize("path", scanned_files(), ids=lambda p: str(p.relative_to(TESTS.parent)))
 def test_fixture_is_anonymous(path):
     assert problems(path.read_text(encoding="utf-8")) == []
 
@@ -70,9 +79,10 @@ def test_the_scan_finds_what_it_must_refuse():
             "github_pat_" + "11ABCDEFG0" * 3,
             "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl",
             "-----BEGIN RSA PRIVATE KEY-----",
+            "00" + "a1B2c3D4e5" * 4,
         ]
     )
-    assert len(problems(planted)) == 7
+    assert len(problems(planted)) == 8
     fine = "a@example.com b@mail.example.org c@hr.test AKIAIOSFODNN7EXAMPLE user@ghe.example.net"
     assert problems(fine) == []
-    assert len(scanned_files()) >= 4
+    assert len(scanned_files()) >= 8
