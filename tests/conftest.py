@@ -32,6 +32,31 @@ def create_user(username, *roles, email=None, **extra):
     return user
 
 
+# Servers the session starts once per test process (each pytest-xdist worker is one): the tests that use one go to
+# the same worker (`make test` runs --dist loadgroup), so each is started once per run, not once per worker.
+# Samba provisions a domain controller (10-45 s); MariaDB initialises a data directory.
+SERVER_GROUPS = {
+    "samba": "directories",
+    "slapd": "directories",
+    "mariadb_server": "mariadb",
+    "erp_server": "mariadb",
+    "scim_process": "scim",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next((SERVER_GROUPS[name] for name in item.fixturenames if name in SERVER_GROUPS), None)
+        if group is None and item.path.parent.name == "faults":
+            group = f"faults-{item.path.stem}"  # a Redis and a Celery worker per module
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def make_user():
     return create_user
