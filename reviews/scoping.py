@@ -17,7 +17,6 @@ import datetime as dt
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import connection
 from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
@@ -252,9 +251,3 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         *params_where,
     ]
     return sql, params
-
-
-def run(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
