@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def make_user():
+def make_user(db):
     return create_user
 
 
