@@ -14,7 +14,6 @@ import pytest
 
 from entitlements.models import Account, Connector, ConnectorRun, Identity
 from evidence.models import EvidenceEvent
-from tests.github.test_github_pulls import org  # noqa: F401 (a fixture)
 from tests.imports.conftest import command
 from tests.web_sources import import_store, snapshot  # noqa: F401 (a fixture)
 
@@ -70,7 +69,9 @@ def test_an_owner_soxgov_does_not_know_refuses_the_pull_and_changes_nothing(org)
 
     assert refused.code == 1, refused
     said = refused.out + refused.err
-    assert "owner_employee_id" in said and "E999" in said and "no person in SOXGov has this employee id" in said
+    assert (
+        "owner_employee_id" in said and "E999" in said and "no person in SOXGov has this employee id" in said
+    )
     assert snapshot() == before
 
 
