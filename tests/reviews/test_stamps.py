@@ -115,3 +115,44 @@ def test_the_reviewer_may_not_answer_a_finding_about_them(world, settings, make_
         exception_id=finding.pk, user=owner, proof="re-performed: sampled 10 items again"
     )
     assert ControlException.objects.get(pk=finding.pk).status == "closed"
+
+
+@pytest.mark.usefixtures("pack_keys_trusted")
+def test_the_campaign_pack_holds_the_statistics_and_findings_and_verifies(world, settings, tmp_path):
+    import csv
+    import io
+
+    from django.core.management import call_command
+
+    from evidence.verify_pack import read_pack, verify
+
+    settings.SOXGOV_STAMP_FAST_COUNT = 0
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    review_item = item(campaign, "P1", "VENDOR_MASTER")
+    shown([review_item], 1)
+    services.decide(item_ids=[review_item.pk], user=mia, certify=True, comment="ok")
+    (finding,) = stamps.findings_raise(campaign_id=campaign.pk)
+    out = tmp_path / "pack.zip"
+    call_command(
+        "export_evidence_pack", "--campaign", str(campaign.pk), "--out", str(out), stdout=io.StringIO()
+    )
+
+    files = read_pack(str(out))
+    verify(files)
+    name = next(n for n in files if n.endswith("data/reviewer_statistics.csv"))
+    (row,) = csv.DictReader(io.StringIO(files[name].decode()))
+    assert (row["reviewer"], row["decisions"], row["fast"], row["against_recommendation"]) == (
+        "mia",
+        "1",
+        "1",
+        "1",
+    )
+    name = next(n for n in files if n.endswith("data/review_findings.csv"))
+    (row,) = csv.DictReader(io.StringIO(files[name].decode()))
+    assert (row["exception_id"], row["rule"], row["status"]) == (str(finding.pk), "fast", "open")
+    decisions = next(n for n in files if n.endswith("data/decisions.csv"))
+    (decision,) = csv.DictReader(io.StringIO(files[decisions].decode()))
+    assert decision["recommendation"] == "revoke" and decision["reasons"].startswith(
+        "unused for over 90 days"
+    )
