@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Min, Q
+from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from evidence.services import Actor, Event, Subject, events_record
@@ -76,58 +78,58 @@ class ReviewerStatistics:
         }
 
 
-def _high_risk(item) -> bool:
-    return bool(
-        item.privileged
-        or item.sod_conflict
-        or item.terminated
-        or item.orphan
-        or item.owner_gone
-        or item.recommendation == Advice.REVOKE
-    )
+# High risk, as the decision saw it: flagged access, or recommended for revoke.
+HIGH_RISK = (
+    Q(item__privileged=True)
+    | Q(item__sod_conflict=True)
+    | Q(item__terminated=True)
+    | Q(item__orphan=True)
+    | Q(item__owner_gone=True)
+    | Q(recommendation=Advice.REVOKE)
+)
 
 
 def reviewer_statistics(campaign: Campaign) -> list[ReviewerStatistics]:
     """One row per reviewer who decided something in the campaign (certify and revoke decisions; a delegation
-    is not a decision), by user name."""
+    is not a decision), by user name. Aggregated in the database: a campaign may hold a million decisions."""
     due_end = dt.datetime.combine(
         campaign.due_on + dt.timedelta(days=1), dt.time.min, tzinfo=timezone.get_current_timezone()
     )
     last_hours = due_end - dt.timedelta(hours=settings.SOXGOV_STAMP_LAST_HOURS)
-    fast_seconds = settings.SOXGOV_STAMP_FAST_SECONDS
-    rows: dict[str, ReviewerStatistics] = {}
-    seconds: dict[str, list[int]] = {}
-    decisions = (
-        Decision.objects.filter(item__campaign=campaign, action__in=[CERTIFY, REVOKE])
-        .select_related("actor", "item")
-        .order_by("at", "pk")
+    certify = Q(action=CERTIFY)
+    decisions = Decision.objects.filter(item__campaign=campaign, action__in=[CERTIFY, REVOKE]).order_by()
+    counted = decisions.values("actor__username").annotate(
+        decisions=Count("id"),
+        certified=Count("id", filter=certify),
+        revoked=Count("id", filter=Q(action=REVOKE)),
+        in_bulk=Count("id", filter=Q(batch__gt=1)),
+        timed=Count("seconds_shown"),
+        fastest_seconds=Min("seconds_shown"),
+        fast=Count("id", filter=Q(seconds_shown__lt=settings.SOXGOV_STAMP_FAST_SECONDS)),
+        against_recommendation=Count(
+            "id",
+            filter=(certify & Q(recommendation=Advice.REVOKE)) | Q(action=REVOKE, recommendation=Advice.FINE),
+        ),
+        high_risk=Count("id", filter=HIGH_RISK),
+        high_risk_certified_without_comment=Count("id", filter=HIGH_RISK & certify & Q(comment="")),
+        bulk_certified_revokes=Count("id", filter=certify & Q(batch__gt=1, recommendation=Advice.REVOKE)),
+        in_last_hours=Count("id", filter=Q(at__gte=last_hours)),
     )
-    for decision in decisions.iterator(chunk_size=2000):
-        name = decision.actor.get_username()
-        row = rows.setdefault(name, ReviewerStatistics(reviewer=name))
-        item, certify = decision.item, decision.action == CERTIFY
-        row.decisions += 1
-        row.certified += certify
-        row.revoked += not certify
-        row.in_bulk += decision.batch > 1
-        if decision.seconds_shown is not None:
-            row.timed += 1
-            row.fast += decision.seconds_shown < fast_seconds
-            seconds.setdefault(name, []).append(decision.seconds_shown)
-        told = decision.recommendation
-        row.against_recommendation += (certify and told == Advice.REVOKE) or (
-            not certify and told == Advice.FINE
-        )
-        risky = _high_risk(item)
-        row.high_risk += risky
-        row.high_risk_certified_without_comment += risky and certify and not decision.comment.strip()
-        row.bulk_certified_revokes += certify and decision.batch > 1 and told == Advice.REVOKE
-        row.in_last_hours += decision.at >= last_hours
-        hour = timezone.localtime(decision.at).hour
-        row.by_hour[hour] = row.by_hour.get(hour, 0) + 1
-    for name, values in seconds.items():
-        rows[name].median_seconds = float(statistics.median(values))
-        rows[name].fastest_seconds = min(values)
+    rows = {}
+    for values in counted:
+        name = values.pop("actor__username")
+        rows[name] = ReviewerStatistics(reviewer=name, **values)
+    hours = (
+        decisions.annotate(hour=ExtractHour("at"))
+        .values_list("actor__username", "hour")
+        .annotate(n=Count("id"))
+    )
+    for name, hour, n in hours:
+        rows[name].by_hour[hour] = n
+    for name, row in rows.items():
+        if row.timed:
+            timed = decisions.filter(actor__username=name, seconds_shown__isnull=False)
+            row.median_seconds = float(statistics.median(timed.values_list("seconds_shown", flat=True)))
     return [rows[name] for name in sorted(rows)]
 
 

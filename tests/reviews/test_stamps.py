@@ -156,3 +156,22 @@ def test_the_campaign_pack_holds_the_statistics_and_findings_and_verifies(world,
     assert decision["recommendation"] == "revoke" and decision["reasons"].startswith(
         "unused for over 90 days"
     )
+
+
+def test_the_campaign_page_shows_how_each_reviewer_reviewed_and_the_findings(world, settings, client):
+    settings.SOXGOV_STAMP_FAST_COUNT = 0
+    mia, alice = world["users"]["mia"], world["users"]["alice"]
+    campaign = launch(world)
+    review_item = item(campaign, "P5", "AP_ENTER")
+    shown([review_item], 1)
+    services.decide(item_ids=[review_item.pk], user=mia, certify=True)
+    client.force_login(alice)
+
+    checked = client.post(f"/reviews/campaigns/{campaign.pk}/stamps/", follow=True)
+
+    page = checked.content.decode()
+    assert "Checked: 1 new finding(s) opened as control exceptions." in page
+    assert "How each reviewer reviewed" in page and "<td>mia</td>" in page
+    assert "Rubber stamp? mia decided too fast to have looked" in page
+    judged = client.get("/reviews/how-reviews-are-judged/").content.decode()
+    assert "More than 0 decisions, each made under" in judged
