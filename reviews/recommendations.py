@@ -16,10 +16,12 @@ group has at least ``SOXGOV_RECOMMEND_MIN_PEERS`` people; "rare" is held by at m
 ``SOXGOV_RECOMMEND_RARE_PERCENT`` of them, "most" at least ``SOXGOV_RECOMMEND_COMMON_PERCENT``. "New since the
 last certification" and "certified before by the same reviewer" are told, and change nothing.
 
-Computed set-based, a few UPDATE statements per campaign, at launch (``compute``); refreshed for the pending items
-of the people a pull changed (``refresh``). Each decision keeps the recommendation and reasons its reviewer was
-shown (reviews/services.py), and its evidence event carries them, so an evidence pack shows what the reviewer was
-told.
+Computed at launch inside the launch's one INSERT ... SELECT (reviews/scoping.py joins the signals and wraps the
+SELECT for the recommendation), so a million-item launch writes each item once; refreshed for the pending items
+of the people a pull changed (``refresh``), and computed for the items a standing micro-review adds
+(``recompute``), with a few UPDATE statements over just those items. Each decision keeps the recommendation and
+reasons its reviewer was shown (reviews/services.py), and its evidence event carries them, so an evidence pack
+shows what the reviewer was told.
 """
 
 from __future__ import annotations
@@ -36,13 +38,107 @@ T_ACCOUNT = Account._meta.db_table
 T_GRANT = Grant._meta.db_table
 PEER_LABELS = {"title": "same department and title", "manager": "same manager"}
 
+# What the launch SELECT (reviews/scoping.py) yields besides the snapshot: the signals, from joins...
+SIGNAL_COLUMNS = (
+    "peer_holders",
+    "peer_size",
+    "peer_basis",
+    "never_used",
+    "regranted",
+    "owner_gone",
+    "on_leave",
+)
+# ... and, in a wrapping SELECT over the campaign's rows, those that need them all, and the recommendation.
+DERIVED_COLUMNS = ("unique_in_queue", "certified_by_reviewer", "recommendation")
 
-def _thresholds() -> tuple[int, int, int]:
-    return (
-        settings.SOXGOV_RECOMMEND_MIN_PEERS,
-        settings.SOXGOV_RECOMMEND_RARE_PERCENT,
-        settings.SOXGOV_RECOMMEND_COMMON_PERCENT,
-    )
+# Over aliases g (grant), a (account), i (identity, NULL for an orphan) of the launch SELECT.
+SIGNALS_SELECT = """
+    CASE WHEN rts.n IS NOT NULL THEN COALESCE(rth.n, 0) WHEN rms.n IS NOT NULL THEN COALESCE(rmh.n, 0) END,
+    CASE WHEN rts.n IS NOT NULL THEN rts.n ELSE rms.n END,
+    CASE WHEN rts.n IS NOT NULL THEN 'title' WHEN rms.n IS NOT NULL THEN 'manager' ELSE '' END,
+    (a.last_used_at IS NULL AND rus.application_id IS NOT NULL),
+    (rr.account_id IS NOT NULL),
+    COALESCE(i.kind <> 'human' AND (ro.id IS NULL OR ro.status = 'terminated'), FALSE),
+    COALESCE(i.status = 'leave', FALSE)"""
+SIGNALS_JOINS = f"""
+    LEFT JOIN {T_IDENTITY} ro ON ro.id = i.owner_id
+    LEFT JOIN rec_usage rus ON rus.application_id = a.application_id
+    LEFT JOIN rec_title_size rts ON i.kind = 'human' AND rts.department = i.department AND rts.title = i.title
+    LEFT JOIN rec_title_held rth ON rts.n IS NOT NULL AND rth.department = i.department AND rth.title = i.title
+                               AND rth.entitlement_id = g.entitlement_id
+    LEFT JOIN rec_manager_size rms ON i.kind = 'human' AND rms.manager_id = i.manager_id
+    LEFT JOIN rec_manager_held rmh ON rms.n IS NOT NULL AND rmh.manager_id = i.manager_id
+                                 AND rmh.entitlement_id = g.entitlement_id
+    LEFT JOIN rec_revoked rr ON rr.account_id = a.id AND rr.entitlement_id = g.entitlement_id"""
+
+
+def signal_tables(application_ids: list[int]) -> str:
+    """The launch SELECT's common table expressions the signals join: peer groups (people active or on leave;
+    department and title, else manager; at least SOXGOV_RECOMMEND_MIN_PEERS) and how many of each hold each
+    entitlement of the scope, the applications that report last use, earlier revocations. Computed once each,
+    so a million items cost a few hash joins."""
+    apps = ", ".join(str(int(pk)) for pk in application_ids) or "-1"
+    minimum = int(settings.SOXGOV_RECOMMEND_MIN_PEERS)
+    held = f"""FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id JOIN rec_people p ON p.id = a.identity_id
+            WHERE a.application_id IN ({apps})"""
+    return f"""rec_people AS (
+            SELECT id, department, title, manager_id FROM {T_IDENTITY} WHERE kind = 'human' AND status <> 'terminated'
+        ),
+        rec_title_size AS (
+            SELECT department, title, COUNT(*) AS n FROM rec_people WHERE department <> '' AND title <> ''
+            GROUP BY department, title HAVING COUNT(*) >= {minimum}
+        ),
+        rec_title_held AS (
+            SELECT p.department, p.title, g.entitlement_id, COUNT(DISTINCT p.id) AS n {held}
+              AND p.department <> '' AND p.title <> '' GROUP BY p.department, p.title, g.entitlement_id
+        ),
+        rec_manager_size AS (
+            SELECT manager_id, COUNT(*) AS n FROM rec_people WHERE manager_id IS NOT NULL
+            GROUP BY manager_id HAVING COUNT(*) >= {minimum}
+        ),
+        rec_manager_held AS (
+            SELECT p.manager_id, g.entitlement_id, COUNT(DISTINCT p.id) AS n {held}
+              AND p.manager_id IS NOT NULL GROUP BY p.manager_id, g.entitlement_id
+        ),
+        rec_usage AS (
+            SELECT DISTINCT application_id FROM {T_ACCOUNT}
+            WHERE last_used_at IS NOT NULL AND application_id IN ({apps})
+        ),
+        rec_revoked AS (
+            SELECT DISTINCT account_id, entitlement_id FROM {T_ITEM} WHERE status = 'revoked'
+        )"""
+
+
+def _advice(unique: str, prefix: str = "") -> str:
+    """The CASE giving the recommendation from the signals (columns named ``prefix`` + name); ``unique`` is the
+    SQL saying the item is the only one of its kind in its reviewer's queue."""
+    rare, common = int(settings.SOXGOV_RECOMMEND_RARE_PERCENT), int(settings.SOXGOV_RECOMMEND_COMMON_PERCENT)
+    c = prefix
+    unused = f"({c}never_used OR ({c}dormant AND {c}last_used_at IS NOT NULL))"
+    is_rare = f"({c}peer_size IS NOT NULL AND {c}peer_holders * 100 <= {rare} * {c}peer_size)"
+    is_common = f"({c}peer_size IS NOT NULL AND {c}peer_holders * 100 >= {common} * {c}peer_size)"
+    return f"""CASE
+        WHEN {c}terminated OR {c}orphan OR {c}owner_gone OR ({unused} AND {is_rare}) THEN '{Advice.REVOKE}'
+        WHEN {c}sod_conflict OR {c}privileged OR {c}on_leave OR {c}regranted OR {unused} OR {is_rare}
+             OR (({unique}) AND NOT {is_common}) THEN '{Advice.CAREFUL}'
+        ELSE '{Advice.FINE}' END"""
+
+
+def with_recommendation(sql: str, columns: tuple[str, ...]) -> str:
+    """Wrap the launch SELECT (yielding ``columns``) so it also yields DERIVED_COLUMNS: whether the item is the
+    only one with its entitlement in its reviewer's queue (a window over the campaign's rows), whether this
+    reviewer certified it before, and the recommendation."""
+    names = ", ".join(columns)
+    unique = "COUNT(*) OVER (PARTITION BY b.reviewer_id, b.entitlement_id) = 1"
+    return f"""WITH b ({names}) AS ({sql})
+        SELECT {", ".join(f"b.{c}" for c in columns)},
+            CASE WHEN {unique} THEN TRUE ELSE FALSE END,
+            (rc.account_id IS NOT NULL),
+            {_advice(unique, prefix="b.")}
+        FROM b LEFT JOIN (
+            SELECT DISTINCT account_id, entitlement_id, decided_by_id FROM {T_ITEM} WHERE status = 'certified'
+        ) rc ON rc.account_id = b.account_id AND rc.entitlement_id = b.entitlement_id
+            AND rc.decided_by_id = b.reviewer_id"""
 
 
 def _execute(sql: str, params: list) -> None:
@@ -50,135 +146,55 @@ def _execute(sql: str, params: list) -> None:
         cursor.execute(sql, params)
 
 
-def compute(campaign_id: int, *, grant_ids: list[int] | None = None) -> None:
-    """Signals and recommendation of every item of a campaign (at launch), or of the items of ``grant_ids`` (a
-    standing micro-review adding items)."""
-    if grant_ids is None:
-        _update(f"{T_ITEM}.campaign_id = %s", [campaign_id], campaign_id)
-        return
-    for start in range(0, len(grant_ids), 500):
-        chunk = [int(pk) for pk in grant_ids[start : start + 500]]
-        marks = ", ".join(["%s"] * len(chunk))
-        _update(
-            f"{T_ITEM}.campaign_id = %s AND {T_ITEM}.grant_id IN ({marks})",
-            [campaign_id, *chunk],
-            campaign_id,
-        )
-
-
 def refresh(identity_ids) -> int:
     """Recompute the pending items of these people in active campaigns (their access or record changed)."""
     ids = sorted({int(pk) for pk in identity_ids if pk is not None})
     if not ids:
         return 0
-    campaigns = list(
-        ReviewItem.objects.filter(
-            identity_id__in=ids, status=ReviewItem.Status.PENDING, campaign__status=Campaign.Status.ACTIVE
-        )
-        .values_list("campaign_id", flat=True)
-        .distinct()
-        .order_by()
+    pending = ReviewItem.objects.filter(
+        identity_id__in=ids, status=ReviewItem.Status.PENDING, campaign__status=Campaign.Status.ACTIVE
     )
-    marks = ", ".join(["%s"] * len(ids))
+    campaigns = list(pending.values_list("campaign_id", flat=True).distinct().order_by())
     for campaign_id in campaigns:
+        grants = list(pending.filter(campaign_id=campaign_id).values_list("grant_id", flat=True))
         with transaction.atomic():
-            _update(
-                f"{T_ITEM}.campaign_id = %s AND {T_ITEM}.status = 'pending' AND {T_ITEM}.identity_id IN ({marks})",
-                [campaign_id, *ids],
-                campaign_id,
-            )
+            recompute(Campaign.objects.get(pk=campaign_id), grants)
     return len(campaigns)
 
 
-def _update(target: str, params: list, campaign_id: int) -> None:
-    """Set every signal, then the recommendation, of the items ``target`` selects (all in one campaign)."""
-    minimum, rare, common = _thresholds()
-    _execute(
-        f"""UPDATE {T_ITEM} SET peer_holders = NULL, peer_size = NULL, peer_basis = '', never_used = FALSE,
-            regranted = FALSE, certified_by_reviewer = FALSE, unique_in_queue = FALSE, owner_gone = FALSE,
-            on_leave = FALSE WHERE {target}""",
-        params,
-    )
-    # The person's record: on leave; a non-human identity whose owner is missing or terminated.
-    _execute(
-        f"""UPDATE {T_ITEM} SET on_leave = (i.status = 'leave'),
-            owner_gone = (i.kind <> 'human' AND (o.id IS NULL OR o.status = 'terminated'))
-        FROM {T_IDENTITY} i LEFT JOIN {T_IDENTITY} o ON o.id = i.owner_id
-        WHERE i.id = {T_ITEM}.identity_id AND {target}""",
-        params,
-    )
-    # Never used: only where the application reports last use (some account of it has a date).
-    _execute(
-        f"""UPDATE {T_ITEM} SET never_used = TRUE
-        FROM (SELECT DISTINCT application_id FROM {T_ACCOUNT} WHERE last_used_at IS NOT NULL) u
-        WHERE u.application_id = {T_ITEM}.application_id AND {T_ITEM}.last_used_at IS NULL AND {target}""",
-        params,
-    )
-    _peers(target, params, campaign_id, minimum)
-    # History: revoked in an earlier campaign, and here again; certified before by this reviewer.
-    _execute(
-        f"""UPDATE {T_ITEM} SET regranted = TRUE
-        FROM (SELECT DISTINCT account_id, entitlement_id FROM {T_ITEM}
-              WHERE status = 'revoked' AND campaign_id <> %s) r
-        WHERE r.account_id = {T_ITEM}.account_id AND r.entitlement_id = {T_ITEM}.entitlement_id AND {target}""",
-        [campaign_id, *params],
-    )
-    _execute(
-        f"""UPDATE {T_ITEM} SET certified_by_reviewer = TRUE
-        FROM (SELECT DISTINCT account_id, entitlement_id, decided_by_id FROM {T_ITEM}
-              WHERE status = 'certified' AND campaign_id <> %s) c
-        WHERE c.account_id = {T_ITEM}.account_id AND c.entitlement_id = {T_ITEM}.entitlement_id
-          AND c.decided_by_id = {T_ITEM}.reviewer_id AND {target}""",
-        [campaign_id, *params],
-    )
-    _execute(
-        f"""UPDATE {T_ITEM} SET unique_in_queue = TRUE
-        FROM (SELECT reviewer_id, entitlement_id FROM {T_ITEM} WHERE campaign_id = %s
-              GROUP BY reviewer_id, entitlement_id HAVING COUNT(*) = 1) q
-        WHERE q.reviewer_id = {T_ITEM}.reviewer_id AND q.entitlement_id = {T_ITEM}.entitlement_id AND {target}""",
-        [campaign_id, *params],
-    )
-    unused = "(never_used OR (dormant AND last_used_at IS NOT NULL))"
-    is_rare = f"(peer_size IS NOT NULL AND peer_holders * 100 <= {rare:d} * peer_size)"
-    is_common = f"(peer_size IS NOT NULL AND peer_holders * 100 >= {common:d} * peer_size)"
-    _execute(
-        f"""UPDATE {T_ITEM} SET recommendation = CASE
-            WHEN terminated OR orphan OR owner_gone OR ({unused} AND {is_rare}) THEN '{Advice.REVOKE}'
-            WHEN sod_conflict OR privileged OR on_leave OR regranted OR {unused} OR {is_rare}
-                 OR (unique_in_queue AND NOT {is_common}) THEN '{Advice.CAREFUL}'
-            ELSE '{Advice.FINE}' END
-        WHERE {target}""",
-        params,
-    )
+def recompute(campaign: Campaign, grant_ids: list[int]) -> None:
+    """Signals and recommendation of these items of a campaign (refreshed after a pull, or added by a standing
+    micro-review): the signals from the launch SELECT of just these grants, then what needs the whole queue."""
+    from reviews.scoping import ITEM_COLUMNS, item_source
 
-
-def _peers(target: str, params: list, campaign_id: int, minimum: int) -> None:
-    """How many of the person's peers hold the entitlement: by department and title first, else by manager,
-    each only for a group of at least ``minimum`` people. Counted over the grants of the campaign's
-    entitlements only."""
-    people = "p.kind = 'human' AND p.status <> 'terminated'"
-    in_campaign = f"g.entitlement_id IN (SELECT DISTINCT entitlement_id FROM {T_ITEM} WHERE campaign_id = %s)"
-    for basis, keys in (("title", ("department", "title")), ("manager", ("manager_id",))):
-        present = " AND ".join(
-            f"p.{key} <> ''" if key != "manager_id" else "p.manager_id IS NOT NULL" for key in keys
-        )
-        group = ", ".join(f"p.{key}" for key in keys)
-        size_match = " AND ".join(f"s.{key} = i.{key}" for key in keys)
-        held_match = " AND ".join(f"h.{key} = i.{key}" for key in keys)
-        pending = "" if basis == "title" else f"AND {T_ITEM}.peer_basis = ''"
+    signals = ", ".join(f"{c} = s.{c}" for c in SIGNAL_COLUMNS)
+    for start in range(0, len(grant_ids), 500):
+        chunk = [int(pk) for pk in grant_ids[start : start + 500]]
+        marks = ", ".join(["%s"] * len(chunk))
+        target = f"{T_ITEM}.campaign_id = %s AND {T_ITEM}.grant_id IN ({marks})"
+        params = [campaign.pk, *chunk]
+        source, source_params = item_source(campaign, grant_ids=chunk)
         _execute(
-            f"""UPDATE {T_ITEM} SET peer_size = s.n, peer_holders = h.n, peer_basis = '{basis}'
-            FROM {T_IDENTITY} i,
-                 (SELECT {group}, COUNT(*) AS n FROM {T_IDENTITY} p WHERE {people} AND {present}
-                  GROUP BY {group} HAVING COUNT(*) >= %s) s,
-                 (SELECT {group}, g.entitlement_id, COUNT(DISTINCT p.id) AS n
-                  FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id
-                  JOIN {T_IDENTITY} p ON p.id = a.identity_id
-                  WHERE {people} AND {present} AND {in_campaign}
-                  GROUP BY {group}, g.entitlement_id) h
-            WHERE i.id = {T_ITEM}.identity_id AND i.kind = 'human' AND {size_match} AND {held_match}
-              AND h.entitlement_id = {T_ITEM}.entitlement_id {pending} AND {target}""",
-            [minimum, campaign_id, *params],
+            f"""UPDATE {T_ITEM} SET {signals} FROM (
+                WITH s ({", ".join(ITEM_COLUMNS)}) AS ({source}) SELECT * FROM s
+            ) s WHERE s.grant_id = {T_ITEM}.grant_id AND {target}""",
+            [*source_params, *params],
+        )
+        _execute(
+            f"""UPDATE {T_ITEM} SET certified_by_reviewer = (EXISTS (
+                SELECT 1 FROM {T_ITEM} p WHERE p.account_id = {T_ITEM}.account_id
+                AND p.entitlement_id = {T_ITEM}.entitlement_id AND p.status = 'certified'
+                AND p.decided_by_id = {T_ITEM}.reviewer_id AND p.campaign_id <> {T_ITEM}.campaign_id))
+            WHERE {target}""",
+            params,
+        )
+        unique = f"""NOT EXISTS (SELECT 1 FROM {T_ITEM} q WHERE q.campaign_id = {T_ITEM}.campaign_id
+            AND q.reviewer_id = {T_ITEM}.reviewer_id AND q.entitlement_id = {T_ITEM}.entitlement_id
+            AND q.id <> {T_ITEM}.id)"""
+        _execute(f"UPDATE {T_ITEM} SET unique_in_queue = ({unique}) WHERE {target}", params)
+        _execute(
+            f"UPDATE {T_ITEM} SET recommendation = {_advice(f'{T_ITEM}.unique_in_queue')} WHERE {target}",
+            params,
         )
 
 

@@ -22,14 +22,15 @@ from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
 from entitlements.selves import identity_ids_of
+from reviews import recommendations
 from reviews.models import Campaign, ReviewItem
 from sod.models import RuleMember, Violation
 from soxgov.models import User
 
 CRITICALITY_ORDER = ["low", "medium", "high", "critical"]
 
-# The columns the SELECT yields, in order; also the INSERT column list.
-ITEM_COLUMNS = (
+# The snapshot's columns, in order, as the inner SELECT yields them (before the recommendation's).
+SNAPSHOT_COLUMNS = (
     "campaign_id",
     "grant_id",
     "account_id",
@@ -55,6 +56,9 @@ ITEM_COLUMNS = (
     "comment",
     "signed_off",
 )
+# The columns the whole statement yields, and the INSERT column list: the snapshot, its recommendation's signals
+# and the recommendation (reviews/recommendations.py).
+ITEM_COLUMNS = (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS, *recommendations.DERIVED_COLUMNS)
 
 
 def _routed_identity(routing: str) -> str:
@@ -213,7 +217,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         -- is planned while that table is empty and turns quadratic on a first launch of a million items.)
         certified AS (
             SELECT DISTINCT account_id, entitlement_id FROM {t["item"]} WHERE status = 'certified'
-        )
+        ),
+        {recommendations.signal_tables(apps)}
         SELECT
             %s,
             g.id, a.id, e.id, app.id, i.id,
@@ -229,7 +234,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             COALESCE(i.kind <> 'human', FALSE),
             {reviewer_sql},
             {reviewer_identity_sql},
-            'pending', '', FALSE
+            'pending', '', FALSE,
+            {recommendations.SIGNALS_SELECT}
         FROM {t["grant"]} g
         JOIN {t["account"]} a ON a.id = g.account_id
         JOIN {t["entitlement"]} e ON e.id = g.entitlement_id
@@ -239,8 +245,10 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         LEFT JOIN conflict_people cp ON cp.identity_id = a.identity_id AND cp.entitlement_id = g.entitlement_id
         LEFT JOIN conflict_accounts ca ON ca.account_id = a.id AND ca.entitlement_id = g.entitlement_id
         LEFT JOIN certified c ON c.account_id = a.id AND c.entitlement_id = g.entitlement_id
+        {recommendations.SIGNALS_JOINS}
         WHERE 1 = 1 {where}
     """
+    sql = recommendations.with_recommendation(sql, (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS))
     params = [
         _review_permission_id(),
         *live,

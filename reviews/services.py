@@ -132,8 +132,7 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
         refused = reviewers_without_identity(campaign)
         if refused:
             raise ValidationError(f"Not launched: {' '.join(refused.values())}")
-        count = _insert_items(campaign, now=now)
-        recommendations.compute(campaign.pk)
+        count = _insert_items(campaign, now=now)  # with their recommendations (reviews/recommendations.py)
         progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
         campaign.launched_at = now
@@ -199,7 +198,7 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
-            recommendations.compute(campaign.pk, grant_ids=fresh)
+            recommendations.recompute(campaign, fresh)  # in this campaign's whole queue
             items = list(
                 ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh).select_related(
                     "application", "reviewer"
