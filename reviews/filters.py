@@ -4,7 +4,7 @@ from django.db.models import Q
 from entitlements.filters import AnyBooleanWidget, SearchFilterSet, visible_applications
 from reviews.models import Campaign, RemediationTask, ReviewItem
 
-FLAG_CHOICES = [(flag, flag.replace("_", " ").replace("sod", "SoD")) for flag in ReviewItem.FLAGS]
+FLAG_CHOICES = list(ReviewItem.FLAG_LABELS.items())
 
 
 class CampaignFilter(SearchFilterSet):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
@@ -234,7 +235,7 @@ class Conflict(ValidationError):
     """Someone else decided first (or the item moved on): the message says who and when."""
 
 
-def _decidable(user, item_ids: list[int]):
+def _decidable(user, item_ids: list[int], campaign_states=(Campaign.Status.ACTIVE,)):
     """The items, locked, if every one is assigned to ``user``; others answer as if they did not exist."""
     items = list(
         access.restrict(ReviewItem.objects.select_for_update(of=("self",)), user, access.CHANGE)
@@ -250,7 +251,7 @@ def _decidable(user, item_ids: list[int]):
     for item in items:
         if item.identity_id is not None and item.identity_id in selves:
             raise PermissionDenied("Nobody may review their own access.")
-        if item.campaign.status != Campaign.Status.ACTIVE:
+        if item.campaign.status not in campaign_states:
             raise ValidationError(
                 f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}."
             )
@@ -463,8 +464,11 @@ def _outcome(campaign: Campaign) -> dict:
     return {status: counts.get(status, 0) for status in ReviewItem.Status.values}
 
 
-def sign_off(*, campaign_id: int, user) -> SignOff:
-    """Sign off my part of a campaign: every item assigned to me is decided. Locks my decisions."""
+def sign_off(*, campaign_id: int, user, attested: bool) -> SignOff:
+    """Sign off my part of a campaign: every item assigned to me is decided, and I confirm the attestation
+    statement (settings.SOXGOV_ATTESTATION_TEXT, kept word for word in the evidence). Locks my decisions."""
+    if not attested:
+        raise ValidationError({"attest": "Confirm the attestation statement to sign off."})
     now = timezone.now()
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
@@ -498,6 +502,7 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
                     **counts,
                     "sign_off": record.pk,
                     "at": format_time(now),
+                    "attestation": settings.SOXGOV_ATTESTATION_TEXT,
                 },
             )
         ]
