@@ -223,6 +223,11 @@ class ReviewItem(models.Model):
         return [self.FLAG_LABELS[flag] for flag in self.flags]
 
     @property
+    def comment_flag_labels(self) -> list[str]:
+        """The flags that make certifying this item need a comment."""
+        return [self.FLAG_LABELS[flag] for flag in self.FLAGS_NEEDING_COMMENT if getattr(self, flag)]
+
+    @property
     def needs_comment(self) -> bool:
         return any(getattr(self, flag) for flag in self.FLAGS_NEEDING_COMMENT)
 

@@ -9,7 +9,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from entitlements.models import Account, Grant
-from reviews.models import Campaign, Notification, ReviewItem, SignOff
+from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
 from sod.models import RuleMember, Violation
 from soxgov import access
 from soxgov.models import User
@@ -204,8 +204,8 @@ def annotate_why_yours(items: list[ReviewItem]) -> None:
     """Say on each item (``item.why``) why it is in its reviewer's queue, mirroring the launch's routing
     (reviews/scoping.py): the first identity the campaign's routing names, if its user is the reviewer; else the
     named or fallback reviewer, and why the routing found no one; else a delegation. Items come with their
-    identity, its manager and owner, the application's owner and the campaign joined; entitlement owners take
-    one query for the page, never one per row."""
+    identity, its manager and owner, the application's owner and the campaign joined; delegations and entitlement
+    owners take a query each for the page, never one per row."""
     from entitlements.models import Entitlement
 
     by_owner = [i.entitlement_id for i in items if i.campaign.routing == Campaign.Routing.ENTITLEMENT_OWNER]
@@ -219,8 +219,17 @@ def annotate_why_yours(items: list[ReviewItem]) -> None:
         if by_owner
         else {}
     )
+    delegations = (
+        Decision.objects.filter(item__in=items, action=Decision.Action.DELEGATE)
+        .order_by("at", "id")
+        .values_list("item_id", "delegated_to_id", "actor__first_name", "actor__last_name", "actor__username")
+        if items
+        else []
+    )
+    delegated = {item: (to, f"{first} {last}".strip() or user) for item, to, first, last, user in delegations}
     for item in items:
-        item.why = _why(item, owners)
+        to, by = delegated.get(item.pk, (None, ""))
+        item.why = f"delegated to you by {by}" if to == item.reviewer_id else _why(item, owners)
 
 
 def _why(item: ReviewItem, entitlement_owners: dict) -> str:
@@ -262,4 +271,4 @@ def _why(item: ReviewItem, entitlement_owners: dict) -> str:
         else:
             reason = f"{routed[1]}, {routed[3]}, has no active reviewer account"
         return f"fallback reviewer: {reason}"
-    return "delegated to you"
+    return "routed to you"

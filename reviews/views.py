@@ -236,7 +236,7 @@ def decide(request):
 
 
 def _held_message(held: list[ReviewItem], shown: int = 5) -> str:
-    names = "; ".join(f"{item} ({', '.join(item.flag_labels)})" for item in held[:shown])
+    names = "; ".join(f"{item} ({', '.join(item.comment_flag_labels)})" for item in held[:shown])
     more = f" and {len(held) - shown} more" if len(held) > shown else ""
     return (
         f"{len(held)} flagged item{'s' if len(held) != 1 else ''} not certified: {names}{more}. "
@@ -286,7 +286,9 @@ def sign_off(request, pk):
     access.require(request.user, SignOff, access.ADD)
     campaign = restricted_object(request, Campaign, pk)
     try:
-        services.sign_off(campaign_id=campaign.pk, user=request.user, attested=bool(request.POST.get("attest")))
+        services.sign_off(
+            campaign_id=campaign.pk, user=request.user, attested=bool(request.POST.get("attest"))
+        )
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
