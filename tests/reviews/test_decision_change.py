@@ -15,14 +15,6 @@ from reviews import changes, progress, services
 from reviews.models import Campaign, Decision, RemediationTask, ReviewerProgress, ReviewItem
 
 
-@pytest.fixture
-def launched(people, company, make_campaign):
-    campaign = make_campaign(applications=list(company["applications"].values()))
-    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
-    items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
-    return campaign, items
-
-
 def events(action):
     return [e.payload_data for e in EvidenceEvent.objects.filter(action=action).order_by("sequence")]
 

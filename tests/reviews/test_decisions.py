@@ -13,14 +13,6 @@ from reviews import reminders, services
 from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
 
 
-@pytest.fixture
-def launched(people, company, make_campaign):
-    campaign = make_campaign(applications=list(company["applications"].values()))
-    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
-    items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
-    return campaign, items
-
-
 def test_certify_and_revoke_write_decisions_and_evidence(people, launched):
     _, items = launched
     rita = people["rita"]

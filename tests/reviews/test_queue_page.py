@@ -17,13 +17,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def launched(people, company, make_campaign):
-    campaign = make_campaign(applications=list(company["applications"].values()))
-    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
-    return campaign, {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
-
-
-@pytest.fixture
 def rita(people):
     client = Client()
     client.force_login(people["rita"])
