@@ -59,9 +59,10 @@ remediation (id, item_id, application__name, account_key, entitlement_key, ident
         created_at, closed_at, closing_run_id, proof, attachment_sha256)
     Binds to the task's ``remediation.task.opened`` event: item_id = ``item``, account_key = ``account``,
     entitlement_key = ``entitlement``, due_on = ``due_on``, created_at = ``created_at`` (v2). Its closing event
-    (``remediation.task.verified`` or ``remediation.task.closed_manually``) gives status ``verified`` /
-    ``manual`` and closed_at = ``at`` (v2); a verified task's closing_run_id = ``connector_run``; a manual
-    close's proof = ``proof`` and attachment_sha256 = ``attachment_sha256``. Without one: status ``open`` and
+    (``remediation.task.verified``, ``remediation.task.closed_manually`` or ``remediation.task.cancelled``: the
+    revocation was withdrawn) gives status ``verified`` / ``manual`` / ``cancelled`` and closed_at = ``at``
+    (v2); a verified task's closing_run_id = ``connector_run``; a manual close's (or a cancellation's) proof =
+    ``proof`` and attachment_sha256 = ``attachment_sha256`` (both empty for a cancellation). Without one: status ``open`` and
     closed_at, closing_run_id and proof empty. ticket = the ``ticket`` of the task's last
     ``remediation.task.updated`` or ``remediation.task.closed_manually`` event, empty without one. Every
     opened event in the pack has its row.
@@ -105,7 +106,11 @@ ITEM_SNAPSHOT = ("id", "grant_id", "application__name", "identity_name", "depart
 ITEM_EVENT_FIELDS = {"grant": "grant_id", "application": "application__name", "identity": "identity_name",
                      "account": "account_key", "entitlement": "entitlement_key",
                      "entitlement_name": "entitlement_name"}  # fmt: skip
-CLOSING_ACTIONS = {"remediation.task.verified": "verified", "remediation.task.closed_manually": "manual"}
+CLOSING_ACTIONS = {
+    "remediation.task.verified": "verified",
+    "remediation.task.closed_manually": "manual",
+    "remediation.task.cancelled": "cancelled",
+}
 
 # The tables whose rows are bound, in the order the verifier checks them; the columns each must have.
 BOUND_COLUMNS = {

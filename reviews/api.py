@@ -141,6 +141,12 @@ def _call(service, **kwargs):
         raise NotFound(str(exc)) from None
 
 
+class SignOffSerializer(serializers.Serializer):
+    attest = serializers.BooleanField(
+        default=False, help_text="True: I confirm the attestation statement (SOXGOV_ATTESTATION_TEXT)."
+    )
+
+
 class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
     """Campaigns: admins create and change drafts, preview, launch and close; reviewers sign off their part."""
 
@@ -220,11 +226,18 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
         result = _call(services.campaign_close, campaign_id=self.get_object().pk, user=request.user)
         return result if isinstance(result, Response) else Response(CampaignSerializer(result).data)
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(request=SignOffSerializer, responses={201: dict})
     @action(detail=True, methods=["post"], url_path="sign-off")
     def sign_off(self, request, pk=None):
         acl.require(request.user, services.SignOff, acl.ADD)
-        result = _call(services.sign_off, campaign_id=self.get_object().pk, user=request.user)
+        body = SignOffSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = _call(
+            services.sign_off,
+            campaign_id=self.get_object().pk,
+            user=request.user,
+            attested=body.validated_data["attest"],
+        )
         if isinstance(result, Response):
             return result
         return Response({"campaign": result.campaign_id, "items": result.items, "at": result.at}, status=201)

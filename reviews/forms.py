@@ -104,6 +104,11 @@ class DecisionForm(forms.Form):
         return data
 
 
+class DecisionChangeForm(forms.Form):
+    action = forms.ChoiceField(choices=DecisionForm.ACTIONS)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class DelegateForm(forms.Form):
     item = forms.TypedMultipleChoiceField(coerce=int, choices=())
     # A username, not a list of every user: thousands of users would make each page heavy.

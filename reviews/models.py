@@ -132,6 +132,16 @@ class ReviewItem(models.Model):
     FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
     # Certifying one of these needs a comment.
     FLAGS_NEEDING_COMMENT = ("terminated", "orphan", "sod_conflict")
+    # Each flag as a reviewer reads it (filters, previews, messages).
+    FLAG_LABELS = {
+        "terminated": "terminated",
+        "orphan": "orphan",
+        "dormant": "dormant",
+        "privileged": "privileged",
+        "sod_conflict": "SoD conflict",
+        "new_access": "new access",
+        "non_human": "non-human",
+    }
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
     # The grant reviewed. Plain ids (no foreign keys): the grant, account or entitlement may be gone by the
@@ -239,6 +249,15 @@ class ReviewItem(models.Model):
     @property
     def flags(self) -> list[str]:
         return [flag for flag in self.FLAGS if getattr(self, flag)]
+
+    @property
+    def flag_labels(self) -> list[str]:
+        return [self.FLAG_LABELS[flag] for flag in self.flags]
+
+    @property
+    def comment_flag_labels(self) -> list[str]:
+        """The flags that make certifying this item need a comment."""
+        return [self.FLAG_LABELS[flag] for flag in self.FLAGS_NEEDING_COMMENT if getattr(self, flag)]
 
     @property
     def needs_comment(self) -> bool:
@@ -350,14 +369,20 @@ def _proof_path(task, filename: str) -> str:
 
 class RemediationTask(models.Model):
     """The work a revocation causes. Closed only when a later pull of the application no longer contains the
-    grant (verified), or manually with proof (ticket, note, attachment), marked as manual."""
+    grant (verified), or manually with proof (ticket, note, attachment), marked as manual; cancelled when its
+    reviewer withdraws the revocation before sign-off.
+
+    open -> verified | manual | cancelled. An item has at most one task that is not cancelled: revoked again
+    after a withdrawal, it gets a new task (the cancelled one stays, as the evidence says it was).
+    """
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         VERIFIED = "verified", "Closed: removal verified by a pull"
         MANUAL = "manual", "Closed manually, with proof"
+        CANCELLED = "cancelled", "Cancelled: the revocation was withdrawn"
 
-    item = models.OneToOneField(ReviewItem, on_delete=models.PROTECT, related_name="remediation")
+    item = models.ForeignKey(ReviewItem, on_delete=models.PROTECT, related_name="remediation_tasks")
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
     # Natural keys, so a removal is recognised even if the account was deleted and re-created by a pull.
     account_key = models.CharField(max_length=255)
@@ -385,6 +410,14 @@ class RemediationTask(models.Model):
     class Meta:
         ordering = ["due_on", "id"]
         indexes = [models.Index(fields=["status", "application"], name="reviews_remediation_open")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=~Q(status="cancelled"),
+                name="reviews_remediationtask_one_live_per_item",
+                violation_error_message="A review item has at most one remediation task that is not cancelled.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Remove {self.entitlement_key} from {self.account_key} ({self.application})"

@@ -78,7 +78,7 @@ def tasks_for_revocations(items: list[ReviewItem], *, now) -> list[Event]:
         for item in items
     )
     if any(task.pk is None for task in tasks):
-        tasks = list(RemediationTask.objects.filter(item__in=items))
+        tasks = list(RemediationTask.objects.filter(item__in=items, status=RemediationTask.Status.OPEN))
     return [
         Event(
             "remediation.task.opened",

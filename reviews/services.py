@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
@@ -235,7 +236,7 @@ class Conflict(ValidationError):
     """Someone else decided first (or the item moved on): the message says who and when."""
 
 
-def _decidable(user, item_ids: list[int]):
+def _decidable(user, item_ids: list[int], campaign_states=(Campaign.Status.ACTIVE,)):
     """The items, locked, if every one is assigned to ``user``; others answer as if they did not exist."""
     items = list(
         access.restrict(ReviewItem.objects.select_for_update(of=("self",)), user, access.CHANGE)
@@ -251,7 +252,7 @@ def _decidable(user, item_ids: list[int]):
     for item in items:
         if item.identity_id is not None and item.identity_id in selves:
             raise PermissionDenied("Nobody may review their own access.")
-        if item.campaign.status != Campaign.Status.ACTIVE:
+        if item.campaign.status not in campaign_states:
             raise ValidationError(
                 f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}."
             )
@@ -300,19 +301,9 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
             )
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
-        told = {item.pk: recommendations.snapshot(item) for item in items}
+        told = {item.pk: how_decided(item, now, batch=len(items)) for item in items}
         decisions = _decisions_create(
-            Decision(
-                item=i,
-                action=action,
-                actor=user,
-                at=now,
-                comment=comment,
-                batch=len(items),
-                seconds_shown=_seconds_shown(i, now),
-                **told[i.pk],
-            )
-            for i in items
+            Decision(item=i, action=action, actor=user, at=now, comment=comment, **told[i.pk]) for i in items
         )
         # A revocation is not done until a pull proves it: each opens a remediation task, in this transaction.
         remediation = [] if certify else tasks_for_revocations(items, now=now)
@@ -327,10 +318,7 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                         **_item_access(item),
                         "comment": comment,
                         **_decision_binding(decisions[item.pk], user, now),
-                        # What the reviewer was told, and how the decision was made (evidence/binding.py, v4).
                         **told[item.pk],
-                        "batch": len(items),
-                        "seconds_shown": decisions[item.pk].seconds_shown,
                     },
                 )
                 for item in items
@@ -438,11 +426,12 @@ def _item_access(item: ReviewItem) -> dict:
     }
 
 
-def _seconds_shown(item: ReviewItem, now) -> int | None:
-    """Seconds from the item first shown to its reviewer to this decision; None if it never was (an API call)."""
-    if item.shown_at is None:
-        return None
-    return max(0, int((now - item.shown_at).total_seconds()))
+def how_decided(item: ReviewItem, now, *, batch: int) -> dict:
+    """What a certify or revoke keeps, on its Decision row and in its evidence event alike (evidence/binding.py,
+    v4): the recommendation and reasons the reviewer was shown, how many items the one request decided, and the
+    seconds from the item first shown to its reviewer (None if it never was: an API call)."""
+    seconds = None if item.shown_at is None else max(0, int((now - item.shown_at).total_seconds()))
+    return {**recommendations.snapshot(item), "batch": batch, "seconds_shown": seconds}
 
 
 def _decisions_create(decisions) -> dict[int, Decision]:
@@ -488,8 +477,11 @@ def _outcome(campaign: Campaign) -> dict:
     return {status: counts.get(status, 0) for status in ReviewItem.Status.values}
 
 
-def sign_off(*, campaign_id: int, user) -> SignOff:
-    """Sign off my part of a campaign: every item assigned to me is decided. Locks my decisions."""
+def sign_off(*, campaign_id: int, user, attested: bool) -> SignOff:
+    """Sign off my part of a campaign: every item assigned to me is decided, and I confirm the attestation
+    statement (settings.SOXGOV_ATTESTATION_TEXT, kept word for word in the evidence). Locks my decisions."""
+    if not attested:
+        raise ValidationError({"attest": "Confirm the attestation statement to sign off."})
     now = timezone.now()
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
@@ -523,6 +515,7 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
                     **counts,
                     "sign_off": record.pk,
                     "at": format_time(now),
+                    "attestation": settings.SOXGOV_ATTESTATION_TEXT,
                 },
             )
         ]

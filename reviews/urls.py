@@ -9,6 +9,7 @@ urlpatterns = [
     path("reviews/decide/", views.decide, name="decide"),
     path("reviews/delegate/", views.delegate, name="delegate"),
     path("reviews/items/<int:pk>/", views.item_detail, name="item_detail"),
+    path("reviews/items/<int:pk>/change/", views.decision_change, name="decision_change"),
     path("reviews/campaigns/", views.CampaignListView.as_view(), name="campaign_list"),
     path("reviews/campaigns/new/", views.campaign_edit, name="campaign_create"),
     path("reviews/campaigns/<int:pk>/", views.campaign_detail, name="campaign_detail"),

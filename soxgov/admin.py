@@ -142,6 +142,16 @@ class EvidencedAdmin(EvidencedAdminMixin, SimpleHistoryAdmin):
     def revert_disabled(self, request, obj=None):
         return True
 
+    def history_view(self, request, object_id, extra_context=None):
+        if hasattr(self.model._meta, "simple_history_manager_attribute"):
+            return super().history_view(request, object_id, extra_context)
+        # A model without historical records (financial processes, connectors): Django's own change log; the
+        # evidence trail holds its old and new values.
+        response = admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        if hasattr(response, "template_name"):
+            response.template_name = ["admin/object_history.html"]
+        return response
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("Reverting from history is not offered: edit the object instead.")

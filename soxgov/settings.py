@@ -393,6 +393,13 @@ SOXGOV_STAMP_BULK_REVOKES = envint("SOXGOV_STAMP_BULK_REVOKES", 1, minimum=1)
 SOXGOV_STAMP_LAST_HOURS = envint("SOXGOV_STAMP_LAST_HOURS", 24, minimum=1)
 # Days a revocation's remediation task has before it is overdue (and becomes a control exception).
 SOXGOV_REMEDIATION_DAYS = envint("SOXGOV_REMEDIATION_DAYS", 14, minimum=1)
+# What a reviewer confirms at sign-off; the exact text confirmed is kept in the sign-off's evidence.
+SOXGOV_ATTESTATION_TEXT = (
+    envstr("SOXGOV_ATTESTATION_TEXT")
+    or "I reviewed each access listed for me in this campaign and decided, to the best of my knowledge, whether "
+    "the person or system still needs it for their job. Access I certified is appropriate; access I revoked "
+    "should be removed."
+).strip()
 # The longest a mitigation or risk acceptance may hold, in days from the day it is recorded or approved: an answer
 # dated further out is refused, so nobody parks a control failure out of sight.
 SOXGOV_ANSWER_MAX_DAYS = envint("SOXGOV_ANSWER_MAX_DAYS", 365, minimum=1)

@@ -76,6 +76,7 @@ BACK_TO_VIOLATION = to("/sod/violations/<id>/")
 BACK_TO_QUEUE = to("/reviews/")
 BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
 BACK_TO_TASK = to("/reviews/remediation/<id>/")
+BACK_TO_ITEM = to("/reviews/items/<id>/")
 BACK_TO_EXCEPTION = to("/exceptions/<id>/")
 TO_PACK = to("/evidence/packs/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
@@ -197,6 +198,7 @@ ROUTES = {
     "review item": (PAGE, "reviews:item_detail", ReviewItem),
     "reviews decide": (PAGE, "reviews:decide", None),
     "reviews delegate": (PAGE, "reviews:delegate", None),
+    "review decision change": (PAGE, "reviews:decision_change", ReviewItem),
     "campaigns": (PAGE, "reviews:campaign_list", None),
     "htmx campaigns": (FRAGMENT, "reviews:campaign_list", None),
     "campaign": (PAGE, "reviews:campaign_detail", Campaign),
@@ -351,6 +353,10 @@ MATRIX = [
     ("GET",    "review item",             "carol item",      OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("POST",   "reviews decide",          None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
     ("POST",   "reviews delegate",        None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    # Rita withdraws her revoke of the orphan's access (Alice, not its reviewer, is told so on the item's page).
+    ("GET",    "review decision change",  "ghost item",      POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("POST",   "review decision change",  "ghost item",      BACK_TO_ITEM, BACK_TO_ITEM, DENIED, DENIED, LOGIN,         DENIED,    LOGIN),
+    ("POST",   "review decision change",  "carol item",      BACK_TO_ITEM, HIDDEN,  DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("GET",    "campaigns",               None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx campaigns",          None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "campaign",                "campaign",        OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -701,6 +707,7 @@ BODIES = {
         "item": [world["objects"]["bob item"].pk],
         "comment": "mitigated by the monthly review",
     },
+    "review decision change": {"action": "certify", "comment": "revoked by mistake: the CRM team uses it"},
     "reviews delegate": lambda world: {
         "item": [world["objects"]["bob item"].pk],
         "to_user": "alice",

@@ -59,7 +59,7 @@ def reviewed(people, company, make_campaign, tmp_path, django_capture_on_commit_
     services.decide(item_ids=[items["svc-ledger"].pk], user=rita, certify=True, comment="Nightly ledger sync")
     services.delegate(item_ids=[items["bob"].pk], user=rita, to_user=vic, reason="Bob moved to Vic's team")
     services.decide(item_ids=[items["bob"].pk], user=vic, certify=True, comment="Still posts journals")
-    services.sign_off(campaign_id=campaign.pk, user=rita)
+    services.sign_off(campaign_id=campaign.pk, user=rita, attested=True)
     task = RemediationTask.objects.get()
     remediation.task_update(task_id=task.pk, user=people["oscar"], ticket="CHG-7", notes="queued")
     remediation.task_close_manually(

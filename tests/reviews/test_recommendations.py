@@ -113,3 +113,44 @@ def test_refreshed_for_the_pending_items_of_people_whose_access_changed(world):
     assert (p5.peer_holders, p5.peer_size, p5.recommendation) == (1, 10, "revoke")
     # Only that person's pending items were recomputed.
     assert item(campaign, "P7", "AP_ENTER").peer_holders == 10
+
+
+def test_the_queue_shows_recommendations_filters_by_them_and_times_from_first_shown(world, client):
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    client.force_login(mia)
+
+    page = client.get("/reviews/?recommendation=revoke").content.decode()
+
+    revoke = ReviewItem.objects.filter(campaign=campaign, recommendation="revoke")
+    assert "held by 1 of 10 peers in Accounts Payable" in page
+    assert page.count('<span class="badge bad">Revoke</span>') == revoke.count()
+    assert '<span class="badge good">Likely fine</span>' not in page
+    # Shown now: the rows on that page, and only those.
+    shown = set(ReviewItem.objects.filter(shown_at__isnull=False).values_list("pk", flat=True))
+    assert shown == set(revoke.values_list("pk", flat=True))
+    item_page = client.get(item(campaign, "P5", "AP_ENTER").get_absolute_url()).content.decode()
+    assert "Likely fine" in item_page and "held by 10 of 10 peers" in item_page
+    assert item(campaign, "P5", "AP_ENTER").shown_at is not None
+
+
+def test_a_bulk_certify_over_recommended_revokes_asks_first_naming_them(world, client):
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    client.force_login(mia)
+    vendor, fine = item(campaign, "P1", "VENDOR_MASTER"), item(campaign, "P5", "AP_ENTER")
+    body = {"item": [vendor.pk, fine.pk], "action": "certify", "comment": "ok", "next": "/reviews/"}
+
+    asked = client.post("/reviews/decide/", body, follow=True).content.decode()
+
+    assert "Nothing was certified: SOXGov recommends revoking 1 of the selected items" in asked
+    assert str(vendor) in asked and "I have looked at the items recommended for revoke" in asked
+    assert ReviewItem.objects.filter(campaign=campaign, status="pending").count() == campaign.item_count
+
+    client.post("/reviews/decide/", {**body, "confirm_revokes": "1"})
+
+    assert set(ReviewItem.objects.filter(status="certified").values_list("pk", flat=True)) == {
+        vendor.pk,
+        fine.pk,
+    }
+    assert Decision.objects.get(item=vendor).batch == 2
