@@ -352,3 +352,9 @@ def test_a_password_form_carrying_a_code_and_state_never_exchanges_the_code(forg
     make_user("pat", Role.REVIEWER)
     Client().post(reverse("login") + "?code=stolen&state=x", {"username": "pat", "password": "wrong"})
     assert forged.token_requests == []
+
+
+def test_the_log_out_form_may_go_on_to_the_provider_under_the_content_security_policy(idp):
+    policy = Client().get(reverse("login"))["Content-Security-Policy"]
+    [form_action] = [d for d in policy.split(";") if d.strip().startswith("form-action")]
+    assert form_action.split()[1:] == ["'self'", idp]
