@@ -7,13 +7,7 @@ exchanged at the token endpoint, the ID token's signature checked against the pr
   for the process (a failed read is not kept, so the next sign-in tries again); the document must name the
   configured issuer.
 - The ID token's audience (our client id), issuer and expiry are checked too; the library skips the audience.
-- The user is found by issuer and subject (``User.sso_subject``), never by a name or e-mail the provider may
-  hand to someone else later. A user who has none yet is adopted once by e-mail (a local account from before
-  SSO), unless that account is a break-glass one, which stays local.
-- Roles follow the provider's groups (``SOXGOV_OIDC_ROLE_MAP``) at every sign-in, evidenced like an admin's
-  change of the user (``access.user.changed``, source ``sign-in``); no mapped group leaves no role and no access.
-- The identity link follows the configured claim (e-mail or employee id) matched to an Identity, under the same
-  open-work rule as every other relink (``identity_change_refusal``).
+- Who the person is in SOXGov, their roles and identity link: soxgov/sso_users.py (shared with SAML).
 - Every refused sign-in is evidenced as ``access.login.failed`` with the reason; a successful one is evidenced by
   soxgov/signin.py like any other.
 """
@@ -24,9 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 import requests
 from django.conf import settings
-from django.contrib.auth.models import Group
-from django.core.exceptions import SuspiciousOperation, ValidationError
-from django.db import transaction
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -36,26 +28,15 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from evidence.services import Actor
 from soxgov.models import User
-from soxgov.roles import Role
-from soxgov.services import identity_change_refusal, user_change_record, user_create, user_snapshot
 from soxgov.signin import failed_sign_in_record
+from soxgov.sso_users import Person, SignInRefused, groups_of, mapped_roles, sso_sign_in
 
-SOURCE = "sign-in"
 _discovered: dict[str, dict] = {}
 _discovery_lock = threading.Lock()
 
 
 class SsoUnavailable(Exception):
     """The identity provider cannot be used now (discovery failed, or SSO is not configured right)."""
-
-
-class SignInRefused(Exception):
-    """A sign-in that reached SOXGov but is not let in. ``no_access``: the person is known to the provider but
-    holds no SOXGov role; the page says so and nothing else."""
-
-    def __init__(self, message: str, *, no_access: bool = False, username: str = "", user=None):
-        super().__init__(message)
-        self.no_access, self.username, self.user = no_access, username, user
 
 
 def sso_enabled() -> bool:
@@ -130,35 +111,6 @@ def oidc_setting(name: str, *default):
 
 def _discovered_setting(name: str):
     return property(lambda self: oidc_setting(name))
-
-
-def mapped_roles(claims: dict) -> list[Role]:
-    """The roles the provider's groups map to; a group claim that is not a list (or a lone string) maps none."""
-    groups = claims.get(settings.SOXGOV_OIDC_GROUPS_CLAIM) or []
-    if isinstance(groups, str):
-        groups = [groups]
-    if not isinstance(groups, list):
-        return []
-    names = {
-        role
-        for group in groups
-        if isinstance(group, str)
-        for role in settings.SOXGOV_OIDC_ROLE_MAP.get(group, ())
-    }
-    return [role for role in Role if role.value in names]
-
-
-def linked_identity(claims: dict):
-    """The Identity the configured link claim names, or None (claim missing, or no identity has that value)."""
-    from entitlements.models import Identity
-
-    if settings.SOXGOV_OIDC_LINK_CLAIM == "employee_id":
-        value = claims.get(settings.SOXGOV_OIDC_EMPLOYEE_ID_CLAIM)
-        lookup = {"employee_id": str(value).strip()} if value else None
-    else:
-        value = claims.get("email")
-        lookup = {"email__iexact": str(value).strip()} if value else None
-    return Identity.objects.filter(**lookup).first() if lookup else None
 
 
 class OidcBackend(OIDCAuthenticationBackend):
@@ -243,102 +195,28 @@ class OidcBackend(OIDCAuthenticationBackend):
         return bool(claims.get("sub"))
 
 
-def _username(claims: dict) -> str:
-    return str(claims.get("preferred_username") or claims.get("email") or claims["sub"])[:150]
-
-
-def _subject(claims: dict) -> str:
-    return f"{provider()['issuer']}#{claims['sub']}"
-
-
-def _existing_user(claims: dict, subject: str):
-    user = User.objects.filter(sso_subject=subject).first()
-    if user is not None:
-        return user
-    email = str(claims.get("email") or "").strip()
-    if not email or claims.get("email_verified") is False:
-        return None
-    matches = list(User.objects.filter(email__iexact=email, sso_subject__isnull=True)[:2])
-    if len(matches) == 1 and matches[0].get_username() not in settings.SOXGOV_BREAK_GLASS_USERS:
-        return matches[0]
-    return None
+def person_from_claims(claims: dict) -> Person:
+    if not claims.get("sub"):
+        raise SuspiciousOperation("the ID token has no subject (sub)")
+    return Person(
+        subject=f"{provider()['issuer']}#{claims['sub']}",
+        username=str(claims.get("preferred_username") or claims.get("email") or claims["sub"]),
+        groups=groups_of(claims.get(settings.SOXGOV_OIDC_GROUPS_CLAIM)),
+        email=str(claims.get("email") or ""),
+        email_verified=claims.get("email_verified") is not False,
+        first_name=str(claims.get("given_name") or ""),
+        last_name=str(claims.get("family_name") or ""),
+        employee_id=str(claims.get(settings.SOXGOV_OIDC_EMPLOYEE_ID_CLAIM) or ""),
+    )
 
 
 def oidc_sign_in(claims: dict) -> User:
-    """The user the verified ``claims`` sign in as, created or brought in line with the provider: roles,
-    identity link, name and e-mail. Raises SignInRefused (after committing the role change) when no group maps
-    to a role, when a new user would be needed but creation is off, or when the user is deactivated."""
-    if not claims.get("sub"):
-        raise SuspiciousOperation("the ID token has no subject (sub)")
-    subject, roles, username = _subject(claims), mapped_roles(claims), _username(claims)
-    actor = Actor.system(f"oidc:{urlsplit(settings.SOXGOV_OIDC_ISSUER).netloc}")
-    with transaction.atomic():
-        user = _existing_user(claims, subject)
-        if user is None:
-            if not roles:
-                raise SignInRefused(
-                    f"{username} holds no group that gives a SOXGov role", no_access=True, username=username
-                )
-            if not settings.SOXGOV_OIDC_CREATE_USERS:
-                raise SignInRefused(
-                    f"{username} has no SOXGov user and SOXGOV_OIDC_CREATE_USERS is off: an admin creates it first",
-                    no_access=True,
-                    username=username,
-                )
-            if User.objects.filter(username=username).exists():
-                raise SignInRefused(
-                    f"a SOXGov user named {username} already exists for someone else: an admin renames one of them",
-                    username=username,
-                )
-            user = user_create(
-                actor=actor,
-                username=username,
-                email=str(claims.get("email") or ""),
-                password=None,
-                roles=roles,
-                first_name=str(claims.get("given_name") or "")[:150],
-                last_name=str(claims.get("family_name") or "")[:150],
-                identity=linked_identity(claims),
-                sso_subject=subject,
-                source=SOURCE,
-            )
-            return user
-        user = User.objects.select_for_update().get(pk=user.pk)
-        _user_sync(actor=actor, user=user, claims=claims, subject=subject, roles=roles)
-    if not user.is_active:
-        raise SignInRefused(
-            f"the SOXGov user {user.get_username()} is deactivated", user=user, username=username
-        )
-    if not roles:
-        raise SignInRefused(
-            f"{user.get_username()} no longer holds a group that gives a SOXGov role",
-            no_access=True,
-            user=user,
-            username=username,
-        )
-    return user
-
-
-def _user_sync(*, actor: Actor, user: User, claims: dict, subject: str, roles: list[Role]) -> None:
-    before = user_snapshot(user)
-    user._soxgov_actor = actor
-    user.sso_subject = subject
-    user.email = str(claims.get("email") or user.email)
-    user.is_staff = Role.ADMIN in roles or user.is_superuser
-    identity = linked_identity(claims)
-    if identity is not None and identity.pk != user.identity_id and not identity_change_refusal(user):
-        user.identity = identity
-    # The e-mail auto-link only while the link claim is the e-mail itself.
-    user._soxgov_no_email_link = settings.SOXGOV_OIDC_LINK_CLAIM != "email"
-    try:
-        user.save()
-    except ValidationError as exc:  # a relink raced with new open work: keep the old link
-        raise SignInRefused(
-            f"the identity link of {user.get_username()} could not change: {exc}", user=user
-        ) from None
-    user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
-    user._soxgov_roles = None
-    user_change_record(actor=actor, user=user, before=before, source=SOURCE)
+    person = person_from_claims(claims)
+    return sso_sign_in(
+        person,
+        roles=mapped_roles(person.groups, settings.SOXGOV_OIDC_ROLE_MAP),
+        actor=Actor.system(f"oidc:{urlsplit(settings.SOXGOV_OIDC_ISSUER).netloc}"),
+    )
 
 
 def provider_logout_url(request) -> str:
