@@ -14,6 +14,7 @@ def navigation(request):
         "unread_notifications": _unread(request),
         # The login page: "Sign in with <provider>" first when single sign-on is on, and which password form.
         "sso_name": settings.SOXGOV_OIDC_NAME if settings.SOXGOV_OIDC_ISSUER else None,
+        "saml_name": settings.SOXGOV_SAML_NAME if settings.SOXGOV_SAML_IDP_METADATA else None,
         "local_login": settings.SOXGOV_LOCAL_LOGIN,
         "break_glass_accounts": bool(settings.SOXGOV_BREAK_GLASS_USERS),
     }

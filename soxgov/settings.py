@@ -488,6 +488,20 @@ OIDC_USE_NONCE = True
 OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
 OIDC_OP_LOGOUT_URL_METHOD = "soxgov.sso.provider_logout_url"
+# SAML 2.0 single sign-on (soxgov/saml.py): on when the IdP's metadata (a file path or an https URL) is set. Roles
+# come from the groups attribute through SOXGOV_SAML_ROLE_MAP (default: the OIDC map); the link attribute follows
+# SOXGOV_OIDC_LINK_CLAIM (email or employee_id).
+SOXGOV_SAML_IDP_METADATA = envstr("SOXGOV_SAML_IDP_METADATA", "")
+SOXGOV_SAML_SP_ENTITY_ID = envstr("SOXGOV_SAML_SP_ENTITY_ID", "")  # default: the /saml/metadata/ URL
+SOXGOV_SAML_GROUPS_ATTRIBUTE = envstr("SOXGOV_SAML_GROUPS_ATTRIBUTE", "groups")
+SOXGOV_SAML_EMAIL_ATTRIBUTE = envstr("SOXGOV_SAML_EMAIL_ATTRIBUTE", "email")
+SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE = envstr("SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE", "employee_id")
+SOXGOV_SAML_USERNAME_ATTRIBUTE = envstr("SOXGOV_SAML_USERNAME_ATTRIBUTE", "")  # default: the NameID
+SOXGOV_SAML_ROLE_MAP = envrolemap("SOXGOV_SAML_ROLE_MAP")
+SOXGOV_SAML_NAME = envstr("SOXGOV_SAML_NAME", "SAML")
+SOXGOV_SAML_XMLSEC_BINARY = envstr("SOXGOV_SAML_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+if SOXGOV_SAML_IDP_METADATA and not (SOXGOV_SAML_ROLE_MAP or SOXGOV_OIDC_ROLE_MAP):
+    raise ImproperlyConfigured("SOXGOV_SAML_ROLE_MAP must be set when SOXGOV_SAML_IDP_METADATA is set")
 # Local (password) sign-in: "on" for everyone (the demo), "break-glass" for the named accounts only, "off".
 # Break-glass accounts always need their TOTP code as well (soxgov/breakglass.py).
 SOXGOV_LOCAL_LOGIN = envchoice("SOXGOV_LOCAL_LOGIN", "on", ("on", "break-glass", "off"))
@@ -496,6 +510,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "soxgov.breakglass.LocalPasswordBackend",
     "soxgov.sso.OidcBackend",
+    "soxgov.saml.SamlBackend",
 ]
 AXES_FAILURE_LIMIT = SOXGOV_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = dt.timedelta(minutes=SOXGOV_LOGIN_COOLOFF_MINUTES)
@@ -517,5 +532,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("SOXGOV_LOG_LEVEL", "INFO")},
     # httpx logs every request's full URL at INFO: the paging tokens and cursors of the web-API sources
     # ($skiptoken, after=...) must never reach a log (entitlements/connectors/http.py says what failed, without).
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # pysaml2 logs each signed-in person's NameID at INFO, and xmlschema its schema loading: warnings only.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "saml2": {"level": "WARNING"},
+        "xmlschema": {"level": "WARNING"},
+    },
 }

@@ -56,8 +56,11 @@ def _over_http(request) -> bool:
     return request is not None and bool(getattr(request, "path", ""))
 
 
+_METHODS = {"soxgov.sso.OidcBackend": "oidc", "soxgov.saml.SamlBackend": "saml"}
+
+
 def _method(user) -> str:
-    return "oidc" if getattr(user, "backend", "") == "soxgov.sso.OidcBackend" else "password"
+    return _METHODS.get(getattr(user, "backend", ""), "password")
 
 
 def on_login_succeeded(sender, request, user, **kwargs) -> None:

@@ -10,7 +10,7 @@ from entitlements import api as entitlements_api
 from evidence import api as evidence_api
 from reviews import api as reviews_api
 from sod import api as sod_api
-from soxgov import health, sso, views
+from soxgov import health, saml, sso, views
 from soxgov.api.tokens import TokenObtainView
 from soxgov.breakglass import SignInForm
 
@@ -56,6 +56,9 @@ urlpatterns = [
         login_not_required(sso.SsoCallbackView.as_view()),
         name="oidc_authentication_callback",
     ),
+    path("saml/login/", login_not_required(saml.saml_login), name="saml_login"),
+    path("saml/acs/", login_not_required(saml.saml_acs), name="saml_acs"),
+    path("saml/metadata/", login_not_required(saml.saml_metadata), name="saml_metadata"),
     path("", include("entitlements.urls")),
     path("", include("evidence.urls")),
     path("", include("sod.urls")),

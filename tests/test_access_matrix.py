@@ -1074,6 +1074,9 @@ OUTSIDE_THE_MATRIX = {
     "logout",
     "oidc_authentication_init",
     "oidc_authentication_callback",
+    "saml_login",
+    "saml_acs",
+    "saml_metadata",
     "api-root",
     "api_token",
 }
