@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @contextlib.contextmanager
@@ -46,7 +46,7 @@ def rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class ForgedProvider:
+class ForgedProvider(LoopbackServer):
     KID = "forged-1"
 
     def __init__(self):
@@ -55,17 +55,9 @@ class ForgedProvider:
         self.token_requests: list[dict] = []
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _json(self, body: dict, status: int = 200):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(json.dumps(body).encode(), "application/json", status)
 
             def do_GET(self):
                 if self.path == "/.well-known/openid-configuration":
@@ -85,9 +77,8 @@ class ForgedProvider:
                 provider.token_requests.append(form)
                 self._json({"access_token": "opaque", "token_type": "Bearer", "id_token": provider.id_token})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1})
+        super().__init__(Handler)
+        self.issuer = self.base
 
     def discovery(self) -> dict:
         return {
@@ -103,12 +94,3 @@ class ForgedProvider:
         now = int(time.time())
         body = {"iss": self.issuer, "iat": now, "exp": now + 300, **claims}
         return jwt.encode(body, key or self.key, algorithm="RS256", headers={"kid": kid or self.KID})
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)

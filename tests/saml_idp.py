@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 XMLSEC = "/usr/bin/xmlsec1"
 
@@ -45,7 +45,7 @@ def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
-class SamlIdp:
+class SamlIdp(LoopbackServer):
     SIGNED_ASSERTION, SIGNED_RESPONSE, UNSIGNED, TAMPERED = "assertion", "response", "unsigned", "tampered"
 
     def __init__(self, directory: Path):
@@ -54,13 +54,11 @@ class SamlIdp:
         self.mode = self.SIGNED_ASSERTION
         self.name_id = "nora@example.com"
         self.attributes: dict[str, list[str]] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        super().__init__(self._handler())
         self.entity_id = f"{self.base}/metadata"
         self.metadata_file = directory / "idp-metadata.xml"
         self.metadata_file.write_text(self._metadata())
         self.idp = None
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1})
 
     def _config(self, sp_metadata: Path | None):
         from saml2 import BINDING_HTTP_REDIRECT
@@ -128,10 +126,7 @@ class SamlIdp:
     def _handler(self):
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 url = urlsplit(self.path)
                 if url.path != "/sso":
@@ -145,19 +140,6 @@ class SamlIdp:
                     f'<input type="hidden" name="RelayState" value="{html.escape(relay)}">'
                     '<button type="submit">Continue</button></form>'
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(body, "text/html; charset=utf-8")
 
         return Handler
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
