@@ -358,3 +358,48 @@ def test_the_log_out_form_may_go_on_to_the_provider_under_the_content_security_p
     policy = Client().get(reverse("login"))["Content-Security-Policy"]
     [form_action] = [d for d in policy.split(";") if d.strip().startswith("form-action")]
     assert form_action.split()[1:] == ["'self'", idp]
+
+
+@pytest.fixture
+def by_employee_id(idp, settings):
+    settings.SOXGOV_OIDC_LINK_CLAIM = "employee_id"
+    settings.SOXGOV_OIDC_EMPLOYEE_ID_CLAIM = "employeeid"
+
+
+def test_the_identity_link_stays_while_the_user_has_open_work_whatever_the_claim_says(
+    idp, by_employee_id, company, personas
+):
+    """Otherwise the IdP relinks Rita to Bob and Rita certifies Bob's access as someone else's."""
+    from tests.test_user_admin import launch_campaign
+
+    launch_campaign(company, personas)
+    before = len(events("access.user.identity_changed"))
+    claims = {
+        "email": "rita@example.com",
+        "preferred_username": "rita",
+        "employeeid": "E2",
+        "groups": ["SOX-Reviewers"],
+    }
+    mock_user_set(idp, "rita-sub", claims)
+    assert sign_in(Client(), idp, "rita-sub").status_code == 302
+    rita = User.objects.get(pk=personas["rita"].pk)
+    assert rita.sso_subject == f"{idp}#rita-sub" and rita.identity == company["identities"]["rita"]
+    assert len(events("access.user.identity_changed")) == before
+
+
+def test_without_open_work_the_link_follows_the_claim_and_is_evidenced(
+    idp, by_employee_id, company, personas
+):
+    claims = {
+        "email": "mallory@example.com",
+        "preferred_username": "mal",
+        "employeeid": "E3",
+        "groups": ["SOX-Reviewers"],
+    }
+    mock_user_set(idp, "mal-sub", claims)
+    sign_in(Client(), idp, "mal-sub")
+    mallory = User.objects.get(pk=personas["mallory"].pk)
+    assert mallory.identity == company["identities"]["carol"]
+    [changed] = [e for e in events("access.user.identity_changed") if e.subject_id == str(mallory.pk)]
+    assert changed.payload_data["new"]["id"] == company["identities"]["carol"].pk
+    assert changed.actor_name.startswith("system:oidc:")
