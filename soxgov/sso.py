@@ -87,7 +87,6 @@ _FROM_SOXGOV = {
     "OIDC_RP_CLIENT_SECRET": "SOXGOV_OIDC_CLIENT_SECRET",
     "OIDC_RP_SCOPES": "SOXGOV_OIDC_SCOPES",
     "OIDC_TIMEOUT": "SOXGOV_OIDC_TIMEOUT_SECONDS",
-    "OIDC_CREATE_USER": "SOXGOV_OIDC_CREATE_USERS",
 }
 _FROM_DISCOVERY = {
     "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
@@ -109,7 +108,7 @@ def oidc_setting(name: str, *default):
     return import_from_settings(name, *default)
 
 
-def _discovered_setting(name: str):
+def _setting_property(name: str):
     return property(lambda self: oidc_setting(name))
 
 
@@ -119,11 +118,11 @@ class OidcBackend(OIDCAuthenticationBackend):
     without the state and nonce checks."""
 
     get_settings = staticmethod(oidc_setting)
-    OIDC_OP_TOKEN_ENDPOINT = _discovered_setting("OIDC_OP_TOKEN_ENDPOINT")
-    OIDC_OP_USER_ENDPOINT = _discovered_setting("OIDC_OP_USER_ENDPOINT")
-    OIDC_OP_JWKS_ENDPOINT = _discovered_setting("OIDC_OP_JWKS_ENDPOINT")
-    OIDC_RP_CLIENT_ID = _discovered_setting("OIDC_RP_CLIENT_ID")
-    OIDC_RP_CLIENT_SECRET = _discovered_setting("OIDC_RP_CLIENT_SECRET")
+    OIDC_OP_TOKEN_ENDPOINT = _setting_property("OIDC_OP_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = _setting_property("OIDC_OP_USER_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = _setting_property("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_RP_CLIENT_ID = _setting_property("OIDC_RP_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = _setting_property("OIDC_RP_CLIENT_SECRET")
     OIDC_RP_SIGN_ALGO = "RS256"
     OIDC_RP_IDP_SIGN_KEY = None
 
