@@ -13,7 +13,17 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from soxgov.env import envbool, envint, envlist, envpaths, envpublickeys, envsigningkey, envstr
+from soxgov.env import (
+    envbool,
+    envchoice,
+    envint,
+    envlist,
+    envpaths,
+    envpublickeys,
+    envrolemap,
+    envsigningkey,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("SOXGOV_VAR_DIR") or BASE_DIR / "var")
@@ -48,6 +58,9 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "csp",
+    # TOTP for break-glass accounts (soxgov/breakglass.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "soxgov",
     "entitlements",
     "evidence",
@@ -471,9 +484,54 @@ REST_KNOX = {"TOKEN_TTL": dt.timedelta(hours=SOXGOV_API_TOKEN_TTL_HOURS), "AUTO_
 # Brute-force protection (django-axes): a username is locked from one address after this many failed sign-ins.
 SOXGOV_LOGIN_FAILURE_LIMIT = envint("SOXGOV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 SOXGOV_LOGIN_COOLOFF_MINUTES = envint("SOXGOV_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+# Single sign-on (OpenID Connect, soxgov/sso.py): on when an issuer is set. Endpoints and keys come from the
+# issuer's discovery document; roles follow the IdP groups at every sign-in (README.md "Single sign-on").
+SOXGOV_OIDC_ISSUER = (envstr("SOXGOV_OIDC_ISSUER") or "").rstrip("/")
+SOXGOV_OIDC_CLIENT_ID = envstr("SOXGOV_OIDC_CLIENT_ID", "")
+SOXGOV_OIDC_CLIENT_SECRET = envstr("SOXGOV_OIDC_CLIENT_SECRET", "")
+SOXGOV_OIDC_SCOPES = envstr("SOXGOV_OIDC_SCOPES", "openid email profile")
+SOXGOV_OIDC_GROUPS_CLAIM = envstr("SOXGOV_OIDC_GROUPS_CLAIM", "groups")
+SOXGOV_OIDC_ROLE_MAP = envrolemap("SOXGOV_OIDC_ROLE_MAP")
+SOXGOV_OIDC_LINK_CLAIM = envchoice("SOXGOV_OIDC_LINK_CLAIM", "email", ("email", "employee_id"))
+SOXGOV_OIDC_CREATE_USERS = envbool("SOXGOV_OIDC_CREATE_USERS", True)
+SOXGOV_OIDC_NAME = envstr("SOXGOV_OIDC_NAME", "your identity provider")
+SOXGOV_OIDC_TIMEOUT_SECONDS = envint("SOXGOV_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+if SOXGOV_OIDC_ISSUER:
+    for _name in ("SOXGOV_OIDC_CLIENT_ID", "SOXGOV_OIDC_CLIENT_SECRET", "SOXGOV_OIDC_ROLE_MAP"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when SOXGOV_OIDC_ISSUER is set")
+# The employee-id claim's name at the provider, when SOXGOV_OIDC_LINK_CLAIM is employee_id (Entra: employeeid).
+SOXGOV_OIDC_EMPLOYEE_ID_CLAIM = envstr("SOXGOV_OIDC_EMPLOYEE_ID_CLAIM", "employee_id")
+# mozilla-django-oidc's fixed settings; client id, secret, scopes and endpoints come from the ones above and
+# from discovery (soxgov/sso.py oidc_setting).
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+OIDC_OP_LOGOUT_URL_METHOD = "soxgov.sso.provider_logout_url"
+# SAML 2.0 single sign-on (soxgov/saml.py): on when the IdP's metadata (a file path or an https URL) is set. Roles
+# come from the groups attribute through SOXGOV_SAML_ROLE_MAP (default: the OIDC map); the link attribute follows
+# SOXGOV_OIDC_LINK_CLAIM (email or employee_id).
+SOXGOV_SAML_IDP_METADATA = envstr("SOXGOV_SAML_IDP_METADATA", "")
+SOXGOV_SAML_SP_ENTITY_ID = envstr("SOXGOV_SAML_SP_ENTITY_ID", "")  # default: the /saml/metadata/ URL
+SOXGOV_SAML_GROUPS_ATTRIBUTE = envstr("SOXGOV_SAML_GROUPS_ATTRIBUTE", "groups")
+SOXGOV_SAML_EMAIL_ATTRIBUTE = envstr("SOXGOV_SAML_EMAIL_ATTRIBUTE", "email")
+SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE = envstr("SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE", "employee_id")
+SOXGOV_SAML_USERNAME_ATTRIBUTE = envstr("SOXGOV_SAML_USERNAME_ATTRIBUTE", "")  # default: the NameID
+SOXGOV_SAML_ROLE_MAP = envrolemap("SOXGOV_SAML_ROLE_MAP")
+SOXGOV_SAML_NAME = envstr("SOXGOV_SAML_NAME", "SAML")
+SOXGOV_SAML_XMLSEC_BINARY = envstr("SOXGOV_SAML_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+if SOXGOV_SAML_IDP_METADATA and not (SOXGOV_SAML_ROLE_MAP or SOXGOV_OIDC_ROLE_MAP):
+    raise ImproperlyConfigured("SOXGOV_SAML_ROLE_MAP must be set when SOXGOV_SAML_IDP_METADATA is set")
+# Local (password) sign-in: "on" for everyone (the demo), "break-glass" for the named accounts only, "off".
+# Break-glass accounts always need their TOTP code as well (soxgov/breakglass.py).
+SOXGOV_LOCAL_LOGIN = envchoice("SOXGOV_LOCAL_LOGIN", "on", ("on", "break-glass", "off"))
+SOXGOV_BREAK_GLASS_USERS = envlist("SOXGOV_BREAK_GLASS_USERS")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "soxgov.breakglass.LocalPasswordBackend",
+    "soxgov.sso.OidcBackend",
+    "soxgov.saml.SamlBackend",
 ]
 AXES_FAILURE_LIMIT = SOXGOV_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = dt.timedelta(minutes=SOXGOV_LOGIN_COOLOFF_MINUTES)
@@ -495,5 +553,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("SOXGOV_LOG_LEVEL", "INFO")},
     # httpx logs every request's full URL at INFO: the paging tokens and cursors of the web-API sources
     # ($skiptoken, after=...) must never reach a log (entitlements/connectors/http.py says what failed, without).
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # pysaml2 logs each signed-in person's NameID at INFO, and xmlschema its schema loading: warnings only.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "saml2": {"level": "WARNING"},
+        "xmlschema": {"level": "WARNING"},
+    },
 }

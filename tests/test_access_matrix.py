@@ -1079,9 +1079,19 @@ def test_access_matrix(world, client, method, route, target, expected):
     assert actual == expected
 
 
-# Named URLs that are deliberately not in the matrix: sign-in and -out, the API root and token endpoint (which
-# hold no data).
-OUTSIDE_THE_MATRIX = {"login", "logout", "api-root", "api_token"}
+# Named URLs that are deliberately not in the matrix: sign-in and -out (single sign-on's start and callback too,
+# tests/test_sso.py), the API root and token endpoint (which hold no data).
+OUTSIDE_THE_MATRIX = {
+    "login",
+    "logout",
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
+    "saml_login",
+    "saml_acs",
+    "saml_metadata",
+    "api-root",
+    "api_token",
+}
 
 
 def _project_url_names(patterns=None, namespace=""):
