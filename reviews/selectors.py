@@ -11,6 +11,7 @@ from django.utils import timezone
 from entitlements.models import Account, Grant
 from reviews.models import Campaign, Notification, ReviewItem, SignOff
 from sod.models import RuleMember, Violation
+from soxgov import access
 from soxgov.models import User
 
 _BY_STATUS = {
@@ -19,6 +20,16 @@ _BY_STATUS = {
     "revoked": Count("id", filter=Q(status=ReviewItem.Status.REVOKED)),
     "total": Count("id"),
 }
+
+
+def may_review(user) -> bool:
+    """Who may review access (be routed items, take a delegation, be a campaign's reviewer): whoever may
+    decide review items. ``reviewers()`` is the same rule as a queryset."""
+    return access.can_attempt(user, ReviewItem, access.CHANGE)
+
+
+def reviewers():
+    return access.users_who_may(ReviewItem, access.CHANGE)
 
 
 def campaign_monitor(campaign: Campaign) -> dict:
