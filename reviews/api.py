@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from entitlements.models import Application
 from reviews import services
-from reviews.campaign_drafts import campaign_save
+from reviews.campaign_drafts import CAMPAIGN_FIELDS, campaign_save
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.models import Campaign, Decision, RemediationTask, ReviewItem
 from reviews.remediation import task_close_manually
@@ -30,33 +30,6 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
-        fields = [
-            "id",
-            "name",
-            "description",
-            "kind",
-            "status",
-            "applications",
-            "min_criticality",
-            "privileged_only",
-            "identity_kinds",
-            "departments",
-            "routing",
-            "named_reviewer",
-            "fallback_reviewer",
-            "start_on",
-            "due_on",
-            "reminder_every_days",
-            "escalate_after_days",
-            "escalate_to",
-            "recurrence",
-            "item_count",
-            "created_at",
-            "launched_at",
-            "completed_at",
-            "signed_off_at",
-            "closed_at",
-        ]
         read_only_fields = [
             "status",
             "item_count",
@@ -66,6 +39,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "signed_off_at",
             "closed_at",
         ]
+        fields = ["id", *CAMPAIGN_FIELDS, *read_only_fields]
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
