@@ -13,13 +13,15 @@ connector run (``entitlements.connectorrun``). Fields marked (v2) are in the pay
 format 2 on, (v3) from the launch digest on; an event written before has none, and that field of its row is
 then not bound (a campaign launched before has no digest: its pending items are bound by their count only).
 
-decisions (id, item_id, action, actor__username, at, comment, delegated_to__username)
+decisions (id, item_id, action, actor__username, at, comment, delegated_to__username, recommendation, reasons,
+        batch, seconds_shown)
     The decision events are ``review.item.certified``, ``review.item.revoked`` and ``review.item.delegated``.
     The n-th row of an item (rows in id order) binds to the item's n-th decision event: action ``certify`` /
     ``revoke`` / ``delegate`` as the event's action; id = payload ``decision`` (v2); actor__username = payload
     ``by`` (v2; before, the user name the event's actor name ends with, "Name (username)"); at = payload ``at``
     (v2); comment = payload ``comment`` (a delegation's: ``reason``); delegated_to__username = payload ``to``
-    for a delegation, empty otherwise. Every decision event in the pack has its row.
+    for a delegation, empty otherwise; recommendation, reasons, batch and seconds_shown = the payload's (v4:
+    what the reviewer was told and how the decision was made). Every decision event in the pack has its row.
 review_items (id, campaign_id, grant_id, application__name, identity_name, department, account_key,
         entitlement_key, entitlement_name, last_used_at, the flags, reviewer__username, status,
         decided_by__username, decided_at, comment, signed_off)
@@ -93,6 +95,8 @@ DECISION_ACTIONS = {
 }
 ITEM_STATUS = {"certify": "certified", "revoke": "revoked"}
 ITEM_FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
+# What a certify or revoke event says the reviewer was told and how it was decided (v4), as the row shows it.
+DECISION_TOLD = ("recommendation", "reasons", "batch", "seconds_shown")
 # What a review item's access is (and what the reviewer saw), in the order the launch digest encodes it; the
 # last, "reviewer", is the user the item was routed to at launch.
 ITEM_SNAPSHOT = ("id", "grant_id", "application__name", "identity_name", "department", "account_key",
@@ -325,6 +329,9 @@ class _Decisions(_Checker):
             _expect_time(row, "at", event, payload["at"])
         _expect(row, "comment", event, payload.get("reason" if action == "delegate" else "comment", ""))
         _expect(row, "delegated_to__username", event, payload.get("to") if action == "delegate" else None)
+        for told in DECISION_TOLD:
+            if told in payload:
+                _expect(row, told, event, payload[told])
 
     def finish(self):
         for item, chained in self.events.decisions.items():

@@ -114,6 +114,14 @@ class Campaign(models.Model):
         return reverse("reviews:campaign_detail", args=[self.pk])
 
 
+class Advice(models.TextChoices):
+    """A review item's recommendation (reviews/recommendations.py), most urgent first."""
+
+    REVOKE = "revoke", "Revoke"
+    CAREFUL = "careful", "Review carefully"
+    FINE = "fine", "Likely fine"
+
+
 class ReviewItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -164,6 +172,30 @@ class ReviewItem(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # Recommendation (reviews/recommendations.py): computed at launch, refreshed while pending when the access
+    # changes; what it was at each decision is kept on the decision. Database defaults: launch inserts items with
+    # one INSERT ... SELECT that names only the snapshot's columns.
+    recommendation = models.CharField(
+        max_length=8, choices=Advice.choices, blank=True, default="", db_default=""
+    )
+    # Its signals, as numbers and facts (the reasons are words rendered from them).
+    peer_holders = models.PositiveIntegerField(null=True, blank=True)
+    peer_size = models.PositiveIntegerField(null=True, blank=True)
+    peer_basis = models.CharField(
+        max_length=8, blank=True, default="", db_default=""
+    )  # "title" (department and title) or "manager"
+    never_used = models.BooleanField(default=False, db_default=False)
+    regranted = models.BooleanField("revoked before and granted again", default=False, db_default=False)
+    certified_by_reviewer = models.BooleanField(
+        "certified before by the same reviewer", default=False, db_default=False
+    )
+    unique_in_queue = models.BooleanField(
+        "the only one of its kind in the reviewer's queue", default=False, db_default=False
+    )
+    owner_gone = models.BooleanField("non-human without a live owner", default=False, db_default=False)
+    on_leave = models.BooleanField(default=False, db_default=False)
+    # When the item was first shown to its current reviewer (queue or item page): decisions are timed from it.
+    shown_at = models.DateTimeField(null=True, blank=True)
     # Outcome.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     decided_by = models.ForeignKey(
@@ -252,6 +284,13 @@ class Decision(models.Model):
     comment = models.TextField(blank=True)
     delegated_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # What the reviewer was told when deciding, and how the decision was made (reviews/stamps.py).
+    recommendation = models.CharField(max_length=8, choices=Advice.choices, blank=True)
+    reasons = models.TextField(blank=True)
+    batch = models.PositiveIntegerField(default=1, help_text="How many items this one request decided.")
+    seconds_shown = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds from the item first shown to its reviewer to this decision."
     )
 
     objects = RestrictedQuerySet.as_manager()

@@ -21,7 +21,7 @@ from django.utils import timezone
 from entitlements.selves import identity_ids_of
 from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
-from reviews import notify, progress
+from reviews import notify, progress, recommendations, stamps
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
@@ -136,6 +136,7 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
         if refused:
             raise Conflict(f"Not launched: {' '.join(refused.values())}")
         count = _insert_items(campaign, now=now)
+        recommendations.compute(campaign.pk)
         progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
         campaign.launched_at = now
@@ -201,6 +202,7 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
+            recommendations.compute(campaign.pk, grant_ids=fresh)
             items = list(
                 ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh).select_related(
                     "application", "reviewer"
@@ -296,8 +298,19 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
             )
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
+        told = {item.pk: recommendations.snapshot(item) for item in items}
         decisions = _decisions_create(
-            Decision(item=i, action=action, actor=user, at=now, comment=comment) for i in items
+            Decision(
+                item=i,
+                action=action,
+                actor=user,
+                at=now,
+                comment=comment,
+                batch=len(items),
+                seconds_shown=_seconds_shown(i, now),
+                **told[i.pk],
+            )
+            for i in items
         )
         # A revocation is not done until a pull proves it: each opens a remediation task, in this transaction.
         remediation = [] if certify else tasks_for_revocations(items, now=now)
@@ -312,6 +325,10 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                         **_item_access(item),
                         "comment": comment,
                         **_decision_binding(decisions[item.pk], user, now),
+                        # What the reviewer was told, and how the decision was made (evidence/binding.py, v4).
+                        **told[item.pk],
+                        "batch": len(items),
+                        "seconds_shown": decisions[item.pk].seconds_shown,
                     },
                 )
                 for item in items
@@ -366,7 +383,9 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                 }
             )
         ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(
-            reviewer=to_user, reviewer_identity=to_user.identity_id
+            shown_at=None,  # the new reviewer's decisions are timed from when they are shown the item
+            reviewer=to_user,
+            reviewer_identity=to_user.identity_id,
         )
         progress.delegated(items, to_user)
         decisions = _decisions_create(
@@ -415,6 +434,13 @@ def _item_access(item: ReviewItem) -> dict:
         "entitlement_name": item.entitlement_name,
         "flags": item.flags,
     }
+
+
+def _seconds_shown(item: ReviewItem, now) -> int | None:
+    """Seconds from the item first shown to its reviewer to this decision; None if it never was (an API call)."""
+    if item.shown_at is None:
+        return None
+    return max(0, int((now - item.shown_at).total_seconds()))
 
 
 def _decisions_create(decisions) -> dict[int, Decision]:
@@ -505,6 +531,8 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
             # runs once the sign-off's events are in the chain).
             _checkpoint_after_sign_off(campaign)
         events_record(actor=Actor.for_user(user), events=events)
+        # The reviewer's decisions are locked now: how they were made is final.
+        stamps.findings_raise(campaign_id=campaign.pk, reviewer=user)
     return record
 
 
@@ -543,4 +571,5 @@ def campaign_close(*, campaign_id: int, user) -> Campaign:
         campaign.save(update_fields=["status", "closed_at", "signed_off_at"])
         events.append(Event("review.campaign.closed", Subject.of(campaign), _outcome(campaign)))
         events_record(actor=Actor.for_user(user), events=events)
+        stamps.findings_raise(campaign_id=campaign.pk)
     return campaign

@@ -6,6 +6,7 @@ whatever their role. Writes go through reviews.services, which checks again.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -16,7 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from evidence.selectors import events_visible
-from reviews import exports, remediation, selectors, services
+from evidence.services import Actor
+from reviews import exports, remediation, selectors, services, stamps
 from reviews.campaign_drafts import campaign_save
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.forms import (
@@ -51,7 +53,33 @@ def campaign_detail(request, pk):
         "may_manage": access.can_attempt(request.user, Campaign, access.CHANGE),
         "today": timezone.localdate(),
     }
+    if context["monitor"] is not None:
+        context["how_reviewed"] = stamps.reviewer_statistics(campaign)
+        context["findings"] = stamps.campaign_findings(campaign)
+        context["stamp_fast_seconds"] = settings.SOXGOV_STAMP_FAST_SECONDS
     return render(request, "reviews/campaign_detail.html", context)
+
+
+@require_POST
+def campaign_stamps(request, pk):
+    """Check the reviewers of a campaign for rubber stamps now (sign-off and close also do)."""
+    access.require(request.user, Campaign, access.CHANGE)
+    campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+    opened = stamps.findings_raise(campaign_id=campaign.pk, actor=Actor.for_user(request.user))
+    messages.success(request, f"Checked: {len(opened)} new finding(s) opened as control exceptions.")
+    return redirect(campaign)
+
+
+def intelligence(request):
+    """For auditors (and everyone): what each recommendation, statistic and rubber-stamp rule means, with the
+    thresholds in force."""
+    access.require(request.user, ReviewItem, access.VIEW)
+    return render(request, "reviews/intelligence.html", {"settings": _intelligence_settings()})
+
+
+def _intelligence_settings() -> dict:
+    names = [name for name in dir(settings) if name.startswith(("SOXGOV_RECOMMEND_", "SOXGOV_STAMP_"))]
+    return {name: getattr(settings, name) for name in [*names, "SOXGOV_DORMANT_DAYS"]}
 
 
 def _sees_everyone(user) -> bool:

@@ -50,7 +50,7 @@ def _record(exception, user, action: str, text: str, payload: dict) -> None:
 
 def _refuse_own(user, exception: ControlException) -> None:
     """Refuse ``user`` an answer to an exception about themselves (their access, by identity link or e-mail; a
-    non-human identity they own; their own overdue review). A user who is no identity could be anyone, so
+    non-human identity they own; their own overdue or rubber-stamped review). A user who is no identity could be anyone, so
     they answer nothing until linked."""
     if _is_about(user, exception, selves=require_known_person(user)):
         raise PermissionDenied(
@@ -59,9 +59,8 @@ def _refuse_own(user, exception: ControlException) -> None:
 
 
 def _is_about(user, exception: ControlException, *, selves: frozenset[int] | None = None) -> bool:
-    if exception.kind == ControlException.Kind.REVIEW_OVERDUE and exception.detail.get("reviewer") == (
-        user.get_username()
-    ):
+    about_a_reviewer = (ControlException.Kind.REVIEW_OVERDUE, ControlException.Kind.REVIEW_RUBBER_STAMP)
+    if exception.kind in about_a_reviewer and exception.detail.get("reviewer") == user.get_username():
         return True
     return is_own_case(user, exception.identity, selves=selves)
 

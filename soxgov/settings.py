@@ -379,6 +379,20 @@ CACHES = {
 # --- Domain settings ------------------------------------------------------------------------------------
 SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+# Recommendations (reviews/recommendations.py; docs/review-intelligence.md justifies the defaults): a peer group
+# counts from this many people; held by at most RARE % of it is rare, by at least COMMON % is most.
+SOXGOV_RECOMMEND_MIN_PEERS = envint("SOXGOV_RECOMMEND_MIN_PEERS", 5, minimum=2)
+SOXGOV_RECOMMEND_RARE_PERCENT = envint("SOXGOV_RECOMMEND_RARE_PERCENT", 10, minimum=0, maximum=100)
+SOXGOV_RECOMMEND_COMMON_PERCENT = envint("SOXGOV_RECOMMEND_COMMON_PERCENT", 50, minimum=0, maximum=100)
+# Rubber-stamp findings (reviews/stamps.py): more than FAST_COUNT decisions each under FAST_SECONDS from the item
+# shown; every item certified with more than HIGH_RISK_COUNT high-risk items among them; a bulk certify covering
+# at least BULK_REVOKES items recommended for revoke.
+SOXGOV_STAMP_FAST_SECONDS = envint("SOXGOV_STAMP_FAST_SECONDS", 5, minimum=1)
+SOXGOV_STAMP_FAST_COUNT = envint("SOXGOV_STAMP_FAST_COUNT", 20, minimum=0)
+SOXGOV_STAMP_HIGH_RISK_COUNT = envint("SOXGOV_STAMP_HIGH_RISK_COUNT", 10, minimum=0)
+SOXGOV_STAMP_BULK_REVOKES = envint("SOXGOV_STAMP_BULK_REVOKES", 1, minimum=1)
+# "Decided in the last hours before the due date" (a statistic, no finding by itself).
+SOXGOV_STAMP_LAST_HOURS = envint("SOXGOV_STAMP_LAST_HOURS", 24, minimum=1)
 # Days a revocation's remediation task has before it is overdue (and becomes a control exception).
 SOXGOV_REMEDIATION_DAYS = envint("SOXGOV_REMEDIATION_DAYS", 14, minimum=1)
 # The longest a mitigation or risk acceptance may hold, in days from the day it is recorded or approved: an answer

@@ -206,6 +206,8 @@ ROUTES = {
     "campaign launch": (PAGE, "reviews:campaign_launch", Campaign),
     "campaign close": (PAGE, "reviews:campaign_close", Campaign),
     "campaign sign-off": (PAGE, "reviews:sign_off", Campaign),
+    "campaign stamps": (PAGE, "reviews:campaign_stamps", Campaign),
+    "how reviews are judged": (PAGE, "reviews:intelligence", None),
     "notifications": (PAGE, "reviews:notifications", None),
     "notifications read": (PAGE, "reviews:notifications_read", None),
     "api campaigns": (API, "campaign-list", None),
@@ -360,6 +362,9 @@ MATRIX = [
     ("GET",    "campaign preview",        "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "campaign launch",         "draft campaign",  BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
     ("POST",   "campaign close",          "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    # Rubber-stamp checks: admins ask for one; everyone who sees review items may read how reviews are judged.
+    ("POST",   "campaign stamps",         "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    ("GET",    "how reviews are judged",  None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     # Sign-off: refused while items are pending (with a message); control owners and auditors never sign off.
     ("POST",   "campaign sign-off",       "campaign",        BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
     # Remediation: Rita revoked the orphan's access, so she follows its task; control owners and admins close

@@ -60,3 +60,11 @@ def pack_keys_trusted(monkeypatch):
         n: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for n, m in packs.SHIPPED_MODULES.items()
     }
     monkeypatch.setattr(verify_pack, "PINNED_MODULES", pinned)
+
+
+@pytest.fixture
+def world(make_user):
+    """The review-intelligence company (tests/reviews/intelligence.py)."""
+    from tests.reviews.intelligence import build_world
+
+    return build_world(make_user)

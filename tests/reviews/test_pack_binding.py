@@ -267,6 +267,11 @@ FORGERIES = {
                                    LAUNCH_DIGEST),
     "pending item dropped": ("review_items", {"account_key": "carol"}, None,
                              r"data/review_items\.csv: 3 rows of campaign \d+, but the chained event review\.campaign\.launched #\d+ launched it with 4 items"),
+    # What the reviewer was told, and how fast they decided, is bound too.
+    "decision's recommendation softened": ("decisions", {"comment": "Nightly ledger sync"}, {"recommendation": "fine"},
+                                           r"data/decisions\.csv, row \d+: recommendation 'fine' but the chained event review\.item\.certified #\d+ says 'careful'"),
+    "decision's time to decide stretched": ("decisions", {"comment": "Nightly ledger sync"}, {"seconds_shown": 600},
+                                            r"data/decisions\.csv, row \d+: seconds_shown '600' but the chained event review\.item\.certified #\d+ says ''"),
     "sign-off items": ("sign_offs", {"reviewer__username": "rita"}, {"items": 3},
                        r"data/sign_offs\.csv, row \d+: items '3' but the chained event review\.signoff\.recorded #\d+ says '2'"),
     "sign-off time": ("sign_offs", {"reviewer__username": "rita"}, {"at": "2020-01-01T00:00:00+00:00"},
