@@ -37,6 +37,7 @@ from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from soxgov import access as acl
 from soxgov import jobs, leases
+from soxgov.exceptions import Conflict
 
 IDENTITY_LOCK_KEY = 0x534F5849  # advisory lock serialising identity pulls ("SOXI")
 
@@ -699,9 +700,7 @@ def _decide(
     with transaction.atomic():
         run = ConnectorRun.objects.select_for_update().get(pk=run_id)
         if run.status != ConnectorRun.Status.HELD:
-            raise ValidationError(
-                f"run {run.pk} is {run.get_status_display().lower()}, not held for approval"
-            )
+            raise Conflict(f"run {run.pk} is {run.get_status_display().lower()}, not held for approval")
         refusal = four_eyes_refusal(
             run.started_by, user, "the admin who started a run cannot also approve or reject it"
         ) or four_eyes_refusal(

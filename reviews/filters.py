@@ -1,8 +1,9 @@
 import django_filters
 from django.db.models import Q
 
-from entitlements.filters import AnyBooleanWidget, SearchFilterSet, visible_applications
+from entitlements.filters import SearchFilterSet, visible_applications
 from reviews.models import Advice, Campaign, RemediationTask, ReviewItem
+from soxgov.filters import BooleanFilter
 
 FLAG_CHOICES = list(ReviewItem.FLAG_LABELS.items())
 
@@ -60,7 +61,7 @@ class RemediationFilter(SearchFilterSet):
     search_fields = ("account_key", "entitlement_key", "identity_name", "ticket")
     status = django_filters.ChoiceFilter(choices=RemediationTask.Status.choices, empty_label="Any")
     application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", widget=AnyBooleanWidget, label="Overdue")
+    overdue = BooleanFilter(method="filter_overdue", label="Overdue")
 
     class Meta:
         model = RemediationTask

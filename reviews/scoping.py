@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from entitlements.models import Account, Application, Entitlement, Grant, Identi
 from entitlements.selves import identity_ids_of
 from reviews import recommendations
 from reviews.models import Campaign, ReviewItem
+from reviews.selectors import may_review, reviewers
 from sod.models import RuleMember, Violation
 from soxgov.models import User
 
@@ -88,7 +88,7 @@ def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
         people.insert(0, campaign.named_reviewer)
     for person in people:
         # Checked now, not only when the draft was saved: a recurrence may launch months later.
-        if person is None or not person.is_active or not person.has_perm("reviews.change_reviewitem"):
+        if person is None or not may_review(person):
             continue
         if person.identity_id is None:
             continue
@@ -113,13 +113,6 @@ def reviewers_without_identity(campaign: Campaign) -> dict[str, str]:
                 "keep their own access from them; link an identity or choose someone else."
             )
     return refused
-
-
-def _review_permission_id() -> int:
-    """Only users who may decide review items (the reviewer and admin roles) are routed items."""
-    from django.contrib.auth.models import Permission
-
-    return Permission.objects.get(content_type__app_label="reviews", codename="change_reviewitem").pk
 
 
 def _in(column: str, values: list) -> tuple[str, list]:
@@ -152,8 +145,6 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         "violation": Violation._meta.db_table,
         "member": RuleMember._meta.db_table,
         "item": ReviewItem._meta.db_table,
-        "user_groups": User.groups.through._meta.db_table,
-        "group_permissions": Group.permissions.through._meta.db_table,
     }
     apps = scope_applications(campaign)
     if not apps:
@@ -180,6 +171,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         where += ids_sql
         params_where += ids
 
+    # Only users who may review (selectors.reviewers(): the reviewer and admin roles) are routed items.
+    may_review_sql, may_review_params = reviewers().values("pk").query.sql_with_params()
     reviewer_sql, reviewer_params = _reviewer_case(campaign, "user")
     reviewer_identity_sql, reviewer_identity_params = _reviewer_case(campaign, "identity")
 
@@ -192,10 +185,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         WITH eligible_user AS (
             SELECT u.identity_id AS identity_id, MIN(u.id) AS user_id
             FROM {t["user"]} u JOIN {t["identity"]} ri ON ri.id = u.identity_id
-            WHERE u.is_active AND ri.status <> 'terminated' AND (u.is_superuser OR EXISTS (
-                SELECT 1 FROM {t["user_groups"]} ug
-                JOIN {t["group_permissions"]} gp ON gp.group_id = ug.group_id
-                WHERE ug.user_id = u.id AND gp.permission_id = %s))
+            WHERE ri.status <> 'terminated' AND u.id IN ({may_review_sql})
             GROUP BY u.identity_id
         ),
         -- The chosen user's e-mail too: a user whose e-mail is the subject's is the subject, whatever the link.
@@ -250,7 +240,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
     """
     sql = recommendations.with_recommendation(sql, (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS))
     params = [
-        _review_permission_id(),
+        *may_review_params,
         *live,
         *live,
         campaign.pk,

@@ -22,6 +22,16 @@ _BY_STATUS = {
 }
 
 
+def may_review(user) -> bool:
+    """Who may review access (be routed items, take a delegation, be a campaign's reviewer): whoever may
+    decide review items. ``reviewers()`` is the same rule as a queryset."""
+    return access.can_attempt(user, ReviewItem, access.CHANGE)
+
+
+def reviewers():
+    return access.users_who_may(ReviewItem, access.CHANGE)
+
+
 def campaign_monitor(campaign: Campaign) -> dict:
     items = ReviewItem.objects.filter(campaign=campaign).order_by()
     by_reviewer = list(items.values("reviewer").annotate(**_BY_STATUS).order_by("-pending", "reviewer"))

@@ -26,8 +26,9 @@ from reviews import notify, progress, recommendations, stamps
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
-from reviews.selectors import launched_items_sha256
+from reviews.selectors import launched_items_sha256, may_review
 from soxgov import access, jobs
+from soxgov.exceptions import Conflict
 
 
 def _require_admin(user, action=access.CHANGE) -> None:
@@ -55,6 +56,8 @@ class Preview:
 
 def campaign_preview(campaign: Campaign) -> Preview:
     """Item counts by application, reviewer and flag: exactly what launch would snapshot now."""
+    if campaign.status != Campaign.Status.DRAFT:
+        raise Conflict("Only a draft has a preview.")
     sql, params = item_source(campaign)
     names = ", ".join(f"{column}" for column in ITEM_COLUMNS)
     flags = ", ".join(f"SUM(CASE WHEN {flag} THEN 1 ELSE 0 END)" for flag in ReviewItem.FLAGS)
@@ -98,7 +101,7 @@ def _insert_items(campaign: Campaign, *, grant_ids=None, now=None) -> int:
         names = _unassignable(sql, params)
         if not names:
             raise
-        raise ValidationError(
+        raise Conflict(
             f"Nobody may review their own access, and no reviewer is left for the access of {', '.join(names)}: "
             "the routed reviewer, the fallback reviewer and you are the subject or missing. Choose another "
             "fallback reviewer."
@@ -126,13 +129,13 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
         if campaign.status != Campaign.Status.DRAFT:
-            raise ValidationError(
+            raise Conflict(
                 f"Only a draft campaign can be launched; this one is {campaign.get_status_display().lower()}."
             )
         # Again at launch: a link can be removed between saving the draft and launching it (or its recurrence).
         refused = reviewers_without_identity(campaign)
         if refused:
-            raise ValidationError(f"Not launched: {' '.join(refused.values())}")
+            raise Conflict(f"Not launched: {' '.join(refused.values())}")
         count = _insert_items(campaign, now=now)  # with their recommendations (reviews/recommendations.py)
         progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
@@ -232,10 +235,6 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
 # --- Decisions --------------------------------------------------------------------------------------------
 
 
-class Conflict(ValidationError):
-    """Someone else decided first (or the item moved on): the message says who and when."""
-
-
 def _decidable(user, item_ids: list[int], campaign_states=(Campaign.Status.ACTIVE,)):
     """The items, locked, if every one is assigned to ``user``; others answer as if they did not exist."""
     items = list(
@@ -253,11 +252,9 @@ def _decidable(user, item_ids: list[int], campaign_states=(Campaign.Status.ACTIV
         if item.identity_id is not None and item.identity_id in selves:
             raise PermissionDenied("Nobody may review their own access.")
         if item.campaign.status not in campaign_states:
-            raise ValidationError(
-                f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}."
-            )
+            raise Conflict(f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}.")
         if item.signed_off:
-            raise ValidationError("You signed off these decisions; they are locked.")
+            raise Conflict("You signed off these decisions; they are locked.")
     return items
 
 
@@ -348,7 +345,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                     "to_user": f"{to_user.display_name} has already signed off this campaign and cannot take more items."
                 }
             )
-        if not access.can_attempt(to_user, ReviewItem, access.CHANGE):
+        if not may_review(to_user):
             # A control owner or an auditor could not decide it, and nobody else may: it would stay pending.
             raise ValidationError(
                 {"to_user": f"{to_user.display_name} does not review access (no reviewer role)."}
@@ -487,21 +484,19 @@ def sign_off(*, campaign_id: int, user, attested: bool) -> SignOff:
         campaign = _locked_campaign(campaign_id)
         mine = ReviewItem.objects.filter(campaign=campaign, reviewer=user)
         if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED):
-            raise ValidationError(f"The campaign is {campaign.get_status_display().lower()}.")
+            raise Conflict(f"The campaign is {campaign.get_status_display().lower()}.")
         if campaign.kind == Campaign.Kind.MICRO:
-            raise ValidationError(
-                "A standing micro-review has no sign-off: each item is decided as it comes."
-            )
+            raise Conflict("A standing micro-review has no sign-off: each item is decided as it comes.")
         total = mine.count()
         if not total:
             raise PermissionDenied("You have no items in this campaign.")
         pending = mine.filter(status=ReviewItem.Status.PENDING).count()
         if pending:
-            raise ValidationError(
+            raise Conflict(
                 f"{pending} of your {total} items are still pending: decide them before signing off."
             )
         if SignOff.objects.filter(campaign=campaign, reviewer=user).exists():
-            raise ValidationError("You already signed off this campaign.")
+            raise Conflict("You already signed off this campaign.")
         record = SignOff.objects.create(campaign=campaign, reviewer=user, at=now, items=total)
         mine.update(signed_off=True)
         counts = dict(mine.values_list("status").annotate(n=Count("id")).order_by())
@@ -562,35 +557,11 @@ def campaign_close(*, campaign_id: int, user) -> Campaign:
         if campaign.status not in (Campaign.Status.SIGNED_OFF,) and not (
             campaign.kind == Campaign.Kind.MICRO and campaign.status == Campaign.Status.ACTIVE
         ):
-            raise ValidationError("A campaign is closed once every reviewer has signed off.")
+            raise Conflict("A campaign is closed once every reviewer has signed off.")
         campaign.status = Campaign.Status.CLOSED
         campaign.closed_at = now
         campaign.save(update_fields=["status", "closed_at", "signed_off_at"])
         events.append(Event("review.campaign.closed", Subject.of(campaign), _outcome(campaign)))
         events_record(actor=Actor.for_user(user), events=events)
         stamps.findings_raise(campaign_id=campaign.pk)
-    return campaign
-
-
-def campaign_save(*, form, user) -> Campaign:
-    """Create or change a draft campaign from a validated ModelForm, with evidence."""
-    creating = form.instance.pk is None
-    _require_admin(user, access.ADD if creating else access.CHANGE)
-    if not creating and form.instance.status != Campaign.Status.DRAFT:
-        raise ValidationError("Only a draft campaign can be changed.")
-    with transaction.atomic():
-        campaign = form.save(commit=False)
-        refused = reviewers_without_identity(campaign)
-        if refused:
-            raise ValidationError(refused)
-        if creating:
-            campaign.created_by = user
-        campaign.save()
-        form.save_m2m()
-        event_record(
-            actor=Actor.for_user(user),
-            action="review.campaign.created" if creating else "review.campaign.changed",
-            subject=campaign,
-            payload={"name": campaign.name, "kind": campaign.kind, **campaign_scope(campaign)},
-        )
     return campaign

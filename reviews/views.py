@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from evidence.selectors import events_visible
 from evidence.services import Actor
 from reviews import changes, exports, recommendations, remediation, selectors, services, stamps
+from reviews.campaign_drafts import campaign_save
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.forms import (
     CampaignForm,
@@ -104,7 +105,9 @@ def campaign_edit(request, pk=None):
     form = CampaignForm(request.POST or None, instance=campaign)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.campaign_save(form=form, user=request.user)
+            saved = campaign_save(
+                user=request.user, campaign_id=campaign.pk if campaign else None, **form.cleaned_data
+            )
         except ValidationError as exc:
             form.add_error(None, exc)  # a refusal naming a field shows beside that field
         else:

@@ -333,9 +333,11 @@ REST_FRAMEWORK = {
     # Only endpoints that take a file (an import, remediation proof) also accept multipart.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "soxgov.api.permissions.IdCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "soxgov.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "soxgov.api.schema.AutoSchema",
+    # Services raise (soxgov.exceptions.Conflict, Django's ValidationError ...); one handler picks the status.
+    "EXCEPTION_HANDLER": "soxgov.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SOXGov API",

@@ -454,8 +454,8 @@ MATRIX = [
     ("POST",   "api sod rules",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api sod rule",            "SOD-1",           OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    # A rule with violations on record is disabled, never deleted.
-    ("DELETE", "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # A rule with violations on record is disabled, never deleted (409: its state refuses it).
+    ("DELETE", "api sod rule",            "SOD-1",           CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api sod violations",      None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api sod violation",       "bob violation",   READ_ONLY, DENIED,    READ_ONLY, DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api sod violation",       "bob violation",   READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -478,8 +478,8 @@ MATRIX = [
     ("GET",    "api decisions",           None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api remediation",         None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api remediation task",    "ghost task",      OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
-    # Alice closes it with proof; for Oscar it is then already closed.
-    ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    INVALID,   DENIED,    DENIED,        DENIED,    DENIED),
+    # Alice closes it with proof; for Oscar it is then already closed (409).
+    ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api exceptions",          None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api exception",           "ghost exception", OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("POST",   "api exception comment",   "ghost exception", OK,        DENIED,    OK,        DENIED,    DENIED,        DENIED,    DENIED),
@@ -496,8 +496,9 @@ MATRIX = [
     ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api campaign",            "draft campaign",  READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api campaign launch",     "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api campaign close",      "campaign",        INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api campaign sign-off",   "campaign",        INVALID,   INVALID,   DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # An active campaign is neither closed nor signed off while items are pending (409).
+    ("POST",   "api campaign close",      "campaign",        CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api campaign sign-off",   "campaign",        CONFLICT,  CONFLICT,  DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Only the assigned reviewer decides or delegates: Alice may change review items, but Rita's answer 404.
     ("POST",   "api review decide",       None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api review delegate",     None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -1074,7 +1075,7 @@ def test_access_matrix(world, client, method, route, target, expected):
         actual[persona] = outcome(response)
         if response.status_code == 200 and "HX-Redirect" not in response:
             check_body(route, response)
-        if method == "GET" or actual[persona] in (DENIED, HIDDEN, READ_ONLY, INVALID, LOGIN):
+        if method == "GET" or actual[persona] in (DENIED, HIDDEN, READ_ONLY, INVALID, CONFLICT, LOGIN):
             assert fingerprint() == before, f"{persona}'s {method} {route} changed the database"
     assert actual == expected
 
