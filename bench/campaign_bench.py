@@ -24,7 +24,8 @@ queue at any depth, and a bulk decision on 10k items, in one run.
    - ``reviews.services.decide`` certifying 10k of that reviewer's pending items with a comment.
 3. Prints a table beside the goals (issue 5: launch within 2x of the baseline; queue p95 under 100 ms at any
    depth; 10k decisions under 5 s; issue 24: the launch with its recommendations within 1.3x of the same launch
-   less the recommendation UPDATEs, timed statement by statement in the same run), where the time goes (statement timings, queries per request), the load with
+   without them, which is the launch less what recommending adds to its INSERT ... SELECT; that is measured in the
+   same run by inserting into an empty copy of the table with and without the recommendation), where the time goes (statement timings, queries per request), the load with
    each figure, and drops the database unless --keep.
 """
 
@@ -483,8 +484,6 @@ class Bench:
         notified = notify_times[0] if notify_times else 0.0
         insert = sum(t for s, t, _ in timings if s.startswith("INSERT INTO reviews_reviewitem"))
         commit = sum(t for s, t, _ in timings if s.startswith("COMMIT"))
-        # reviews/recommendations.py: its UPDATEs of the campaign's items, all of them this module's.
-        recommend = sum(t for s, t, _ in timings if s.startswith("UPDATE reviews_reviewitem SET"))
         step.count = f"{launched.item_count:,} items"
         step.extra = {"items": launched.item_count, "notify_seconds": notified, "insert_seconds": insert,
                       "commit_seconds": commit, "statements": len(timings), "top": self.top(timings, 8)}  # fmt: skip
@@ -500,13 +499,25 @@ class Bench:
                 extra={"insert_seconds": insert, "commit_seconds": commit},
             )
         )
-        without = step.seconds - notified - recommend
+        # The same INSERT ... SELECT into two copies of the table, with and without the recommendation (its joins
+        # and wrapping SELECT): what recommending adds, taken off the launch for the launch without it.
+        with_rec, without_rec = self.recommend_cost(launched)
+        without = step.seconds - notified - max(0.0, with_rec - without_rec)
+        self.steps.append(
+            Step(
+                "  launch INSERT ... SELECT without recommending",
+                without_rec,
+                step.load,
+                f"into a copy of the table; with them {with_rec:.2f} s ({with_rec / without_rec:.2f}x)",
+                kind="info",
+            )
+        )
         self.steps.append(
             Step(
                 "  launch without recommendations (same run)",
                 without,
                 step.load,
-                f"the launch less its {recommend:.2f} s of recommendation UPDATEs",
+                f"the launch less the {with_rec - without_rec:.2f} s recommending added to its INSERT",
                 kind="info",
             )
         )
@@ -527,7 +538,7 @@ class Bench:
                 fetch=True,
             )
         )
-        print(f"    recommendations {recommend:.2f} s: {self.info['recommendations']}")
+        print(f"    recommendations: {self.info['recommendations']}")
         from reviews.models import Notification
 
         self.steps.append(
@@ -565,6 +576,29 @@ class Bench:
         print(f"    reviewers {self.info['by_reviewer'][0]:,}, largest queue {self.info['by_reviewer'][1]:,}, "
               f"median {self.info['by_reviewer'][2]:,}; flags {self.info['flags']}")  # fmt: skip
         self.sql("VACUUM ANALYZE reviews_reviewitem")  # as autovacuum would after a 1M-row insert
+
+    def recommend_cost(self, campaign) -> tuple[float, float]:
+        """Seconds of the launch's INSERT ... SELECT into an empty copy of the item table, with and without the
+        recommendation, interleaved twice (the minimum of each)."""
+        from django.db import connection, transaction
+
+        from reviews.scoping import ITEM_COLUMNS, item_source
+
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for recommend in (False, True, False, True):
+            sql, params = item_source(campaign, recommend=recommend)
+            self.checkpoint()
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("CREATE TEMP TABLE bench_items (LIKE reviews_reviewitem INCLUDING ALL)")
+                started = time.perf_counter()
+                cursor.execute(f"INSERT INTO bench_items ({', '.join(ITEM_COLUMNS)}) {sql}", params)
+                times[recommend].append(time.perf_counter() - started)
+                cursor.execute("DROP TABLE bench_items")
+        with_rec, without_rec = min(times[True]), min(times[False])
+        print(
+            f"    launch INSERT into a copy: with recommendations {with_rec:.2f} s, without {without_rec:.2f} s"
+        )
+        return with_rec, without_rec
 
     # --- the reviewer's queue ----------------------------------------------------------------------------
 

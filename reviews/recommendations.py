@@ -26,6 +26,9 @@ shows what the reviewer was told.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -139,6 +142,29 @@ def with_recommendation(sql: str, columns: tuple[str, ...]) -> str:
             SELECT DISTINCT account_id, entitlement_id, decided_by_id FROM {T_ITEM} WHERE status = 'certified'
         ) rc ON rc.account_id = b.account_id AND rc.entitlement_id = b.entitlement_id
             AND rc.decided_by_id = b.reviewer_id"""
+
+
+@dataclass(frozen=True)
+class SqlParts:
+    """What the launch SELECT (reviews/scoping.py) takes from here: its common table expressions (after a comma),
+    its select-list tail, its joins, and the wrapper adding DERIVED_COLUMNS."""
+
+    tables: str
+    select: str
+    joins: str
+    wrap: Callable[[str, tuple[str, ...]], str]
+
+
+def sql_parts(*, apps: list[int], recommend: bool = True) -> SqlParts:
+    if recommend:
+        return SqlParts(signal_tables(apps), SIGNALS_SELECT, SIGNALS_JOINS, with_recommendation)
+    # The columns at their defaults: what a launch writes without recommending (the benchmark's baseline).
+    return SqlParts(
+        "rec_none AS (SELECT 1 AS one)",
+        "NULL, NULL, '', FALSE, FALSE, FALSE, FALSE",
+        "",
+        lambda sql, columns: f"WITH b ({', '.join(columns)}) AS ({sql}) SELECT b.*, FALSE, FALSE, '' FROM b",
+    )
 
 
 def _execute(sql: str, params: list) -> None:

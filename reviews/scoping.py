@@ -132,8 +132,12 @@ def scope_applications(campaign: Campaign) -> list[int]:
     return sorted(apps.values_list("pk", flat=True))
 
 
-def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=None) -> tuple[str, list]:
-    """SELECT yielding ITEM_COLUMNS for every grant in the campaign's scope (or just ``grant_ids``)."""
+def item_source(
+    campaign: Campaign, *, grant_ids: list[int] | None = None, now=None, recommend: bool = True
+) -> tuple[str, list]:
+    """SELECT yielding ITEM_COLUMNS for every grant in the campaign's scope (or just ``grant_ids``).
+    ``recommend=False`` leaves the recommendation's columns at their defaults, without its joins: the campaign
+    benchmark's baseline for what recommending costs a launch."""
     now = now or timezone.now()
     t = {
         "grant": Grant._meta.db_table,
@@ -149,6 +153,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
     apps = scope_applications(campaign)
     if not apps:
         apps = [-1]  # nothing in scope: the statement still runs and yields nothing
+    parts = recommendations.sql_parts(apps=apps, recommend=recommend)
     live = list(Violation.ACTIVE)
     live_sql = ", ".join(["%s"] * len(live))
     dormant_before = now - dt.timedelta(days=settings.SOXGOV_DORMANT_DAYS)
@@ -208,7 +213,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         certified AS (
             SELECT DISTINCT account_id, entitlement_id FROM {t["item"]} WHERE status = 'certified'
         ),
-        {recommendations.signal_tables(apps)}
+        {parts.tables}
         SELECT
             %s,
             g.id, a.id, e.id, app.id, i.id,
@@ -225,7 +230,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             {reviewer_sql},
             {reviewer_identity_sql},
             'pending', '', FALSE,
-            {recommendations.SIGNALS_SELECT}
+            {parts.select}
         FROM {t["grant"]} g
         JOIN {t["account"]} a ON a.id = g.account_id
         JOIN {t["entitlement"]} e ON e.id = g.entitlement_id
@@ -235,10 +240,10 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         LEFT JOIN conflict_people cp ON cp.identity_id = a.identity_id AND cp.entitlement_id = g.entitlement_id
         LEFT JOIN conflict_accounts ca ON ca.account_id = a.id AND ca.entitlement_id = g.entitlement_id
         LEFT JOIN certified c ON c.account_id = a.id AND c.entitlement_id = g.entitlement_id
-        {recommendations.SIGNALS_JOINS}
+        {parts.joins}
         WHERE 1 = 1 {where}
     """
-    sql = recommendations.with_recommendation(sql, (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS))
+    sql = parts.wrap(sql, (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS))
     params = [
         *may_review_params,
         *live,
