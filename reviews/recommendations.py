@@ -82,26 +82,33 @@ def signal_tables(application_ids: list[int]) -> str:
     so a million items cost a few hash joins."""
     apps = ", ".join(str(int(pk)) for pk in application_ids) or "-1"
     minimum = int(settings.SOXGOV_RECOMMEND_MIN_PEERS)
-    held = f"""FROM {T_GRANT} g JOIN {T_ACCOUNT} a ON a.id = g.account_id JOIN rec_people p ON p.id = a.identity_id
-            WHERE a.application_id IN ({apps})"""
     return f"""rec_people AS (
             SELECT id, department, title, manager_id FROM {T_IDENTITY} WHERE kind = 'human' AND status <> 'terminated'
+        ),
+        -- Who holds what, once per person and entitlement (two accounts holding it count once), read once for
+        -- both kinds of peer group.
+        rec_holding AS (
+            SELECT DISTINCT a.identity_id AS person, g.entitlement_id FROM {T_GRANT} g
+            JOIN {T_ACCOUNT} a ON a.id = g.account_id
+            WHERE a.application_id IN ({apps}) AND a.identity_id IS NOT NULL
         ),
         rec_title_size AS (
             SELECT department, title, COUNT(*) AS n FROM rec_people WHERE department <> '' AND title <> ''
             GROUP BY department, title HAVING COUNT(*) >= {minimum}
         ),
         rec_title_held AS (
-            SELECT p.department, p.title, g.entitlement_id, COUNT(DISTINCT p.id) AS n {held}
-              AND p.department <> '' AND p.title <> '' GROUP BY p.department, p.title, g.entitlement_id
+            SELECT p.department, p.title, h.entitlement_id, COUNT(*) AS n
+            FROM rec_holding h JOIN rec_people p ON p.id = h.person
+            WHERE p.department <> '' AND p.title <> '' GROUP BY p.department, p.title, h.entitlement_id
         ),
         rec_manager_size AS (
             SELECT manager_id, COUNT(*) AS n FROM rec_people WHERE manager_id IS NOT NULL
             GROUP BY manager_id HAVING COUNT(*) >= {minimum}
         ),
         rec_manager_held AS (
-            SELECT p.manager_id, g.entitlement_id, COUNT(DISTINCT p.id) AS n {held}
-              AND p.manager_id IS NOT NULL GROUP BY p.manager_id, g.entitlement_id
+            SELECT p.manager_id, h.entitlement_id, COUNT(*) AS n
+            FROM rec_holding h JOIN rec_people p ON p.id = h.person
+            WHERE p.manager_id IS NOT NULL GROUP BY p.manager_id, h.entitlement_id
         ),
         rec_usage AS (
             SELECT DISTINCT application_id FROM {T_ACCOUNT}
@@ -161,7 +168,7 @@ def sql_parts(*, apps: list[int], recommend: bool = True) -> SqlParts:
     # The columns at their defaults: what a launch writes without recommending (the benchmark's baseline).
     return SqlParts(
         "rec_none AS (SELECT 1 AS one)",
-        "NULL, NULL, '', FALSE, FALSE, FALSE, FALSE",
+        "CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), '', FALSE, FALSE, FALSE, FALSE",
         "",
         lambda sql, columns: f"WITH b ({', '.join(columns)}) AS ({sql}) SELECT b.*, FALSE, FALSE, '' FROM b",
     )
