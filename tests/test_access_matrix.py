@@ -638,6 +638,8 @@ SOON = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
 # Request bodies for writes. Refusals must come from the access rules, before any body is looked at.
 
 BODIES = {
+    # Attested, so the sign-off meets the campaign's state (pending items: 409), not a missing confirmation.
+    "api campaign sign-off": {"attest": True},
     "admin add application": {"name": "Matrix App", "criticality": "low", "description": "", "_save": "Save"},
     "api identities": {"kind": "human", "employee_id": "E99", "display_name": "Eve Intruder"},
     "api identity": {"kind": "human", "employee_id": "E2", "display_name": "Bob Renamed"},

@@ -65,7 +65,7 @@ def test_each_rule_raises_its_finding_at_sign_off_and_only_once(world, settings)
     shown(pending, 1)
     services.decide(item_ids=[i.pk for i in pending], user=mia, certify=True, comment="all fine")
 
-    services.sign_off(campaign_id=campaign.pk, user=mia)
+    services.sign_off(campaign_id=campaign.pk, user=mia, attested=True)
 
     found = {e.detail["rule"]: e for e in stamps.campaign_findings(campaign)}
     assert set(found) == {"fast", "all_certified", "bulk_over_revokes"}
@@ -90,7 +90,7 @@ def test_a_careful_reviewer_raises_nothing(world):
             item_ids=[review_item.pk], user=mia, certify=certify, comment="checked with the manager"
         )
 
-    services.sign_off(campaign_id=campaign.pk, user=mia)
+    services.sign_off(campaign_id=campaign.pk, user=mia, attested=True)
 
     assert list(stamps.campaign_findings(campaign)) == []
 
