@@ -57,9 +57,10 @@ migrate: $(INSTALLED) | var/staticfiles
 	$(BIN)/python manage.py migrate
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --address $(DEMO_ADDR)
 
 demo: $(INSTALLED) $(ASSETS) seed
+	@echo "Serving the demo at http://$(DEMO_ADDR)/ (DEMO_ADDR=host:port to change it)"
 	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
 test: $(INSTALLED) $(ASSETS) | var/staticfiles

@@ -3,12 +3,10 @@ from soxgov.access.restrict."""
 
 import dataclasses
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -148,8 +146,7 @@ class ApplicationViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mix
     def _save(self, serializer, application):
         from entitlements.applications import application_save
 
-        return _answer(
-            application_save,
+        return application_save(
             application=application,
             values=dict(serializer.validated_data),
             actor=Actor.for_user(self.request.user),
@@ -371,23 +368,6 @@ class ConnectorThresholdChangeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def _answer(call, **kwargs):
-    """A service's refusal as HTTP: bad values 400, a state that refuses it 409, four eyes 403."""
-    try:
-        return call(**kwargs)
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise ValidationError(exc.message_dict) from None
-        raise Conflict(exc.messages[0]) from None
-    except DjangoPermissionDenied as exc:
-        raise PermissionDenied(str(exc)) from None
-
-
 class ConnectorViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
     """Connectors: admins create and change them (evidenced; secrets write-only; a configuration error is a 400
     naming the field and the key). Raising a threshold, here or through POST .../thresholds/, is proposed for a
@@ -409,8 +389,7 @@ class ConnectorViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixin
 
         values = dict(serializer.validated_data)
         secrets = values.pop("secrets", {})
-        saved = _answer(
-            connector_save,
+        saved = connector_save(
             connector=connector,
             values=values,
             secrets=secrets,
@@ -430,7 +409,7 @@ class ConnectorViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixin
 
         connector = self.get_object()
         try:
-            report = _answer(connector_test, connector=connector)
+            report = connector_test(connector=connector)
         except SourceError as exc:
             return Response(
                 {"ok": False, "unreachable": isinstance(exc, SourceUnreachable), "error": str(exc)}
@@ -455,8 +434,7 @@ class ConnectorViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixin
         body = ThresholdsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         wanted = {**connector.thresholds, **body.validated_data}
-        change = _answer(
-            thresholds.thresholds_change,
+        change = thresholds.thresholds_change(
             connector_id=connector.pk,
             user=request.user,
             percent=wanted["deletion_threshold_percent"],
@@ -489,9 +467,7 @@ class ConnectorThresholdChangeViewSet(RestrictedReadOnlyViewSet):
         change = self.get_object()
         body = RunDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        change = _answer(
-            decide, change_id=change.pk, user=request.user, reason=body.validated_data.get("reason", "")
-        )
+        change = decide(change_id=change.pk, user=request.user, reason=body.validated_data.get("reason", ""))
         return Response(ConnectorThresholdChangeSerializer(change).data)
 
 
@@ -546,11 +522,6 @@ class ConnectorRunViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
         run = self.get_object()
         body = (body_class or RunDecisionSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            decide(run_id=run.pk, user=request.user, reason=body.validated_data.get("reason", ""))
-        except DjangoValidationError as exc:
-            return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
+        decide(run_id=run.pk, user=request.user, reason=body.validated_data.get("reason", ""))
         run.refresh_from_db()
         return Response(ConnectorRunSerializer(run).data)

@@ -21,6 +21,7 @@ from entitlements.models import Application, Connector, ConnectorSecret, Connect
 from entitlements.models.connectors import THRESHOLD_FIELDS
 from evidence.services import Actor, Subject, event_record
 from soxgov import access as acl
+from soxgov.exceptions import Conflict
 
 SETTINGS = ("name", "kind", "application", "configuration", "cron", "enabled", "owner")
 
@@ -230,9 +231,7 @@ def connector_test(*, connector: Connector, samples: int = 3) -> TestReport:
     SourceUnreachable) when the source cannot be read."""
     source_cls = source_class(connector.kind)
     if source_cls is None:
-        raise ValidationError(
-            f"{connector}: a file connector has no source to test; its file is read at pulls"
-        )
+        raise Conflict(f"{connector}: a file connector has no source to test; its file is read at pulls")
     source = source_cls(connector.configuration, secret_store.secrets_for(connector))
     accounts, entitlements, grants, identities = set(), set(), set(), 0
     shown: dict[str, list[dict[str, str]]] = {"identities": [], "access": []}

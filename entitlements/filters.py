@@ -1,6 +1,5 @@
 import django_filters
 from django.db.models import Q
-from django_filters.widgets import BooleanWidget
 
 from entitlements.models import (
     Account,
@@ -11,13 +10,8 @@ from entitlements.models import (
     Grant,
     Identity,
 )
+from soxgov.filters import BooleanFilter
 from soxgov.widgets import plain_selects
-
-
-class AnyBooleanWidget(BooleanWidget):
-    def __init__(self, attrs=None):
-        super().__init__(attrs)
-        self.choices = (("", "Any"), ("true", "Yes"), ("false", "No"))
 
 
 def visible_applications(request):
@@ -52,9 +46,7 @@ class IdentityFilter(SearchFilterSet):
     department = django_filters.CharFilter(lookup_expr="iexact")
     manager = django_filters.NumberFilter(field_name="manager_id")
     owner = django_filters.NumberFilter(field_name="owner_id")
-    unowned = django_filters.BooleanFilter(
-        method="filter_unowned", label="Non-human without owner", widget=AnyBooleanWidget
-    )
+    unowned = BooleanFilter(method="filter_unowned", label="Non-human without owner")
 
     class Meta:
         model = Identity
@@ -69,7 +61,7 @@ class IdentityFilter(SearchFilterSet):
 
 class ApplicationFilter(SearchFilterSet):
     search_fields = ("name", "description")
-    sox_in_scope = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    sox_in_scope = BooleanFilter()
     criticality = django_filters.ChoiceFilter(choices=Application.Criticality.choices, empty_label="Any")
     process = django_filters.ModelChoiceFilter(
         field_name="financial_processes",
@@ -87,10 +79,8 @@ class AccountFilter(SearchFilterSet):
     search_fields = ("account_id", "name", "identity__display_name")
     application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
     status = django_filters.ChoiceFilter(choices=Account.Status.choices, empty_label="Any")
-    orphan = django_filters.BooleanFilter(
-        field_name="identity", lookup_expr="isnull", label="Orphan", widget=AnyBooleanWidget
-    )
-    privileged = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    orphan = BooleanFilter(field_name="identity", lookup_expr="isnull", label="Orphan")
+    privileged = BooleanFilter()
     identity = django_filters.NumberFilter(field_name="identity_id")
 
     class Meta:
@@ -102,8 +92,8 @@ class EntitlementFilter(SearchFilterSet):
     search_fields = ("name", "entitlement_id", "description")
     application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
     kind = django_filters.ChoiceFilter(choices=Entitlement.Kind.choices, empty_label="Any")
-    privileged = django_filters.BooleanFilter(widget=AnyBooleanWidget)
-    sensitive = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    privileged = BooleanFilter()
+    sensitive = BooleanFilter()
 
     class Meta:
         model = Entitlement

@@ -21,7 +21,7 @@ from entitlements import progress
 from entitlements.connectors.files import AccessFileConnector, IdentityFileConnector
 from entitlements.connectors.problems import ImportRefused, Problem, ProblemLog
 from entitlements.connectors.roots import connector_file
-from entitlements.connectors.sources import SourceError, SourceUnreachable
+from entitlements.connectors.sources import SourceError, SourceUnreachable, source_class
 from entitlements.imports import access, digest, identities, sql
 from entitlements.models import (
     Account,
@@ -37,6 +37,7 @@ from entitlements.signals import access_changed
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from soxgov import access as acl
 from soxgov import jobs, leases
+from soxgov.exceptions import Conflict
 
 IDENTITY_LOCK_KEY = 0x534F5849  # advisory lock serialising identity pulls ("SOXI")
 
@@ -360,8 +361,6 @@ def _feeds_identities(connector: Connector) -> bool:
     manual identities uploads too)."""
     if connector.kind == Connector.Kind.IDENTITY_FILE:
         return True
-    from entitlements.connectors.sources import source_class
-
     try:
         return source_class(connector.kind)(connector.configuration, {}).feeds_identities
     except Exception:  # a source kind not installed here, a configuration it cannot read: it feeds nothing
@@ -499,17 +498,23 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
         rows = identities.stage(connector.records(), default_termination=timezone.localdate())
         log.raise_if_any()
         progress.report(run.pk, phase="checking", percent=60, rows=rows)
-        identities.check(log=log)
+        scope = _identity_scope(run)
+        identities.check(log=log, scope=scope)
         log.raise_if_any()
         progress.report(run.pk, phase="applying", percent=75, rows=rows)
         marks = _history_marks((Identity,))
         try:
             with transaction.atomic():
                 diff = identities.diff_and_apply(
-                    when=when, today=timezone.localdate(), reason=reason, user_id=run.started_by_id, log=log
+                    when=when,
+                    today=timezone.localdate(),
+                    reason=reason,
+                    user_id=run.started_by_id,
+                    log=log,
+                    scope=scope,
                 )
                 if not approved:
-                    _gate_identities(run, diff, rows)
+                    _gate_identities(run, diff, rows, scope)
         except IntegrityError as exc:
             raise ImportRefused(
                 [
@@ -524,7 +529,7 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
             ) from exc
         limit = settings.SOXGOV_EVIDENCE_DETAIL_LIMIT
         detailed = diff.total_changes <= limit
-        details = identities.changes_for_evidence(limit=limit) if detailed else []
+        details = identities.changes_for_evidence(limit=limit, scope=scope) if detailed else []
         digest = _changes_digest(reason, marks)
         _finish_applied(
             run,
@@ -535,19 +540,38 @@ def _execute_identities(run: ConnectorRun, *, log: ProblemLog, approved: bool, a
             warnings=log.warnings,
             details=details,
             detailed=detailed,
-            extra={"approved": approved},
+            extra={"approved": approved, "scope": _scope_evidence(scope)},
         )
         from soxgov.services import users_link_identities
 
         users_link_identities(actor=actor)
 
 
-def _gate_identities(run: ConnectorRun, diff, rows: int) -> None:
+def _identity_scope(run: ConnectorRun) -> identities.Scope:
+    """A source that brings only its own non-human identities (AWS roles, GitHub Apps) is the truth for those;
+    any other identities run is the identities feed, the truth for everyone else."""
+    connector = run.connector
+    source = source_class(connector.kind) if connector is not None else None
+    if source is not None and source.identities_scope == "non_human":
+        return identities.Scope(connector_id=connector.pk, connector_name=connector.name)
+    return identities.FEED
+
+
+def _scope_evidence(scope: identities.Scope) -> str:
+    if scope.non_human:
+        return f"non-human identities of connector {scope.connector_name}"
+    return "identities feed"
+
+
+def _gate_identities(run: ConnectorRun, diff, rows: int, scope: identities.Scope) -> None:
     percent, minimum = _identity_thresholds(run)
     if diff.absent > minimum and diff.absent * 100 > percent * max(diff.current, 1):
+        whose = (
+            f"non-human identities of connector {scope.connector_name}" if scope.non_human else "identities"
+        )
         raise Held(
-            f"would terminate {diff.absent} of {diff.current} active identities absent from the file, over the "
-            f"threshold of {percent}% and {minimum}",
+            f"would terminate {diff.absent} of {diff.current} active {whose} absent from the "
+            f"{'pull' if scope.non_human else 'file'}, over the threshold of {percent}% and {minimum}",
             diff.counts,
             rows,
         )
@@ -676,9 +700,7 @@ def _decide(
     with transaction.atomic():
         run = ConnectorRun.objects.select_for_update().get(pk=run_id)
         if run.status != ConnectorRun.Status.HELD:
-            raise ValidationError(
-                f"run {run.pk} is {run.get_status_display().lower()}, not held for approval"
-            )
+            raise Conflict(f"run {run.pk} is {run.get_status_display().lower()}, not held for approval")
         refusal = four_eyes_refusal(
             run.started_by, user, "the admin who started a run cannot also approve or reject it"
         ) or four_eyes_refusal(

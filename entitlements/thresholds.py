@@ -18,6 +18,7 @@ from entitlements.models.connectors import THRESHOLD_FIELDS
 from entitlements.selves import four_eyes_refusal
 from evidence.services import Actor, event_record
 from soxgov import access as acl
+from soxgov.exceptions import Conflict
 
 Status = ConnectorThresholdChange.Status
 
@@ -65,7 +66,7 @@ def thresholds_change(
         if raising:
             pending = connector.threshold_changes.filter(status=Status.PENDING).first()
             if pending is not None:
-                raise ValidationError(
+                raise Conflict(
                     f"{connector}: threshold change #{pending.pk} proposed by {pending.proposed_by_name} is "
                     "still waiting for approval; approve or reject it first."
                 )
@@ -112,7 +113,7 @@ def _decide(*, change_id: int, user) -> ConnectorThresholdChange:
         .get(pk=change_id)
     )
     if change.status != Status.PENDING:
-        raise ValidationError(f"threshold change #{change.pk} is {change.status}, not waiting for approval")
+        raise Conflict(f"threshold change #{change.pk} is {change.status}, not waiting for approval")
     return change
 
 

@@ -1,13 +1,10 @@
 """Read-only REST endpoints for the evidence trail, chain verifications, evidence packs and signing keys."""
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from evidence import pack_services
@@ -125,14 +122,9 @@ class EvidencePackViewSet(RestrictedReadOnlyViewSet):
         pack = self.get_object()
         body = PackCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            pack = pack_services.pack_cancel(
-                pack_id=pack.pk, user=request.user, reason=body.validated_data["reason"]
-            )
-        except DjangoValidationError as exc:
-            return Response({"detail": " ".join(exc.messages)}, status=409)
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
+        pack = pack_services.pack_cancel(
+            pack_id=pack.pk, user=request.user, reason=body.validated_data["reason"]
+        )
         return Response(self.get_serializer(pack).data)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})

@@ -13,13 +13,15 @@ connector run (``entitlements.connectorrun``). Fields marked (v2) are in the pay
 format 2 on, (v3) from the launch digest on; an event written before has none, and that field of its row is
 then not bound (a campaign launched before has no digest: its pending items are bound by their count only).
 
-decisions (id, item_id, action, actor__username, at, comment, delegated_to__username)
+decisions (id, item_id, action, actor__username, at, comment, delegated_to__username, recommendation, reasons,
+        batch, seconds_shown)
     The decision events are ``review.item.certified``, ``review.item.revoked`` and ``review.item.delegated``.
     The n-th row of an item (rows in id order) binds to the item's n-th decision event: action ``certify`` /
     ``revoke`` / ``delegate`` as the event's action; id = payload ``decision`` (v2); actor__username = payload
     ``by`` (v2; before, the user name the event's actor name ends with, "Name (username)"); at = payload ``at``
     (v2); comment = payload ``comment`` (a delegation's: ``reason``); delegated_to__username = payload ``to``
-    for a delegation, empty otherwise. Every decision event in the pack has its row.
+    for a delegation, empty otherwise; recommendation, reasons, batch and seconds_shown = the payload's (v4:
+    what the reviewer was told and how the decision was made). Every decision event in the pack has its row.
 review_items (id, campaign_id, grant_id, application__name, identity_name, department, account_key,
         entitlement_key, entitlement_name, last_used_at, the flags, reviewer__username, status,
         decided_by__username, decided_at, comment, signed_off)
@@ -57,9 +59,10 @@ remediation (id, item_id, application__name, account_key, entitlement_key, ident
         created_at, closed_at, closing_run_id, proof, attachment_sha256)
     Binds to the task's ``remediation.task.opened`` event: item_id = ``item``, account_key = ``account``,
     entitlement_key = ``entitlement``, due_on = ``due_on``, created_at = ``created_at`` (v2). Its closing event
-    (``remediation.task.verified`` or ``remediation.task.closed_manually``) gives status ``verified`` /
-    ``manual`` and closed_at = ``at`` (v2); a verified task's closing_run_id = ``connector_run``; a manual
-    close's proof = ``proof`` and attachment_sha256 = ``attachment_sha256``. Without one: status ``open`` and
+    (``remediation.task.verified``, ``remediation.task.closed_manually`` or ``remediation.task.cancelled``: the
+    revocation was withdrawn) gives status ``verified`` / ``manual`` / ``cancelled`` and closed_at = ``at``
+    (v2); a verified task's closing_run_id = ``connector_run``; a manual close's (or a cancellation's) proof =
+    ``proof`` and attachment_sha256 = ``attachment_sha256`` (both empty for a cancellation). Without one: status ``open`` and
     closed_at, closing_run_id and proof empty. ticket = the ``ticket`` of the task's last
     ``remediation.task.updated`` or ``remediation.task.closed_manually`` event, empty without one. Every
     opened event in the pack has its row.
@@ -93,6 +96,8 @@ DECISION_ACTIONS = {
 }
 ITEM_STATUS = {"certify": "certified", "revoke": "revoked"}
 ITEM_FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
+# What a certify or revoke event says the reviewer was told and how it was decided (v4), as the row shows it.
+DECISION_TOLD = ("recommendation", "reasons", "batch", "seconds_shown")
 # What a review item's access is (and what the reviewer saw), in the order the launch digest encodes it; the
 # last, "reviewer", is the user the item was routed to at launch.
 ITEM_SNAPSHOT = ("id", "grant_id", "application__name", "identity_name", "department", "account_key",
@@ -101,7 +106,11 @@ ITEM_SNAPSHOT = ("id", "grant_id", "application__name", "identity_name", "depart
 ITEM_EVENT_FIELDS = {"grant": "grant_id", "application": "application__name", "identity": "identity_name",
                      "account": "account_key", "entitlement": "entitlement_key",
                      "entitlement_name": "entitlement_name"}  # fmt: skip
-CLOSING_ACTIONS = {"remediation.task.verified": "verified", "remediation.task.closed_manually": "manual"}
+CLOSING_ACTIONS = {
+    "remediation.task.verified": "verified",
+    "remediation.task.closed_manually": "manual",
+    "remediation.task.cancelled": "cancelled",
+}
 
 # The tables whose rows are bound, in the order the verifier checks them; the columns each must have.
 BOUND_COLUMNS = {
@@ -325,6 +334,9 @@ class _Decisions(_Checker):
             _expect_time(row, "at", event, payload["at"])
         _expect(row, "comment", event, payload.get("reason" if action == "delegate" else "comment", ""))
         _expect(row, "delegated_to__username", event, payload.get("to") if action == "delegate" else None)
+        for told in DECISION_TOLD:
+            if told in payload:
+                _expect(row, told, event, payload[told])
 
     def finish(self):
         for item, chained in self.events.decisions.items():

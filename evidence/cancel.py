@@ -10,6 +10,7 @@ from django.utils import timezone
 from evidence.services import Actor, event_record
 from soxgov import access as acl
 from soxgov import jobs
+from soxgov.exceptions import Conflict
 
 
 def work_cancel(
@@ -28,7 +29,7 @@ def work_cancel(
     with transaction.atomic():
         row = model.objects.select_for_update().get(pk=pk)
         if row.status not in open_statuses:
-            raise ValidationError(
+            raise Conflict(
                 f"{noun} {row.pk} is {row.get_status_display().lower()}; only {open_label} can be cancelled"
             )
         previous = row.status

@@ -9,10 +9,19 @@ TABLES = {
     "scope": "the period and the applications this pack covers",
     "review_items": "one row per grant reviewed: what the reviewer saw at launch (names, flags, last use), the "
     "reviewer, and the outcome (status, decided by, when, comment, signed off)",
-    "decisions": "every certify, revoke and delegate, with actor, exact time and justification",
+    "decisions": "every certify, revoke and delegate, with actor, exact time and justification (a decision changed "
+    "before sign-off keeps both rows: the later one is the outcome); for a certify or revoke also what the "
+    "reviewer was told (recommendation and reasons), how many items the one request decided (batch) and the "
+    "seconds from the item first shown to the reviewer to the decision",
+    "reviewer_statistics": "how each reviewer reviewed the campaign: decisions, share certified, share decided in "
+    "bulk, median and fastest seconds per decision, decisions against the recommendation, high-risk items "
+    "certified without a comment, decisions in the last hours before the due date, decisions by hour of day",
+    "review_findings": "rubber-stamp findings raised on the reviewers (the rule, what was seen, the control "
+    "exception opened and its status): the reviewers an auditor may want to sample first",
     "sign_offs": "each reviewer's sign-off of their part of a campaign: who, when, how many items",
     "remediation": "the work each revocation caused: status, ticket, when opened and closed, the pull that "
-    "proved the access gone or the proof of a manual close",
+    "proved the access gone or the proof of a manual close; cancelled when the revocation was withdrawn before "
+    "sign-off",
     "sod_violations": "segregation-of-duties conflicts of the people in scope",
     "population_source": "where the reviewed population came from: per campaign, the last applied identities "
     "pull and, per application, the last applied access pull before the launch (run, input file SHA-256, "

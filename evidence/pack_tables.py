@@ -32,7 +32,8 @@ ITEM_FIELDS = [
     "sod_conflict", "new_access", "non_human", "reviewer__username", "status", "decided_by__username",
     "decided_at", "comment", "signed_off",
 ]  # fmt: skip
-DECISION_FIELDS = ["id", "item_id", "action", "actor__username", "at", "comment", "delegated_to__username"]
+DECISION_FIELDS = ["id", "item_id", "action", "actor__username", "at", "comment", "delegated_to__username",
+                   "recommendation", "reasons", "batch", "seconds_shown"]  # fmt: skip
 SIGN_OFF_FIELDS = ["id", "campaign_id", "reviewer__username", "at", "items"]
 VIOLATION_FIELDS = ["id", "rule__code", "rule__name", "rule__risk", "holder", "status", "opened_at",
                     "resolved_at", "resolution"]  # fmt: skip
@@ -94,13 +95,50 @@ def campaign_tables(campaign) -> tuple[list[Table], Q]:
     ]  # fmt: skip
     campaigns = Campaign.objects.filter(pk=campaign.pk)
     reviews, subjects = _reviews_tables(items, campaigns, tasks, population_rows(campaigns))
+    statistics, findings, finding_rows = _stamp_tables(campaign)
     tables = [
         Table("campaign", ["field", "value"], lambda: iter(summary)),
         *reviews[:4],
         query_table("sod_violations", violations, VIOLATION_FIELDS),
         reviews[4],
+        statistics,
+        findings,
     ]
-    return tables, subjects | subjects_in("sod.violation", violations)
+    return tables, subjects | subjects_in("sod.violation", violations) | subjects_in(
+        "sod.controlexception", finding_rows
+    )  # the findings' exceptions: opened, answered, closed
+
+
+STATISTICS_FIELDS = ["reviewer", "decisions", "certified", "revoked", "certified_share", "in_bulk", "bulk_share",
+                     "timed", "median_seconds", "fastest_seconds", "fast", "against_recommendation", "high_risk",
+                     "high_risk_certified_without_comment", "bulk_certified_revokes", "in_last_hours",
+                     "by_hour"]  # fmt: skip
+FINDING_FIELDS = ["exception_id", "reviewer", "rule", "seen", "severity", "status", "opened_at", "closed_at"]
+
+
+def _stamp_tables(campaign) -> tuple[Table, Table, list]:
+    """How each reviewer reviewed (reviews/stamps.py) and the findings raised, computed as of the pack."""
+    import json
+
+    from reviews import stamps
+
+    rows = [row.as_dict() for row in stamps.reviewer_statistics(campaign)]
+
+    def cell(value):
+        # Text for what is not a whole number, so the CSV, JSON and XLSX of the table say it alike.
+        if isinstance(value, dict):
+            return json.dumps(value, sort_keys=True)
+        return f"{value:.4f}" if isinstance(value, float) else value
+
+    statistics = [[cell(row[f]) for f in STATISTICS_FIELDS] for row in rows]
+    found = stamps.campaign_findings(campaign)
+    findings = [[e.pk, *(e.detail.get(k) for k in ("reviewer", "rule", "seen")), e.severity, e.status,
+                 e.opened_at, e.closed_at] for e in found]  # fmt: skip
+    return (
+        Table("reviewer_statistics", STATISTICS_FIELDS, lambda: iter(statistics)),
+        Table("review_findings", FINDING_FIELDS, lambda: iter(findings)),
+        found,
+    )
 
 
 def period_tables(since, until, application_ids: list[int]) -> tuple[list[Table], Q]:

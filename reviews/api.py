@@ -1,21 +1,17 @@
 """REST endpoints for campaigns and review work. Rows come from soxgov.access.restrict; writes go through
 reviews.services (which refuse self-review, decisions on others' items and lost updates)."""
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from entitlements.models import Application
 from reviews import services
+from reviews.campaign_drafts import CAMPAIGN_FIELDS, campaign_save
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
-from reviews.forms import CampaignForm
 from reviews.models import Campaign, Decision, RemediationTask, ReviewItem
 from reviews.remediation import task_close_manually
 from soxgov import access as acl
@@ -34,33 +30,6 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
-        fields = [
-            "id",
-            "name",
-            "description",
-            "kind",
-            "status",
-            "applications",
-            "min_criticality",
-            "privileged_only",
-            "identity_kinds",
-            "departments",
-            "routing",
-            "named_reviewer",
-            "fallback_reviewer",
-            "start_on",
-            "due_on",
-            "reminder_every_days",
-            "escalate_after_days",
-            "escalate_to",
-            "recurrence",
-            "item_count",
-            "created_at",
-            "launched_at",
-            "completed_at",
-            "signed_off_at",
-            "closed_at",
-        ]
         read_only_fields = [
             "status",
             "item_count",
@@ -70,11 +39,14 @@ class CampaignSerializer(serializers.ModelSerializer):
             "signed_off_at",
             "closed_at",
         ]
+        fields = ["id", *CAMPAIGN_FIELDS, *read_only_fields]
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
     reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Username; null while pending."
+    )
     flags = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -104,7 +76,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
 
 class DecisionSerializer(serializers.ModelSerializer):
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    delegated_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    delegated_to = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Username; null unless delegated."
+    )
 
     class Meta:
         model = Decision
@@ -126,19 +100,10 @@ class DelegateSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _call(service, **kwargs):
-    try:
-        return service(**kwargs)
-    except services.Conflict as exc:
-        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
-    except DjangoValidationError as exc:
-        raise ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        ) from None
-    except DjangoPermissionDenied as exc:
-        raise PermissionDenied(str(exc)) from None
-    except ObjectDoesNotExist as exc:
-        raise NotFound(str(exc)) from None
+class SignOffSerializer(serializers.Serializer):
+    attest = serializers.BooleanField(
+        default=False, help_text="True: I confirm the attestation statement (SOXGOV_ATTESTATION_TEXT)."
+    )
 
 
 class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixin):
@@ -153,52 +118,19 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
             return [IsAuthenticated()]
         return super().get_permissions()
 
-    def _form_save(self, serializer, instance=None):
-        # One validation and one save path for page and API: the serializer's data goes through CampaignForm.
-        defaults = {
-            field.name: field.get_default()
-            for field in Campaign._meta.concrete_fields
-            if field.has_default() and field.name in CampaignForm.Meta.fields
-        }
-        data = {
-            **defaults,
-            **(CampaignSerializer(instance).data if instance else {}),
-            **serializer.initial_data,
-        }
-        data["applications"] = [
-            app.pk for app in Application.objects.filter(name__in=data.get("applications") or [])
-        ]
-        for field in ("fallback_reviewer", "named_reviewer"):
-            user = User.objects.filter(username=data.get(field) or "").first()
-            data[field] = user.pk if user else None
-        for field in ("identity_kinds", "departments"):
-            value = data.get(field) or []
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValidationError({field: ["A list of strings."]})
-            data[field] = value
-        data["departments"] = ", ".join(data["departments"])
-        form = CampaignForm(data, instance=instance)
-        if not form.is_valid():
-            raise ValidationError(form.errors)
-        result = _call(services.campaign_save, form=form, user=self.request.user)
-        if isinstance(result, Response):
-            raise ValidationError(result.data)
-        serializer.instance = result
-
     def perform_create(self, serializer):
-        self._form_save(serializer)
+        serializer.instance = campaign_save(user=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        self._form_save(serializer, serializer.instance)
+        serializer.instance = campaign_save(
+            user=self.request.user, campaign_id=serializer.instance.pk, **serializer.validated_data
+        )
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
         acl.require(request.user, Campaign, acl.CHANGE)
-        campaign = self.get_object()
-        if campaign.status != Campaign.Status.DRAFT:
-            return Response({"detail": "Only a draft has a preview."}, status=status.HTTP_409_CONFLICT)
-        preview = services.campaign_preview(campaign)
+        preview = services.campaign_preview(self.get_object())
         return Response(
             {
                 "total": preview.total,
@@ -211,23 +143,25 @@ class CampaignViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin, mixins
     @extend_schema(request=None, responses={200: CampaignSerializer})
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
-        result = _call(services.campaign_launch, campaign_id=self.get_object().pk, user=request.user)
-        return result if isinstance(result, Response) else Response(CampaignSerializer(result).data)
+        campaign = services.campaign_launch(campaign_id=self.get_object().pk, user=request.user)
+        return Response(CampaignSerializer(campaign).data)
 
     @extend_schema(request=None, responses={200: CampaignSerializer})
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
-        result = _call(services.campaign_close, campaign_id=self.get_object().pk, user=request.user)
-        return result if isinstance(result, Response) else Response(CampaignSerializer(result).data)
+        campaign = services.campaign_close(campaign_id=self.get_object().pk, user=request.user)
+        return Response(CampaignSerializer(campaign).data)
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(request=SignOffSerializer, responses={201: dict})
     @action(detail=True, methods=["post"], url_path="sign-off")
     def sign_off(self, request, pk=None):
         acl.require(request.user, services.SignOff, acl.ADD)
-        result = _call(services.sign_off, campaign_id=self.get_object().pk, user=request.user)
-        if isinstance(result, Response):
-            return result
-        return Response({"campaign": result.campaign_id, "items": result.items, "at": result.at}, status=201)
+        body = SignOffSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        record = services.sign_off(
+            campaign_id=self.get_object().pk, user=request.user, attested=body.validated_data["attest"]
+        )
+        return Response({"campaign": record.campaign_id, "items": record.items, "at": record.at}, status=201)
 
 
 class ReviewItemViewSet(RestrictedReadOnlyViewSet):
@@ -249,14 +183,13 @@ class ReviewItemViewSet(RestrictedReadOnlyViewSet):
         body = DecideSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        result = _call(
-            services.decide,
+        decided = services.decide(
             item_ids=data["items"],
             user=request.user,
             certify=data["action"] == "certify",
             comment=data.get("comment", ""),
         )
-        return result if isinstance(result, Response) else Response({"decided": result})
+        return Response({"decided": decided})
 
     @extend_schema(request=DelegateSerializer, responses={200: dict})
     @action(detail=False, methods=["post"])
@@ -265,14 +198,10 @@ class ReviewItemViewSet(RestrictedReadOnlyViewSet):
         body = DelegateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        result = _call(
-            services.delegate,
-            item_ids=data["items"],
-            user=request.user,
-            to_user=data["to_user"],
-            reason=data["reason"],
+        delegated = services.delegate(
+            item_ids=data["items"], user=request.user, to_user=data["to_user"], reason=data["reason"]
         )
-        return result if isinstance(result, Response) else Response({"delegated": result})
+        return Response({"delegated": delegated})
 
 
 class DecisionViewSet(RestrictedReadOnlyViewSet):
@@ -330,12 +259,11 @@ class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
         task = self.get_object()
         body = ManualCloseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _call(
-            task_close_manually,
+        task = task_close_manually(
             task_id=task.pk,
             user=request.user,
             proof=body.validated_data["proof"],
             ticket=body.validated_data.get("ticket", ""),
             attachment=body.validated_data.get("attachment"),
         )
-        return result if isinstance(result, Response) else Response(RemediationTaskSerializer(result).data)
+        return Response(RemediationTaskSerializer(task).data)

@@ -1,10 +1,11 @@
 import django_filters
 from django.db.models import Q
 
-from entitlements.filters import AnyBooleanWidget, SearchFilterSet, visible_applications
-from reviews.models import Campaign, RemediationTask, ReviewItem
+from entitlements.filters import SearchFilterSet, visible_applications
+from reviews.models import Advice, Campaign, RemediationTask, ReviewItem
+from soxgov.filters import BooleanFilter
 
-FLAG_CHOICES = [(flag, flag.replace("_", " ").replace("sod", "SoD")) for flag in ReviewItem.FLAGS]
+FLAG_CHOICES = list(ReviewItem.FLAG_LABELS.items())
 
 
 class CampaignFilter(SearchFilterSet):
@@ -42,12 +43,15 @@ class ReviewItemFilter(SearchFilterSet):
     flag = django_filters.ChoiceFilter(
         choices=FLAG_CHOICES, method="filter_flag", empty_label="Any", label="Flag"
     )
+    recommendation = django_filters.ChoiceFilter(
+        choices=Advice.choices, empty_label="Any", label="Recommendation"
+    )
     application = django_filters.ModelChoiceFilter(queryset=my_applications, empty_label="Any")
     identity = django_filters.NumberFilter(field_name="identity_id")
 
     class Meta:
         model = ReviewItem
-        fields = ["q", "campaign", "status", "flag", "application", "identity"]
+        fields = ["q", "campaign", "status", "flag", "recommendation", "application", "identity"]
 
     def filter_flag(self, queryset, name, value):
         return queryset.filter(Q(**{value: True})) if value else queryset
@@ -57,7 +61,7 @@ class RemediationFilter(SearchFilterSet):
     search_fields = ("account_key", "entitlement_key", "identity_name", "ticket")
     status = django_filters.ChoiceFilter(choices=RemediationTask.Status.choices, empty_label="Any")
     application = django_filters.ModelChoiceFilter(queryset=visible_applications, empty_label="Any")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", widget=AnyBooleanWidget, label="Overdue")
+    overdue = BooleanFilter(method="filter_overdue", label="Overdue")
 
     class Meta:
         model = RemediationTask

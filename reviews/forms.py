@@ -2,6 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from entitlements.models import Application, Identity
+from reviews.campaign_drafts import CAMPAIGN_FIELDS
 from reviews.models import Campaign
 from soxgov.models import User
 
@@ -16,6 +17,8 @@ def _active_users():
 
 
 class CampaignForm(forms.ModelForm):
+    """Reads the page's inputs; reviews.campaign_drafts.campaign_save checks and saves them (the API's too)."""
+
     applications = forms.ModelMultipleChoiceField(
         queryset=Application.objects.order_by("name"),
         required=False,
@@ -37,25 +40,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = [
-            "name",
-            "description",
-            "kind",
-            "applications",
-            "min_criticality",
-            "privileged_only",
-            "identity_kinds",
-            "departments",
-            "routing",
-            "named_reviewer",
-            "fallback_reviewer",
-            "start_on",
-            "due_on",
-            "reminder_every_days",
-            "escalate_after_days",
-            "escalate_to",
-            "recurrence",
-        ]
+        fields = list(CAMPAIGN_FIELDS)
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "start_on": forms.DateInput(attrs={"type": "date"}),
@@ -69,19 +54,6 @@ class CampaignForm(forms.ModelForm):
 
     def clean_departments(self):
         return [part.strip() for part in self.cleaned_data["departments"].split(",") if part.strip()]
-
-    def clean(self):
-        data = super().clean()
-        for name in ("named_reviewer", "fallback_reviewer"):
-            person = data.get(name)
-            if person is not None and not person.has_perm("reviews.change_reviewitem"):
-                self.add_error(name, f"{person.display_name} does not review access (no reviewer role).")
-        if data.get("routing") == Campaign.Routing.NAMED and not data.get("named_reviewer"):
-            self.add_error("named_reviewer", "Named routing needs a named reviewer.")
-        start, due = data.get("start_on"), data.get("due_on")
-        if start and due and due < start:
-            self.add_error("due_on", "The due date must not be before the start date.")
-        return data
 
 
 class DecisionForm(forms.Form):
@@ -102,6 +74,11 @@ class DecisionForm(forms.Form):
         if not data.get("item") and not data.get("all_matching"):
             raise ValidationError("Select at least one item (or all items matching the filter).")
         return data
+
+
+class DecisionChangeForm(forms.Form):
+    action = forms.ChoiceField(choices=DecisionForm.ACTIONS)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class DelegateForm(forms.Form):

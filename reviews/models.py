@@ -114,6 +114,14 @@ class Campaign(models.Model):
         return reverse("reviews:campaign_detail", args=[self.pk])
 
 
+class Advice(models.TextChoices):
+    """A review item's recommendation (reviews/recommendations.py), most urgent first."""
+
+    REVOKE = "revoke", "Revoke"
+    CAREFUL = "careful", "Review carefully"
+    FINE = "fine", "Likely fine"
+
+
 class ReviewItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -124,6 +132,16 @@ class ReviewItem(models.Model):
     FLAGS = ("terminated", "orphan", "dormant", "privileged", "sod_conflict", "new_access", "non_human")
     # Certifying one of these needs a comment.
     FLAGS_NEEDING_COMMENT = ("terminated", "orphan", "sod_conflict")
+    # Each flag as a reviewer reads it (filters, previews, messages).
+    FLAG_LABELS = {
+        "terminated": "terminated",
+        "orphan": "orphan",
+        "dormant": "dormant",
+        "privileged": "privileged",
+        "sod_conflict": "SoD conflict",
+        "new_access": "new access",
+        "non_human": "non-human",
+    }
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
     # The grant reviewed. Plain ids (no foreign keys): the grant, account or entitlement may be gone by the
@@ -164,6 +182,30 @@ class ReviewItem(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # Recommendation (reviews/recommendations.py): computed at launch, refreshed while pending when the access
+    # changes; what it was at each decision is kept on the decision. Database defaults: launch inserts items with
+    # one INSERT ... SELECT that names only the snapshot's columns.
+    recommendation = models.CharField(
+        max_length=8, choices=Advice.choices, blank=True, default="", db_default=""
+    )
+    # Its signals, as numbers and facts (the reasons are words rendered from them).
+    peer_holders = models.PositiveIntegerField(null=True, blank=True)
+    peer_size = models.PositiveIntegerField(null=True, blank=True)
+    peer_basis = models.CharField(
+        max_length=8, blank=True, default="", db_default=""
+    )  # "title" (department and title) or "manager"
+    never_used = models.BooleanField(default=False, db_default=False)
+    regranted = models.BooleanField("revoked before and granted again", default=False, db_default=False)
+    certified_by_reviewer = models.BooleanField(
+        "certified before by the same reviewer", default=False, db_default=False
+    )
+    unique_in_queue = models.BooleanField(
+        "the only one of its kind in the reviewer's queue", default=False, db_default=False
+    )
+    owner_gone = models.BooleanField("non-human without a live owner", default=False, db_default=False)
+    on_leave = models.BooleanField(default=False, db_default=False)
+    # When the item was first shown to its current reviewer (queue or item page): decisions are timed from it.
+    shown_at = models.DateTimeField(null=True, blank=True)
     # Outcome.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     decided_by = models.ForeignKey(
@@ -209,6 +251,15 @@ class ReviewItem(models.Model):
         return [flag for flag in self.FLAGS if getattr(self, flag)]
 
     @property
+    def flag_labels(self) -> list[str]:
+        return [self.FLAG_LABELS[flag] for flag in self.flags]
+
+    @property
+    def comment_flag_labels(self) -> list[str]:
+        """The flags that make certifying this item need a comment."""
+        return [self.FLAG_LABELS[flag] for flag in self.FLAGS_NEEDING_COMMENT if getattr(self, flag)]
+
+    @property
     def needs_comment(self) -> bool:
         return any(getattr(self, flag) for flag in self.FLAGS_NEEDING_COMMENT)
 
@@ -252,6 +303,13 @@ class Decision(models.Model):
     comment = models.TextField(blank=True)
     delegated_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # What the reviewer was told when deciding, and how the decision was made (reviews/stamps.py).
+    recommendation = models.CharField(max_length=8, choices=Advice.choices, blank=True)
+    reasons = models.TextField(blank=True)
+    batch = models.PositiveIntegerField(default=1, help_text="How many items this one request decided.")
+    seconds_shown = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds from the item first shown to its reviewer to this decision."
     )
 
     objects = RestrictedQuerySet.as_manager()
@@ -311,14 +369,20 @@ def _proof_path(task, filename: str) -> str:
 
 class RemediationTask(models.Model):
     """The work a revocation causes. Closed only when a later pull of the application no longer contains the
-    grant (verified), or manually with proof (ticket, note, attachment), marked as manual."""
+    grant (verified), or manually with proof (ticket, note, attachment), marked as manual; cancelled when its
+    reviewer withdraws the revocation before sign-off.
+
+    open -> verified | manual | cancelled. An item has at most one task that is not cancelled: revoked again
+    after a withdrawal, it gets a new task (the cancelled one stays, as the evidence says it was).
+    """
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         VERIFIED = "verified", "Closed: removal verified by a pull"
         MANUAL = "manual", "Closed manually, with proof"
+        CANCELLED = "cancelled", "Cancelled: the revocation was withdrawn"
 
-    item = models.OneToOneField(ReviewItem, on_delete=models.PROTECT, related_name="remediation")
+    item = models.ForeignKey(ReviewItem, on_delete=models.PROTECT, related_name="remediation_tasks")
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
     # Natural keys, so a removal is recognised even if the account was deleted and re-created by a pull.
     account_key = models.CharField(max_length=255)
@@ -346,6 +410,14 @@ class RemediationTask(models.Model):
     class Meta:
         ordering = ["due_on", "id"]
         indexes = [models.Index(fields=["status", "application"], name="reviews_remediation_open")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=~Q(status="cancelled"),
+                name="reviews_remediationtask_one_live_per_item",
+                violation_error_message="A review item has at most one remediation task that is not cancelled.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Remove {self.entitlement_key} from {self.account_key} ({self.application})"

@@ -25,6 +25,7 @@ from sod.hygiene import HYGIENE_LOCK_KEY, SLA_DAYS
 from sod.models import ControlException, Risk
 from soxgov import access
 from soxgov.db import advisory_xact_lock
+from soxgov.exceptions import Conflict
 
 Kind = ControlException.Kind
 
@@ -78,7 +79,7 @@ def tasks_for_revocations(items: list[ReviewItem], *, now) -> list[Event]:
         for item in items
     )
     if any(task.pk is None for task in tasks):
-        tasks = list(RemediationTask.objects.filter(item__in=items))
+        tasks = list(RemediationTask.objects.filter(item__in=items, status=RemediationTask.Status.OPEN))
     return [
         Event(
             "remediation.task.opened",
@@ -252,7 +253,7 @@ def task_update(*, task_id: int, user, ticket: str, notes: str) -> RemediationTa
             pk=task_id
         )
         if not task.is_open:
-            raise ValidationError("This task is closed.")
+            raise Conflict("This task is closed.")
         task.ticket, task.notes = ticket.strip(), notes
         task.save(update_fields=["ticket", "notes"])
         event_record(
@@ -280,7 +281,7 @@ def task_close_manually(
             pk=task_id
         )
         if not task.is_open:
-            raise ValidationError("This task is already closed.")
+            raise Conflict("This task is already closed.")
         subject = Identity.objects.filter(pk=task.item.identity_id).first() if task.item.identity_id else None
         if is_own_case(user, subject, selves=require_known_person(user)):
             raise PermissionDenied(

@@ -16,19 +16,20 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
 from entitlements.selves import identity_ids_of
+from reviews import recommendations
 from reviews.models import Campaign, ReviewItem
+from reviews.selectors import may_review, reviewers
 from sod.models import RuleMember, Violation
 from soxgov.models import User
 
 CRITICALITY_ORDER = ["low", "medium", "high", "critical"]
 
-# The columns the SELECT yields, in order; also the INSERT column list.
-ITEM_COLUMNS = (
+# The snapshot's columns, in order, as the inner SELECT yields them (before the recommendation's).
+SNAPSHOT_COLUMNS = (
     "campaign_id",
     "grant_id",
     "account_id",
@@ -54,6 +55,9 @@ ITEM_COLUMNS = (
     "comment",
     "signed_off",
 )
+# The columns the whole statement yields, and the INSERT column list: the snapshot, its recommendation's signals
+# and the recommendation (reviews/recommendations.py).
+ITEM_COLUMNS = (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS, *recommendations.DERIVED_COLUMNS)
 
 
 def _routed_identity(routing: str) -> str:
@@ -83,7 +87,7 @@ def _reviewer_case(campaign: Campaign, want: str) -> tuple[str, list]:
         people.insert(0, campaign.named_reviewer)
     for person in people:
         # Checked now, not only when the draft was saved: a recurrence may launch months later.
-        if person is None or not person.is_active or not person.has_perm("reviews.change_reviewitem"):
+        if person is None or not may_review(person):
             continue
         if person.identity_id is None:
             continue
@@ -110,13 +114,6 @@ def reviewers_without_identity(campaign: Campaign) -> dict[str, str]:
     return refused
 
 
-def _review_permission_id() -> int:
-    """Only users who may decide review items (the reviewer and admin roles) are routed items."""
-    from django.contrib.auth.models import Permission
-
-    return Permission.objects.get(content_type__app_label="reviews", codename="change_reviewitem").pk
-
-
 def _in(column: str, values: list) -> tuple[str, list]:
     if not values:
         return "", []
@@ -134,8 +131,12 @@ def scope_applications(campaign: Campaign) -> list[int]:
     return sorted(apps.values_list("pk", flat=True))
 
 
-def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=None) -> tuple[str, list]:
-    """SELECT yielding ITEM_COLUMNS for every grant in the campaign's scope (or just ``grant_ids``)."""
+def item_source(
+    campaign: Campaign, *, grant_ids: list[int] | None = None, now=None, recommend: bool = True
+) -> tuple[str, list]:
+    """SELECT yielding ITEM_COLUMNS for every grant in the campaign's scope (or just ``grant_ids``).
+    ``recommend=False`` leaves the recommendation's columns at their defaults, without its joins: the campaign
+    benchmark's baseline for what recommending costs a launch."""
     now = now or timezone.now()
     t = {
         "grant": Grant._meta.db_table,
@@ -147,12 +148,11 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         "violation": Violation._meta.db_table,
         "member": RuleMember._meta.db_table,
         "item": ReviewItem._meta.db_table,
-        "user_groups": User.groups.through._meta.db_table,
-        "group_permissions": Group.permissions.through._meta.db_table,
     }
     apps = scope_applications(campaign)
     if not apps:
         apps = [-1]  # nothing in scope: the statement still runs and yields nothing
+    parts = recommendations.sql_parts(apps=apps, recommend=recommend)
     live = list(Violation.ACTIVE)
     live_sql = ", ".join(["%s"] * len(live))
     dormant_before = now - dt.timedelta(days=settings.SOXGOV_DORMANT_DAYS)
@@ -175,6 +175,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         where += ids_sql
         params_where += ids
 
+    # Only users who may review (selectors.reviewers(): the reviewer and admin roles) are routed items.
+    may_review_sql, may_review_params = reviewers().values("pk").query.sql_with_params()
     reviewer_sql, reviewer_params = _reviewer_case(campaign, "user")
     reviewer_identity_sql, reviewer_identity_params = _reviewer_case(campaign, "identity")
 
@@ -187,10 +189,7 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         WITH eligible_user AS (
             SELECT u.identity_id AS identity_id, MIN(u.id) AS user_id
             FROM {t["user"]} u JOIN {t["identity"]} ri ON ri.id = u.identity_id
-            WHERE u.is_active AND ri.status <> 'terminated' AND (u.is_superuser OR EXISTS (
-                SELECT 1 FROM {t["user_groups"]} ug
-                JOIN {t["group_permissions"]} gp ON gp.group_id = ug.group_id
-                WHERE ug.user_id = u.id AND gp.permission_id = %s))
+            WHERE ri.status <> 'terminated' AND u.id IN ({may_review_sql})
             GROUP BY u.identity_id
         ),
         -- The chosen user's e-mail too: a user whose e-mail is the subject's is the subject, whatever the link.
@@ -212,7 +211,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         -- is planned while that table is empty and turns quadratic on a first launch of a million items.)
         certified AS (
             SELECT DISTINCT account_id, entitlement_id FROM {t["item"]} WHERE status = 'certified'
-        )
+        ),
+        {parts.tables}
         SELECT
             %s,
             g.id, a.id, e.id, app.id, i.id,
@@ -228,7 +228,8 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
             COALESCE(i.kind <> 'human', FALSE),
             {reviewer_sql},
             {reviewer_identity_sql},
-            'pending', '', FALSE
+            'pending', '', FALSE,
+            {parts.select}
         FROM {t["grant"]} g
         JOIN {t["account"]} a ON a.id = g.account_id
         JOIN {t["entitlement"]} e ON e.id = g.entitlement_id
@@ -238,10 +239,12 @@ def item_source(campaign: Campaign, *, grant_ids: list[int] | None = None, now=N
         LEFT JOIN conflict_people cp ON cp.identity_id = a.identity_id AND cp.entitlement_id = g.entitlement_id
         LEFT JOIN conflict_accounts ca ON ca.account_id = a.id AND ca.entitlement_id = g.entitlement_id
         LEFT JOIN certified c ON c.account_id = a.id AND c.entitlement_id = g.entitlement_id
+        {parts.joins}
         WHERE 1 = 1 {where}
     """
+    sql = parts.wrap(sql, (*SNAPSHOT_COLUMNS, *recommendations.SIGNAL_COLUMNS))
     params = [
-        _review_permission_id(),
+        *may_review_params,
         *live,
         *live,
         campaign.pk,

@@ -9,8 +9,9 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from entitlements.models import Account, Grant
-from reviews.models import Campaign, Notification, ReviewItem, SignOff
+from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
 from sod.models import RuleMember, Violation
+from soxgov import access
 from soxgov.models import User
 
 _BY_STATUS = {
@@ -19,6 +20,16 @@ _BY_STATUS = {
     "revoked": Count("id", filter=Q(status=ReviewItem.Status.REVOKED)),
     "total": Count("id"),
 }
+
+
+def may_review(user) -> bool:
+    """Who may review access (be routed items, take a delegation, be a campaign's reviewer): whoever may
+    decide review items. ``reviewers()`` is the same rule as a queryset."""
+    return access.can_attempt(user, ReviewItem, access.CHANGE)
+
+
+def reviewers():
+    return access.users_who_may(ReviewItem, access.CHANGE)
 
 
 def campaign_monitor(campaign: Campaign) -> dict:
@@ -82,6 +93,20 @@ def sign_off_state(user, counts: list[dict] | None = None) -> list[dict]:
             }
         )
     return sorted(rows, key=lambda r: (r["campaign__due_on"], r["campaign"]))
+
+
+def needing_comment(user, item_ids: list[int]) -> list[ReviewItem]:
+    """Those of ``user``'s pending items among ``item_ids`` whose certification needs a comment (their flags are
+    the launch's snapshot, so the answer holds for the decision that follows)."""
+    flagged = Q()
+    for flag in ReviewItem.FLAGS_NEEDING_COMMENT:
+        flagged |= Q(**{flag: True})
+    return list(
+        ReviewItem.objects.restrict(user, access.CHANGE)
+        .filter(flagged, pk__in=item_ids, reviewer=user, status=ReviewItem.Status.PENDING)
+        .select_related("application")
+        .order_by("identity_name", "pk")
+    )
 
 
 def item_context(item: ReviewItem) -> dict:
@@ -183,3 +208,103 @@ def _items_sha256_in_sql(items, snapshot) -> str:
             params,
         )
         return cursor.fetchone()[0]
+
+
+def annotate_why_yours(items: list[ReviewItem]) -> None:
+    """Say on each item (``item.why``) why it is in its reviewer's queue, mirroring the launch's routing
+    (reviews/scoping.py): the first identity the campaign's routing names, if its user is the reviewer; else the
+    named or fallback reviewer, and why the routing found no one; else a delegation. Items come with their
+    identity, its manager and owner, the application's owner and the campaign joined; delegations and entitlement
+    owners take a query each for the page, never one per row."""
+    from entitlements.models import Entitlement
+
+    by_owner = [i.entitlement_id for i in items if i.campaign.routing == Campaign.Routing.ENTITLEMENT_OWNER]
+    owners = (
+        {
+            pk: (owner, name, status)
+            for pk, owner, name, status in Entitlement.objects.filter(
+                pk__in=by_owner, owner__isnull=False
+            ).values_list("pk", "owner_id", "owner__display_name", "owner__status")
+        }
+        if by_owner
+        else {}
+    )
+    delegations = (
+        Decision.objects.filter(item__in=items, action=Decision.Action.DELEGATE)
+        .order_by("at", "id")
+        .values_list("item_id", "delegated_to_id", "actor__first_name", "actor__last_name", "actor__username")
+        if items
+        else []
+    )
+    delegated = {item: (to, f"{first} {last}".strip() or user) for item, to, first, last, user in delegations}
+    for item in items:
+        to, by = delegated.get(item.pk, (None, ""))
+        item.why = f"delegated to you by {by}" if to == item.reviewer_id else _why(item, owners)
+
+
+def _why(item: ReviewItem, entitlement_owners: dict) -> str:
+    campaign, person, app = item.campaign, item.identity, item.application
+    who = person.display_name if person else item.identity_name
+    routes = {
+        Campaign.Routing.MANAGER: ("manager", "owner", "application"),
+        Campaign.Routing.IDENTITY_OWNER: ("owner", "manager", "application"),
+        Campaign.Routing.APPLICATION_OWNER: ("application",),
+        Campaign.Routing.ENTITLEMENT_OWNER: ("entitlement", "application"),
+        Campaign.Routing.NAMED: (),
+    }[campaign.routing]
+    routed = None  # (identity id, name, status, reason)
+    for step in routes:
+        if step == "manager" and person and person.manager_id:
+            m = person.manager
+            routed = (m.pk, m.display_name, m.status, f"manager of {who}")
+        elif step == "owner" and person and person.owner_id:
+            o = person.owner
+            routed = (o.pk, o.display_name, o.status, f"owner of {who}")
+        elif step == "application" and app.owner_id:
+            o = app.owner
+            routed = (o.pk, o.display_name, o.status, f"owner of {app.name}")
+        elif step == "entitlement" and item.entitlement_id in entitlement_owners:
+            routed = (*entitlement_owners[item.entitlement_id], f"owner of {item.entitlement_name}")
+        if routed:
+            break
+    if routed and routed[0] == item.reviewer_identity_id:
+        return routed[3]
+    if campaign.routing == Campaign.Routing.NAMED and item.reviewer_id == campaign.named_reviewer_id:
+        return "named reviewer of this campaign"
+    if item.reviewer_id in (campaign.fallback_reviewer_id, campaign.created_by_id):
+        if routed is None:
+            reason = "an orphan account: no person to route by" if person is None else "nobody to route to"
+        elif person is not None and routed[0] == person.pk:
+            reason = f"{routed[1]} may not review their own access"
+        elif routed[2] == "terminated":
+            reason = f"{routed[1]}, {routed[3]}, is terminated"
+        else:
+            reason = f"{routed[1]}, {routed[3]}, has no active reviewer account"
+        return f"fallback reviewer: {reason}"
+    return "routed to you"
+
+
+def mark_shown(user, items) -> int:
+    """Note when pending items are first shown to their reviewer (the queue, the item page): decisions are timed
+    from it (reviews/stamps.py). One UPDATE for the page, and none once every row on it was shown."""
+    unseen = [
+        item.pk
+        for item in items
+        if item.shown_at is None and item.reviewer_id == user.pk and item.status == ReviewItem.Status.PENDING
+    ]
+    if not unseen:
+        return 0
+    now = timezone.now()
+    for item in items:
+        if item.pk in unseen:
+            item.shown_at = now
+    return ReviewItem.objects.filter(pk__in=unseen, shown_at__isnull=True).update(shown_at=now)
+
+
+def recommended_revoke(user, item_ids) -> list[ReviewItem]:
+    """Which of these pending items of ``user``'s SOXGov recommends revoking, in queue order."""
+    return list(
+        ReviewItem.objects.filter(
+            pk__in=list(item_ids), reviewer=user, status=ReviewItem.Status.PENDING, recommendation="revoke"
+        ).order_by("identity_name", "id")
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
@@ -21,12 +22,13 @@ from django.utils import timezone
 from entitlements.selves import identity_ids_of
 from evidence.chain import format_time
 from evidence.services import Actor, Event, Subject, event_record, events_record
-from reviews import notify, progress
+from reviews import notify, progress, recommendations, stamps
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from reviews.remediation import tasks_for_revocations
 from reviews.scoping import ITEM_COLUMNS, item_source, reviewers_without_identity
-from reviews.selectors import launched_items_sha256
+from reviews.selectors import launched_items_sha256, may_review
 from soxgov import access, jobs
+from soxgov.exceptions import Conflict
 
 
 def _require_admin(user, action=access.CHANGE) -> None:
@@ -54,6 +56,8 @@ class Preview:
 
 def campaign_preview(campaign: Campaign) -> Preview:
     """Item counts by application, reviewer and flag: exactly what launch would snapshot now."""
+    if campaign.status != Campaign.Status.DRAFT:
+        raise Conflict("Only a draft has a preview.")
     sql, params = item_source(campaign)
     names = ", ".join(f"{column}" for column in ITEM_COLUMNS)
     flags = ", ".join(f"SUM(CASE WHEN {flag} THEN 1 ELSE 0 END)" for flag in ReviewItem.FLAGS)
@@ -97,7 +101,7 @@ def _insert_items(campaign: Campaign, *, grant_ids=None, now=None) -> int:
         names = _unassignable(sql, params)
         if not names:
             raise
-        raise ValidationError(
+        raise Conflict(
             f"Nobody may review their own access, and no reviewer is left for the access of {', '.join(names)}: "
             "the routed reviewer, the fallback reviewer and you are the subject or missing. Choose another "
             "fallback reviewer."
@@ -125,14 +129,14 @@ def campaign_launch(*, campaign_id: int, user) -> Campaign:
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
         if campaign.status != Campaign.Status.DRAFT:
-            raise ValidationError(
+            raise Conflict(
                 f"Only a draft campaign can be launched; this one is {campaign.get_status_display().lower()}."
             )
         # Again at launch: a link can be removed between saving the draft and launching it (or its recurrence).
         refused = reviewers_without_identity(campaign)
         if refused:
-            raise ValidationError(f"Not launched: {' '.join(refused.values())}")
-        count = _insert_items(campaign, now=now)
+            raise Conflict(f"Not launched: {' '.join(refused.values())}")
+        count = _insert_items(campaign, now=now)  # with their recommendations (reviews/recommendations.py)
         progress.rebuild(campaign.pk)
         campaign.status = Campaign.Status.ACTIVE
         campaign.launched_at = now
@@ -198,6 +202,7 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
             count = _insert_items(campaign, grant_ids=fresh)
             if not count:
                 continue
+            recommendations.recompute(campaign, fresh)  # in this campaign's whole queue
             items = list(
                 ReviewItem.objects.filter(campaign=campaign, grant_id__in=fresh).select_related(
                     "application", "reviewer"
@@ -230,11 +235,7 @@ def micro_review_grants(*, grant_ids: list[int], run_id: int | None) -> int:
 # --- Decisions --------------------------------------------------------------------------------------------
 
 
-class Conflict(ValidationError):
-    """Someone else decided first (or the item moved on): the message says who and when."""
-
-
-def _decidable(user, item_ids: list[int]):
+def _decidable(user, item_ids: list[int], campaign_states=(Campaign.Status.ACTIVE,)):
     """The items, locked, if every one is assigned to ``user``; others answer as if they did not exist."""
     items = list(
         access.restrict(ReviewItem.objects.select_for_update(of=("self",)), user, access.CHANGE)
@@ -250,12 +251,10 @@ def _decidable(user, item_ids: list[int]):
     for item in items:
         if item.identity_id is not None and item.identity_id in selves:
             raise PermissionDenied("Nobody may review their own access.")
-        if item.campaign.status != Campaign.Status.ACTIVE:
-            raise ValidationError(
-                f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}."
-            )
+        if item.campaign.status not in campaign_states:
+            raise Conflict(f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}.")
         if item.signed_off:
-            raise ValidationError("You signed off these decisions; they are locked.")
+            raise Conflict("You signed off these decisions; they are locked.")
     return items
 
 
@@ -299,8 +298,9 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
             )
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
+        told = {item.pk: how_decided(item, now, batch=len(items)) for item in items}
         decisions = _decisions_create(
-            Decision(item=i, action=action, actor=user, at=now, comment=comment) for i in items
+            Decision(item=i, action=action, actor=user, at=now, comment=comment, **told[i.pk]) for i in items
         )
         # A revocation is not done until a pull proves it: each opens a remediation task, in this transaction.
         remediation = [] if certify else tasks_for_revocations(items, now=now)
@@ -315,6 +315,7 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                         **_item_access(item),
                         "comment": comment,
                         **_decision_binding(decisions[item.pk], user, now),
+                        **told[item.pk],
                     },
                 )
                 for item in items
@@ -344,7 +345,7 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                     "to_user": f"{to_user.display_name} has already signed off this campaign and cannot take more items."
                 }
             )
-        if not access.can_attempt(to_user, ReviewItem, access.CHANGE):
+        if not may_review(to_user):
             # A control owner or an auditor could not decide it, and nobody else may: it would stay pending.
             raise ValidationError(
                 {"to_user": f"{to_user.display_name} does not review access (no reviewer role)."}
@@ -369,7 +370,9 @@ def delegate(*, item_ids: list[int], user, to_user, reason: str) -> int:
                 }
             )
         ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(
-            reviewer=to_user, reviewer_identity=to_user.identity_id
+            shown_at=None,  # the new reviewer's decisions are timed from when they are shown the item
+            reviewer=to_user,
+            reviewer_identity=to_user.identity_id,
         )
         progress.delegated(items, to_user)
         decisions = _decisions_create(
@@ -420,6 +423,14 @@ def _item_access(item: ReviewItem) -> dict:
     }
 
 
+def how_decided(item: ReviewItem, now, *, batch: int) -> dict:
+    """What a certify or revoke keeps, on its Decision row and in its evidence event alike (evidence/binding.py,
+    v4): the recommendation and reasons the reviewer was shown, how many items the one request decided, and the
+    seconds from the item first shown to its reviewer (None if it never was: an API call)."""
+    seconds = None if item.shown_at is None else max(0, int((now - item.shown_at).total_seconds()))
+    return {**recommendations.snapshot(item), "batch": batch, "seconds_shown": seconds}
+
+
 def _decisions_create(decisions) -> dict[int, Decision]:
     """The decisions, saved, by item id (their ids go into the evidence that binds a pack's rows to the chain)."""
     made = Decision.objects.bulk_create(list(decisions))
@@ -463,28 +474,29 @@ def _outcome(campaign: Campaign) -> dict:
     return {status: counts.get(status, 0) for status in ReviewItem.Status.values}
 
 
-def sign_off(*, campaign_id: int, user) -> SignOff:
-    """Sign off my part of a campaign: every item assigned to me is decided. Locks my decisions."""
+def sign_off(*, campaign_id: int, user, attested: bool) -> SignOff:
+    """Sign off my part of a campaign: every item assigned to me is decided, and I confirm the attestation
+    statement (settings.SOXGOV_ATTESTATION_TEXT, kept word for word in the evidence). Locks my decisions."""
+    if not attested:
+        raise ValidationError({"attest": "Confirm the attestation statement to sign off."})
     now = timezone.now()
     with transaction.atomic():
         campaign = _locked_campaign(campaign_id)
         mine = ReviewItem.objects.filter(campaign=campaign, reviewer=user)
         if campaign.status not in (Campaign.Status.ACTIVE, Campaign.Status.COMPLETED):
-            raise ValidationError(f"The campaign is {campaign.get_status_display().lower()}.")
+            raise Conflict(f"The campaign is {campaign.get_status_display().lower()}.")
         if campaign.kind == Campaign.Kind.MICRO:
-            raise ValidationError(
-                "A standing micro-review has no sign-off: each item is decided as it comes."
-            )
+            raise Conflict("A standing micro-review has no sign-off: each item is decided as it comes.")
         total = mine.count()
         if not total:
             raise PermissionDenied("You have no items in this campaign.")
         pending = mine.filter(status=ReviewItem.Status.PENDING).count()
         if pending:
-            raise ValidationError(
+            raise Conflict(
                 f"{pending} of your {total} items are still pending: decide them before signing off."
             )
         if SignOff.objects.filter(campaign=campaign, reviewer=user).exists():
-            raise ValidationError("You already signed off this campaign.")
+            raise Conflict("You already signed off this campaign.")
         record = SignOff.objects.create(campaign=campaign, reviewer=user, at=now, items=total)
         mine.update(signed_off=True)
         counts = dict(mine.values_list("status").annotate(n=Count("id")).order_by())
@@ -498,6 +510,7 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
                     **counts,
                     "sign_off": record.pk,
                     "at": format_time(now),
+                    "attestation": settings.SOXGOV_ATTESTATION_TEXT,
                 },
             )
         ]
@@ -510,6 +523,8 @@ def sign_off(*, campaign_id: int, user) -> SignOff:
             # runs once the sign-off's events are in the chain).
             _checkpoint_after_sign_off(campaign)
         events_record(actor=Actor.for_user(user), events=events)
+        # The reviewer's decisions are locked now: how they were made is final.
+        stamps.findings_raise(campaign_id=campaign.pk, reviewer=user)
     return record
 
 
@@ -542,34 +557,11 @@ def campaign_close(*, campaign_id: int, user) -> Campaign:
         if campaign.status not in (Campaign.Status.SIGNED_OFF,) and not (
             campaign.kind == Campaign.Kind.MICRO and campaign.status == Campaign.Status.ACTIVE
         ):
-            raise ValidationError("A campaign is closed once every reviewer has signed off.")
+            raise Conflict("A campaign is closed once every reviewer has signed off.")
         campaign.status = Campaign.Status.CLOSED
         campaign.closed_at = now
         campaign.save(update_fields=["status", "closed_at", "signed_off_at"])
         events.append(Event("review.campaign.closed", Subject.of(campaign), _outcome(campaign)))
         events_record(actor=Actor.for_user(user), events=events)
-    return campaign
-
-
-def campaign_save(*, form, user) -> Campaign:
-    """Create or change a draft campaign from a validated ModelForm, with evidence."""
-    creating = form.instance.pk is None
-    _require_admin(user, access.ADD if creating else access.CHANGE)
-    if not creating and form.instance.status != Campaign.Status.DRAFT:
-        raise ValidationError("Only a draft campaign can be changed.")
-    with transaction.atomic():
-        campaign = form.save(commit=False)
-        refused = reviewers_without_identity(campaign)
-        if refused:
-            raise ValidationError(refused)
-        if creating:
-            campaign.created_by = user
-        campaign.save()
-        form.save_m2m()
-        event_record(
-            actor=Actor.for_user(user),
-            action="review.campaign.created" if creating else "review.campaign.changed",
-            subject=campaign,
-            payload={"name": campaign.name, "kind": campaign.kind, **campaign_scope(campaign)},
-        )
+        stamps.findings_raise(campaign_id=campaign.pk)
     return campaign

@@ -37,3 +37,10 @@ def verify_remediation(run_id: int, application_ids: list[int]) -> int:
     from reviews.remediation import verify_after_run
 
     return verify_after_run(run_id=run_id, application_ids=application_ids)
+
+
+@jobs.job("reviews.recommendations_refresh", label="Recommend again for the people whose access changed")
+def recommendations_refresh(identity_ids: list[int]) -> int:
+    from reviews import recommendations
+
+    return recommendations.refresh(identity_ids)

@@ -6,6 +6,9 @@ whatever their role. Writes go through reviews.services, which checks again.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -16,10 +19,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from evidence.selectors import events_visible
-from reviews import exports, remediation, selectors, services
+from evidence.services import Actor
+from reviews import changes, exports, recommendations, remediation, selectors, services, stamps
+from reviews.campaign_drafts import campaign_save
 from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
 from reviews.forms import (
     CampaignForm,
+    DecisionChangeForm,
     DecisionForm,
     DelegateForm,
     ManualCloseForm,
@@ -50,7 +56,33 @@ def campaign_detail(request, pk):
         "may_manage": access.can_attempt(request.user, Campaign, access.CHANGE),
         "today": timezone.localdate(),
     }
+    if context["monitor"] is not None:
+        context["how_reviewed"] = stamps.reviewer_statistics(campaign)
+        context["findings"] = stamps.campaign_findings(campaign)
+        context["stamp_fast_seconds"] = settings.SOXGOV_STAMP_FAST_SECONDS
     return render(request, "reviews/campaign_detail.html", context)
+
+
+@require_POST
+def campaign_stamps(request, pk):
+    """Check the reviewers of a campaign for rubber stamps now (sign-off and close also do)."""
+    access.require(request.user, Campaign, access.CHANGE)
+    campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
+    opened = stamps.findings_raise(campaign_id=campaign.pk, actor=Actor.for_user(request.user))
+    messages.success(request, f"Checked: {len(opened)} new finding(s) opened as control exceptions.")
+    return redirect(campaign)
+
+
+def intelligence(request):
+    """For auditors (and everyone): what each recommendation, statistic and rubber-stamp rule means, with the
+    thresholds in force."""
+    access.require(request.user, ReviewItem, access.VIEW)
+    return render(request, "reviews/intelligence.html", {"settings": _intelligence_settings()})
+
+
+def _intelligence_settings() -> dict:
+    names = [name for name in dir(settings) if name.startswith(("SOXGOV_RECOMMEND_", "SOXGOV_STAMP_"))]
+    return {name: getattr(settings, name) for name in [*names, "SOXGOV_DORMANT_DAYS"]}
 
 
 def _sees_everyone(user) -> bool:
@@ -73,7 +105,9 @@ def campaign_edit(request, pk=None):
     form = CampaignForm(request.POST or None, instance=campaign)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.campaign_save(form=form, user=request.user)
+            saved = campaign_save(
+                user=request.user, campaign_id=campaign.pk if campaign else None, **form.cleaned_data
+            )
         except ValidationError as exc:
             form.add_error(None, exc)  # a refusal naming a field shows beside that field
         else:
@@ -87,7 +121,10 @@ def campaign_preview(request, pk):
     access.require(request.user, Campaign, access.CHANGE)
     campaign = get_object_or_404(Campaign.objects.restrict(request.user, access.CHANGE), pk=pk)
     preview = services.campaign_preview(campaign) if campaign.status == Campaign.Status.DRAFT else None
-    return render(request, "reviews/campaign_preview.html", {"campaign": campaign, "preview": preview})
+    flags = [(ReviewItem.FLAG_LABELS[flag], n) for flag, n in preview.flagged.items()] if preview else []
+    return render(
+        request, "reviews/campaign_preview.html", {"campaign": campaign, "preview": preview, "flags": flags}
+    )
 
 
 @require_POST
@@ -127,7 +164,16 @@ class MyReviewsView(ObjectListView):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).filter(reviewer=request.user)
-        return queryset.select_related("campaign", "application")
+        # Joined, not fetched per row: who the person is (title, manager, status) and why the item is mine.
+        return queryset.select_related(
+            "campaign", "application__owner", "identity__manager", "identity__owner"
+        )
+
+    def decorate(self, request, items) -> None:
+        selectors.annotate_why_yours(items)
+        selectors.mark_shown(request.user, items)
+        for item in items:
+            item.reasons = recommendations.reasons(item)
 
     def get(self, request):
         if "status" not in request.GET:
@@ -160,6 +206,12 @@ class MyReviewsView(ObjectListView):
             "matching": matching,
             "sign_offs": selectors.sign_off_state(request.user, counts),
             "delegate_form": DelegateForm(),
+            "attestation": settings.SOXGOV_ATTESTATION_TEXT,
+            # The queue as shown (filter and page): where a decision made on it comes back to.
+            "here": f"{reverse('reviews:my_reviews')}?{request.GET.urlencode()}",
+            # Flagged rows a certification without a comment left undecided: still ticked, awaiting it.
+            "ticked": getattr(request, "queue_ticked", set()),
+            "confirm_revokes": getattr(request, "queue_confirm_revokes", False),
         }
 
 
@@ -170,34 +222,78 @@ def _back_to_queue(request):
     return redirect("reviews:my_reviews")
 
 
+def _after_decision(request):
+    """Without htmx, back to the page the decision came from; with it, the queue's results in place (the same
+    filter and page), carrying the messages, so nothing reloads and the script can move focus on."""
+    if not request.htmx:
+        return _back_to_queue(request)
+    target = urlsplit(request.POST.get("next") or "")
+    request.GET = QueryDict(target.query if target.path == reverse("reviews:my_reviews") else "")
+    return MyReviewsView().get(request)
+
+
 @require_POST
 def decide(request):
     access.require(request.user, ReviewItem, access.CHANGE)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
-        return _back_to_queue(request)
+        return _after_decision(request)
     data = form.cleaned_data
     ids = data["item"]
     if data["all_matching"] and ids:
         messages.error(
             request, "Tick rows or choose all items matching the filter, not both. Nothing was decided."
         )
-        return _back_to_queue(request)
+        return _after_decision(request)
     if data["all_matching"]:
         ids = _all_matching_pending(request)
-    try:
-        count = services.decide(
-            item_ids=ids, user=request.user, certify=data["action"] == "certify", comment=data["comment"]
-        )
-    except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-    except ReviewItem.DoesNotExist:
-        messages.error(request, "Some of these items do not exist or are not yours.")
-    else:
-        verb = "certified" if data["action"] == "certify" else "revoked"
-        messages.success(request, f"{count} item{'s' if count != 1 else ''} {verb}.")
-    return _back_to_queue(request)
+    certify = data["action"] == "certify"
+    # Certifying in bulk what SOXGov recommends revoking asks first, naming those items (the rubber-stamp rules
+    # count it: reviews/stamps.py); nothing is decided until the reviewer confirms.
+    if certify and len(ids) > 1 and not request.POST.get("confirm_revokes"):
+        flagged = selectors.recommended_revoke(request.user, ids)
+        if flagged:
+            messages.warning(request, _revoke_recommended_message(flagged))
+            request.queue_ticked = set(ids)
+            request.queue_confirm_revokes = True
+            return _after_decision(request)
+    # A certification without a comment applies to the rows that need none; the flagged ones stay ticked and
+    # the reviewer is asked for the comment they need, naming them.
+    held = selectors.needing_comment(request.user, ids) if certify and not data["comment"].strip() else []
+    ids = [pk for pk in ids if pk not in {item.pk for item in held}]
+    if ids:
+        try:
+            count = services.decide(item_ids=ids, user=request.user, certify=certify, comment=data["comment"])
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        except ReviewItem.DoesNotExist:
+            messages.error(request, "Some of these items do not exist or are not yours.")
+        else:
+            verb = "certified" if certify else "revoked"
+            messages.success(request, f"{count} item{'s' if count != 1 else ''} {verb}.")
+    if held:
+        messages.error(request, _held_message(held))
+        request.queue_ticked = {item.pk for item in held}
+    return _after_decision(request)
+
+
+def _revoke_recommended_message(flagged: list[ReviewItem], shown: int = 5) -> str:
+    names = "; ".join(str(item) for item in flagged[:shown])
+    more = f" and {len(flagged) - shown} more" if len(flagged) > shown else ""
+    return (
+        f"Nothing was certified: SOXGov recommends revoking {len(flagged)} of the selected items ({names}{more}). "
+        'Look at them, or tick "I have looked at the items recommended for revoke" and certify again.'
+    )
+
+
+def _held_message(held: list[ReviewItem], shown: int = 5) -> str:
+    names = "; ".join(f"{item} ({', '.join(item.comment_flag_labels)})" for item in held[:shown])
+    more = f" and {len(held) - shown} more" if len(held) > shown else ""
+    return (
+        f"{len(held)} flagged item{'s' if len(held) != 1 else ''} not certified: {names}{more}. "
+        "They stay ticked: certifying them needs a comment."
+    )
 
 
 def _all_matching_pending(request) -> list[int]:
@@ -242,7 +338,9 @@ def sign_off(request, pk):
     access.require(request.user, SignOff, access.ADD)
     campaign = restricted_object(request, Campaign, pk)
     try:
-        services.sign_off(campaign_id=campaign.pk, user=request.user)
+        services.sign_off(
+            campaign_id=campaign.pk, user=request.user, attested=bool(request.POST.get("attest"))
+        )
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
@@ -252,17 +350,45 @@ def sign_off(request, pk):
 
 def item_detail(request, pk):
     item = restricted_object(request, ReviewItem, pk, select_related=("campaign", "reviewer", "decided_by"))
+    mine = item.reviewer_id == request.user.pk and not item.signed_off
+    selectors.mark_shown(request.user, [item])
+    item.reasons = recommendations.reasons(item)
     context = {
         "item": item,
         "context": selectors.item_context(item),
         "decisions": Decision.objects.filter(item=item).select_related("actor", "delegated_to"),
-        "may_decide": item.reviewer_id == request.user.pk
+        "may_decide": mine
         and item.status == ReviewItem.Status.PENDING
-        and item.campaign.status == Campaign.Status.ACTIVE
-        and not item.signed_off,
+        and item.campaign.status == Campaign.Status.ACTIVE,
+        # The service checks again (self-review, a closed remediation task); this only decides what is shown.
+        "may_change": mine
+        and item.status != ReviewItem.Status.PENDING
+        and item.campaign.status in changes.CHANGEABLE,
         "delegate_form": DelegateForm(),
     }
     return render(request, "reviews/item_detail.html", context)
+
+
+@require_POST
+def decision_change(request, pk):
+    access.require(request.user, ReviewItem, access.CHANGE)
+    item = restricted_object(request, ReviewItem, pk)
+    form = DecisionChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not changed: choose certify or revoke.")
+        return redirect(item)
+    data = form.cleaned_data
+    try:
+        changed = changes.decision_change(
+            item_id=item.pk, user=request.user, certify=data["action"] == "certify", comment=data["comment"]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, "Not changed: " + " ".join(getattr(exc, "messages", [str(exc)])))
+    except ReviewItem.DoesNotExist:
+        messages.error(request, "Not changed: this item is not assigned to you.")
+    else:
+        messages.success(request, f"Decision changed: now {changed.get_status_display().lower()}.")
+    return redirect(item)
 
 
 def notifications(request):

@@ -3,9 +3,6 @@
 Rows come from soxgov.access.restrict; writes go through sod.rules and sod.services, which ask it again.
 """
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -104,19 +101,13 @@ class RuleViewSet(
         serializer.instance = self._save(serializer, serializer.instance)
 
     def _save(self, serializer, rule):
-        try:
-            saved = rule_services.rules_save(
-                [(serializer.spec(), rule)], actor=Actor.for_user(self.request.user), source="api"
-            )
-        except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
+        saved = rule_services.rules_save(
+            [(serializer.spec(), rule)], actor=Actor.for_user(self.request.user), source="api"
+        )
         return Rule.objects.get(pk=(saved[0] if saved else rule).pk)
 
     def perform_destroy(self, instance):
-        try:
-            rule_services.rule_delete(instance, actor=Actor.for_user(self.request.user))
-        except DjangoValidationError as exc:
-            raise ValidationError({"detail": exc.messages}) from None
+        rule_services.rule_delete(instance, actor=Actor.for_user(self.request.user))
 
 
 class ViolationSerializer(serializers.ModelSerializer):
@@ -196,20 +187,6 @@ class AcceptanceDecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-def _call(service, **kwargs):
-    """Service errors as API errors: a refused transition is a 409 naming why; a forbidden one a 403."""
-    try:
-        return service(**kwargs)
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise ValidationError(exc.message_dict) from None
-        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
-    except DjangoPermissionDenied as exc:
-        raise PermissionDenied(str(exc)) from None
-    except ObjectDoesNotExist as exc:
-        raise NotFound(str(exc)) from None
-
-
 class ViolationViewSet(RestrictedReadOnlyViewSet):
     """Violations (with the conflicting grants on a single read); mitigate or request a risk acceptance."""
 
@@ -252,12 +229,10 @@ class ViolationViewSet(RestrictedReadOnlyViewSet):
         violation = self.get_object()
         body = MitigateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _call(
-            services.violation_mitigate, violation_id=violation.pk, user=request.user, **body.validated_data
+        mitigation = services.violation_mitigate(
+            violation_id=violation.pk, user=request.user, **body.validated_data
         )
-        if isinstance(result, Response):
-            return result
-        return Response(MitigationSerializer(result).data, status=status.HTTP_201_CREATED)
+        return Response(MitigationSerializer(mitigation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=AcceptanceRequestSerializer, responses={201: AcceptanceSerializer})
     @action(detail=True, methods=["post"], url_path="request-acceptance")
@@ -266,12 +241,10 @@ class ViolationViewSet(RestrictedReadOnlyViewSet):
         violation = self.get_object()
         body = AcceptanceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _call(
-            services.acceptance_request, violation_id=violation.pk, user=request.user, **body.validated_data
+        acceptance = services.acceptance_request(
+            violation_id=violation.pk, user=request.user, **body.validated_data
         )
-        if isinstance(result, Response):
-            return result
-        return Response(AcceptanceSerializer(result).data, status=status.HTTP_201_CREATED)
+        return Response(AcceptanceSerializer(acceptance).data, status=status.HTTP_201_CREATED)
 
 
 class RiskAcceptanceViewSet(RestrictedReadOnlyViewSet):
@@ -300,16 +273,13 @@ class RiskAcceptanceViewSet(RestrictedReadOnlyViewSet):
         acceptance = self.get_object()
         body = AcceptanceDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _call(
-            services.acceptance_decide,
+        acceptance = services.acceptance_decide(
             acceptance_id=acceptance.pk,
             user=request.user,
             approve=approve,
             note=body.validated_data.get("note", ""),
         )
-        if isinstance(result, Response):
-            return result
-        return Response(AcceptanceSerializer(result).data)
+        return Response(AcceptanceSerializer(acceptance).data)
 
 
 class CheckSerializer(serializers.ModelSerializer):
@@ -375,7 +345,9 @@ class WhatIfView(APIView):
 
 
 class ControlExceptionSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Username; null until assigned."
+    )
 
     class Meta:
         model = ControlException
@@ -468,12 +440,10 @@ class ControlExceptionViewSet(RestrictedReadOnlyViewSet):
         exception = self.get_object()
         body = ExceptionActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _call(
-            _EXCEPTION_SERVICES[name], exception_id=exception.pk, user=request.user, **body.for_action(name)
+        exception = _EXCEPTION_SERVICES[name](
+            exception_id=exception.pk, user=request.user, **body.for_action(name)
         )
-        if isinstance(result, Response):
-            return result
-        return Response(ControlExceptionSerializer(result).data)
+        return Response(ControlExceptionSerializer(exception).data)
 
     @extend_schema(request=ExceptionActionSerializer, responses={200: ControlExceptionSerializer})
     @action(detail=True, methods=["post"])

@@ -44,7 +44,7 @@ def _percentiles(days: list[float]) -> dict:
 def time_to_remediate(user) -> dict:
     closed = (
         access.restrict(RemediationTask.objects.all(), user)
-        .exclude(status=RemediationTask.Status.OPEN)
+        .exclude(status__in=(RemediationTask.Status.OPEN, RemediationTask.Status.CANCELLED))
         .order_by("-closed_at")
         .values_list("created_at", "closed_at")[:SAMPLE]
     )

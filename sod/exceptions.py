@@ -16,11 +16,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from entitlements.selves import four_eyes_refusal, is_own_case, require_known_person
+from entitlements.selves import is_own_case, require_known_person
 from evidence.services import Actor, event_record
 from sod.models import ControlException, ExceptionNote, Violation
-from sod.services import answer_until_check
+from sod.services import acceptance_decision_check, answer_until_check
 from soxgov import access
+from soxgov.exceptions import Conflict
 
 
 def _locked(user, exception_id: int) -> ControlException:
@@ -49,7 +50,7 @@ def _record(exception, user, action: str, text: str, payload: dict) -> None:
 
 def _refuse_own(user, exception: ControlException) -> None:
     """Refuse ``user`` an answer to an exception about themselves (their access, by identity link or e-mail; a
-    non-human identity they own; their own overdue review). A user who is no identity could be anyone, so
+    non-human identity they own; their own overdue or rubber-stamped review). A user who is no identity could be anyone, so
     they answer nothing until linked."""
     if _is_about(user, exception, selves=require_known_person(user)):
         raise PermissionDenied(
@@ -58,21 +59,20 @@ def _refuse_own(user, exception: ControlException) -> None:
 
 
 def _is_about(user, exception: ControlException, *, selves: frozenset[int] | None = None) -> bool:
-    if exception.kind == ControlException.Kind.REVIEW_OVERDUE and exception.detail.get("reviewer") == (
-        user.get_username()
-    ):
+    about_a_reviewer = (ControlException.Kind.REVIEW_OVERDUE, ControlException.Kind.REVIEW_RUBBER_STAMP)
+    if exception.kind in about_a_reviewer and exception.detail.get("reviewer") == user.get_username():
         return True
     return is_own_case(user, exception.identity, selves=selves)
 
 
 def _live(exception: ControlException) -> None:
     if not exception.is_live:
-        raise ValidationError("This exception is closed.")
+        raise Conflict("This exception is closed.")
 
 
 def _not_sod(exception: ControlException) -> None:
     if exception.kind == ControlException.Kind.SOD_VIOLATION:
-        raise ValidationError("An SoD exception is mitigated or accepted on its violation, which it follows.")
+        raise Conflict("An SoD exception is mitigated or accepted on its violation, which it follows.")
 
 
 def assign(*, exception_id: int, user, owner) -> ControlException:
@@ -131,7 +131,7 @@ def request_acceptance(*, exception_id: int, user, justification: str, until: dt
         _not_sod(exception)
         _refuse_own(user, exception)
         if exception.acceptance_requested_by_id:
-            raise ValidationError("A risk acceptance is already waiting for approval.")
+            raise Conflict("A risk acceptance is already waiting for approval.")
         exception.acceptance_requested_by = user
         exception.acceptance_justification = justification.strip()
         exception.acceptance_until = until
@@ -151,16 +151,12 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
         exception = _locked(user, exception_id)
         _live(exception)
         if not exception.acceptance_requested_by_id:
-            raise ValidationError("No risk acceptance is waiting for approval.")
-        refusal = four_eyes_refusal(
-            exception.acceptance_requested_by,
-            user,
-            "You requested this risk acceptance; someone else must decide it",
-        )
-        if refusal:
-            raise PermissionDenied(refusal)
-        _refuse_own(user, exception)
+            raise Conflict("No risk acceptance is waiting for approval.")
         requested_by, until = exception.acceptance_requested_by, exception.acceptance_until
+        _refuse_own(user, exception)
+        acceptance_decision_check(
+            requested_by=requested_by, user=user, approve=approve, until=until, field="until"
+        )
         payload = {
             "requested_by": requested_by.get_username(),
             "until": until,
@@ -168,9 +164,6 @@ def decide_acceptance(*, exception_id: int, user, approve: bool, note: str = "")
             "previous_status": exception.status,
         }
         if approve:
-            if until <= timezone.localdate():
-                raise ValidationError("The requested date has passed; ask for a new acceptance.")
-            answer_until_check(until, field="until", what="risk acceptance")
             exception.status, exception.answered_until = ControlException.Status.ACCEPTED, until
         exception.acceptance_requested_by, exception.acceptance_until = None, None
         exception.acceptance_justification = ""
@@ -191,7 +184,7 @@ def close(*, exception_id: int, user, proof: str) -> ControlException:
         _refuse_own(user, exception)
         violation = exception.violation
         if violation is not None and violation.status != Violation.Status.RESOLVED:
-            raise ValidationError(
+            raise Conflict(
                 f"The conflict still exists: its violation is {violation.get_status_display().lower()}. Remove "
                 "the conflicting access (the next check resolves the violation and closes this exception), or "
                 "answer it on the violation."

@@ -4,9 +4,10 @@ import django_filters
 from django.db.models import Q
 from django.utils import timezone
 
-from entitlements.filters import AnyBooleanWidget, SearchFilterSet, visible_applications
+from entitlements.filters import SearchFilterSet, visible_applications
 from entitlements.models import Application
 from sod.models import ControlException, Risk, Rule, Violation
+from soxgov.filters import BooleanFilter
 
 AGES = (("7", "Under 7 days"), ("30", "7 to 30 days"), ("90", "30 to 90 days"), ("old", "Over 90 days"))
 _AGE_BOUNDS = {"7": (0, 7), "30": (7, 30), "90": (30, 90), "old": (90, None)}
@@ -15,7 +16,7 @@ _AGE_BOUNDS = {"7": (0, 7), "30": (7, 30), "90": (30, 90), "old": (90, None)}
 class RuleFilter(SearchFilterSet):
     search_fields = ("code", "name", "description", "process")
     risk = django_filters.ChoiceFilter(choices=Risk.choices, empty_label="Any")
-    enabled = django_filters.BooleanFilter(widget=AnyBooleanWidget)
+    enabled = BooleanFilter()
 
     class Meta:
         model = Rule
@@ -76,7 +77,7 @@ class ExceptionFilter(SearchFilterSet):
         method="filter_status",
     )
     age = django_filters.ChoiceFilter(choices=AGES, empty_label="Any", method="filter_age", label="Open for")
-    mine = django_filters.BooleanFilter(method="filter_mine", widget=AnyBooleanWidget, label="Assigned to me")
+    mine = BooleanFilter(method="filter_mine", label="Assigned to me")
 
     class Meta:
         model = ControlException

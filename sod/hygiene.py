@@ -146,6 +146,8 @@ def conditions(today: dt.date | None = None) -> dict[str, Condition]:
         )
     for condition in _returned_access_still_held():
         add(condition)
+    for condition in _kept_until_closed(Kind.REVIEW_RUBBER_STAMP):
+        add(condition)
     overdue = (
         ReviewItem.objects.filter(
             status=ReviewItem.Status.PENDING,
@@ -193,6 +195,23 @@ def _returned_access_still_held() -> list[Condition]:
             detail=e.detail,
         )
         for e in (live[pk] for pk in held.filter(back=True).values_list("pk", flat=True))
+    ]
+
+
+def _kept_until_closed(kind: str) -> list[Condition]:
+    """A finding about something done (a review decided without evident scrutiny) holds until a control owner
+    closes it with proof: its live exceptions are their own conditions."""
+    return [
+        Condition(
+            e.kind,
+            e.key,
+            e.severity,
+            e.title,
+            identity_id=e.identity_id,
+            application_id=e.application_id,
+            detail=e.detail,
+        )
+        for e in ControlException.objects.filter(kind=kind, status__in=ControlException.LIVE)
     ]
 
 

@@ -295,7 +295,8 @@ class ControlException(models.Model):
     terminated people with enabled accounts, non-human identities without an active owner, dormant accounts,
     overdue reviews. Opened and closed by the hygiene checks (sod/hygiene.py) as conditions appear and go;
     "revoked access returned" is opened by the pull that brings a verified revocation's grant back
-    (reviews/remediation.py) and closed by the hygiene checks once the grant is gone again."""
+    (reviews/remediation.py) and closed by the hygiene checks once the grant is gone again; a rubber-stamp
+    finding is opened by reviews/stamps.py and stays open until a control owner closes it."""
 
     class Kind(models.TextChoices):
         SOD_VIOLATION = "sod_violation", "SoD violation"
@@ -306,6 +307,7 @@ class ControlException(models.Model):
         DORMANT_ACCOUNT = "dormant_account", "Account unused beyond the dormancy period"
         REVIEW_OVERDUE = "review_overdue", "Review overdue"
         REVOKED_ACCESS_RETURNED = "revoked_access_returned", "Revoked access returned"
+        REVIEW_RUBBER_STAMP = "review_rubber_stamp", "Review decided without evident scrutiny"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -15,6 +15,7 @@ from entitlements.connectors.tables import open_table
 from entitlements.models import Entitlement
 from evidence.services import Actor, Event, Subject, events_record
 from sod.models import Risk, Rule, RuleMember, RuleSide, Violation
+from soxgov.exceptions import Conflict
 
 RULE_COLUMNS = (
     "rule_id",
@@ -154,7 +155,7 @@ def rule_save(spec: RuleSpec, *, actor: Actor, rule: Rule | None = None) -> Rule
 def rule_delete(rule: Rule, *, actor: Actor) -> None:
     """Only a rule that never found a violation may be deleted; others are disabled, keeping their history."""
     if Violation.objects.filter(rule=rule).exists():
-        raise ValidationError("This rule has violations on record; disable it instead of deleting it.")
+        raise Conflict("This rule has violations on record; disable it instead of deleting it.")
     with transaction.atomic():
         snapshot = rule_snapshot(rule)
         subject = Subject.of(rule)

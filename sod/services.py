@@ -19,6 +19,7 @@ from entitlements.selves import four_eyes_refusal, is_own_case, require_known_pe
 from evidence.services import Actor, Event, Subject, event_record, events_record
 from sod.models import Mitigation, RiskAcceptance, Violation
 from soxgov import access
+from soxgov.exceptions import Conflict
 
 
 def _locked_violation(user, violation_id: int) -> Violation:
@@ -32,9 +33,7 @@ def _locked_violation(user, violation_id: int) -> Violation:
     if violation is None:
         raise Violation.DoesNotExist(f"no violation #{violation_id}")
     if not violation.is_active:
-        raise ValidationError(
-            "This violation is resolved: the conflict is gone, so there is nothing to answer."
-        )
+        raise Conflict("This violation is resolved: the conflict is gone, so there is nothing to answer.")
     _refuse_own(user, violation)
     return violation
 
@@ -62,6 +61,22 @@ def answer_until_check(day: dt.date, *, field: str, what: str) -> None:
                 f"{day.isoformat()} is after the latest allowed date, {latest.isoformat()}."
             }
         )
+
+
+def acceptance_decision_check(*, requested_by, user, approve: bool, until: dt.date, field: str) -> None:
+    """The rule for deciding any risk acceptance (a violation's here, an exception's in sod.exceptions): four
+    eyes (the requester, or another account of the same person, may not decide it: 403), and an approval only
+    while the date is ahead and within the ceiling, counted from the day it takes effect (409 once passed)."""
+    refusal = four_eyes_refusal(
+        requested_by, user, "You requested this risk acceptance; someone else must decide it"
+    )
+    if refusal:
+        raise PermissionDenied(refusal)
+    if not approve:
+        return
+    if until <= timezone.localdate():
+        raise Conflict("The requested date has passed; ask for a new risk acceptance.")
+    answer_until_check(until, field=field, what="risk acceptance")
 
 
 def _refuse_conflicted_owner(violation: Violation, owner) -> None:
@@ -152,7 +167,7 @@ def acceptance_request(*, violation_id: int, user, justification: str, expires_o
     with transaction.atomic():
         violation = _locked_violation(user, violation_id)
         if violation.acceptances.filter(status=RiskAcceptance.Status.REQUESTED).exists():
-            raise ValidationError("This violation already has a pending risk acceptance.")
+            raise Conflict("This violation already has a pending risk acceptance.")
         acceptance = RiskAcceptance.objects.create(
             violation=violation,
             justification=justification,
@@ -192,20 +207,15 @@ def acceptance_decide(*, acceptance_id: int, user, approve: bool, note: str = ""
         if acceptance is None:
             raise RiskAcceptance.DoesNotExist(f"no risk acceptance #{acceptance_id}")
         if acceptance.status != RiskAcceptance.Status.REQUESTED:
-            raise ValidationError(
-                f"This risk acceptance is already {acceptance.get_status_display().lower()}."
-            )
-        refusal = four_eyes_refusal(
-            acceptance.requested_by, user, "You requested this risk acceptance; someone else must decide it"
-        )
-        if refusal:
-            raise ValidationError(refusal)
+            raise Conflict(f"This risk acceptance is already {acceptance.get_status_display().lower()}.")
         violation = _locked_violation(user, acceptance.violation_id)
-        if approve and acceptance.expires_on <= timezone.localdate():
-            raise ValidationError("This request has already expired; ask for a new one.")
-        if approve:
-            # Again at approval: the ceiling counts from the day the acceptance takes effect.
-            answer_until_check(acceptance.expires_on, field="expires_on", what="risk acceptance")
+        acceptance_decision_check(
+            requested_by=acceptance.requested_by,
+            user=user,
+            approve=approve,
+            until=acceptance.expires_on,
+            field="expires_on",
+        )
         acceptance.status = RiskAcceptance.Status.APPROVED if approve else RiskAcceptance.Status.REJECTED
         acceptance.decided_by = user
         acceptance.decided_at = now

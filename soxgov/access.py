@@ -91,6 +91,17 @@ def can_attempt(user, model: type[models.Model], action: str) -> bool:
     return user.has_perm(permission_name(model, action))
 
 
+def users_who_may(model: type[models.Model], action: str) -> models.QuerySet:
+    """Every user who may attempt ``action`` on ``model`` (``can_attempt`` for all users at once, as a queryset
+    that set-based SQL can use as a subquery): active, and a superuser or holding the permission."""
+    from soxgov.models import User
+
+    # Two backends are configured (axes only guards sign-in); permissions come from the model backend.
+    return User.objects.with_perm(
+        permission_name(model, action), backend="django.contrib.auth.backends.ModelBackend"
+    )
+
+
 def require(user, model: type[models.Model], action: str) -> None:
     """Raise PermissionDenied (403) unless the user may attempt ``action`` on ``model``."""
     if not can_attempt(user, model, action):

@@ -26,7 +26,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from evidence.services import Actor, Subject, event_record
 from soxgov.models import ApiToken, User
-from soxgov.services import identity_change_refusal
+from soxgov.services import identity_change_refusal, user_change_record, user_snapshot
 from soxgov.signin import login_unlock
 from soxgov.tokens import tokens_revoke, user_tokens_revoke
 
@@ -142,29 +142,20 @@ class EvidencedAdmin(EvidencedAdminMixin, SimpleHistoryAdmin):
     def revert_disabled(self, request, obj=None):
         return True
 
+    def history_view(self, request, object_id, extra_context=None):
+        if hasattr(self.model._meta, "simple_history_manager_attribute"):
+            return super().history_view(request, object_id, extra_context)
+        # A model without historical records (financial processes, connectors): Django's own change log; the
+        # evidence trail holds its old and new values.
+        response = admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        if hasattr(response, "template_name"):
+            response.template_name = ["admin/object_history.html"]
+        return response
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("Reverting from history is not offered: edit the object instead.")
         return super().history_form_view(request, object_id, version_id, extra_context)
-
-
-# What access.user.changed compares, old against new. Never the password: a reset is its own event.
-_USER_FIELDS = (
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "is_active",
-    "is_staff",
-    "is_superuser",
-    "identity",
-)
-
-
-def _user_snapshot(user) -> dict:
-    values = {f: _plain(getattr(user, f)) for f in _USER_FIELDS}
-    values["roles"] = sorted(user.groups.values_list("name", flat=True)) if user.pk else []
-    return values
 
 
 class SoxgovUserChangeForm(UserChangeForm):
@@ -207,37 +198,24 @@ class SoxgovUserAdmin(UserAdmin):
         actor = Actor.for_user(request.user)
         for user in queryset:
             user_tokens_revoke(actor=actor, user=user, reason="user deleted")
-            snapshot, subject = _user_snapshot(user), Subject.of(user)
+            snapshot, subject = user_snapshot(user), Subject.of(user)
             user.delete()
             event_record(actor=actor, action="access.user.deleted", subject=subject, payload=snapshot)
 
     def save_model(self, request, obj, form, change):
         obj._soxgov_actor = Actor.for_user(request.user)
         # The form has already written its values onto obj; the old ones are still in the database.
-        obj._soxgov_before = _user_snapshot(User.objects.get(pk=obj.pk)) if change else None
+        obj._soxgov_before = user_snapshot(User.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         obj = form.instance
-        after = _user_snapshot(obj)
+        actor = Actor.for_user(request.user)
         if change:
-            before = obj._soxgov_before
-            payload = {
-                "changes": {
-                    field: {"old": before[field], "new": after[field]}
-                    for field in after
-                    if before[field] != after[field]
-                }
-            }
+            user_change_record(actor=actor, user=obj, before=obj._soxgov_before)
         else:
-            payload = after
-        event_record(
-            actor=Actor.for_user(request.user),
-            action="access.user.changed" if change else "access.user.created",
-            subject=obj,
-            payload=payload,
-        )
+            event_record(actor=actor, action="access.user.created", subject=obj, payload=user_snapshot(obj))
 
 
 @admin.register(ApiToken)

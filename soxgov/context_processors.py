@@ -1,3 +1,5 @@
+from django.conf import settings
+
 from soxgov.roles import Role, user_roles
 
 
@@ -10,6 +12,11 @@ def navigation(request):
         "is_control_owner": Role.CONTROL_OWNER in roles,
         "is_reviewer": Role.REVIEWER in roles,
         "unread_notifications": _unread(request),
+        # The login page: "Sign in with <provider>" first when single sign-on is on, and which password form.
+        "sso_name": settings.SOXGOV_OIDC_NAME if settings.SOXGOV_OIDC_ISSUER else None,
+        "saml_name": settings.SOXGOV_SAML_NAME if settings.SOXGOV_SAML_IDP_METADATA else None,
+        "local_login": settings.SOXGOV_LOCAL_LOGIN,
+        "break_glass_accounts": bool(settings.SOXGOV_BREAK_GLASS_USERS),
     }
 
 

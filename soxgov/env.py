@@ -32,7 +32,7 @@ def envbool(name: str, default: bool) -> bool:
     )
 
 
-def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+def envint(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -42,6 +42,8 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} is above the maximum of {maximum}")
     return value
 
 
@@ -127,3 +129,34 @@ def envpaths(name: str, default: list[Path]) -> list[Path]:
         if not path.is_absolute():
             raise ImproperlyConfigured(f"{name}: {str(path)!r} is not an absolute path")
     return paths
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def envrolemap(name: str) -> dict[str, frozenset[str]]:
+    """IdP group -> SOXGov roles, from ``group=role`` pairs separated by commas or new lines
+    (``SOXGov-Admins=admin, SOXGov-Audit=auditor``); a group named twice holds both roles. Group names are
+    matched exactly as the IdP sends them (a name, an object id, a Keycloak path)."""
+    from soxgov.roles import Role
+
+    mapping: dict[str, set[str]] = {}
+    for number, item in enumerate((i.strip() for i in re.split(r"[,\n]", os.environ.get(name, ""))), 1):
+        if not item:
+            continue
+        group, sep, role = (part.strip() for part in item.rpartition("="))
+        if not sep or not group:
+            raise ImproperlyConfigured(f"{name} item {number} ({item!r}) is not group=role")
+        if role not in Role.values:
+            raise ImproperlyConfigured(
+                f"{name} item {number} ({item!r}): {role!r} is not a role (use one of {', '.join(Role.values)})"
+            )
+        mapping.setdefault(group, set()).add(role)
+    return {group: frozenset(roles) for group, roles in mapping.items()}

@@ -123,10 +123,17 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     """django-csp's policy (settings.CONTENT_SECURITY_POLICY), with one exception: DRF's browsable API is a
     third-party page that styles itself inline (a Pygments ``<style>`` element, ``style=""`` attributes), so its HTML
     answers also allow inline style. Its script stays as strict as everywhere else.
+
+    With single sign-on, the log-out form's answer redirects to the identity provider's end-session endpoint,
+    and Chromium applies form-action to a form's redirects too: the issuer's origin is added there.
     """
 
     def get_policy_parts(self, request, response, report_only=False) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
         if isinstance(getattr(response, "accepted_renderer", None), BrowsableAPIRenderer):
             parts.update = {**(parts.update or {}), "style-src": [UNSAFE_INLINE]}
+        if settings.SOXGOV_OIDC_ISSUER:
+            from soxgov.sso import issuer_origin
+
+            parts.update = {**(parts.update or {}), "form-action": [issuer_origin()]}
         return parts

@@ -22,6 +22,16 @@ class User(AbstractUser):
         help_text="The identity this user is, matched by e-mail; set automatically.",
     )
 
+    sso_subject = models.CharField(
+        max_length=400,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="The identity provider's issuer and subject (sub) that signs in as this user; set by single "
+        "sign-on, which matches users by it rather than by a name or e-mail the provider may reuse.",
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 

@@ -105,9 +105,9 @@ def user_save_begin(user: User, *, update_fields=None) -> _Before | None:
     rehash = list(update_fields or ()) == ["password"] and getattr(user, "_password", None) is None
     before = _Before(exists=True, rehash=rehash, **row) if row else _Before(exists=False)
     if user.identity_id is None and user.email and (update_fields is None or "identity" in update_fields):
-        # The e-mail auto-link is skipped, not forced, while the user has open work (users_link_identities
+        # Single sign-on linking by another claim (employee id) turns this off. The e-mail auto-link is skipped, not forced, while the user has open work (users_link_identities
         # tries again after the next identity import).
-        candidate = identity_for_email(user.email)
+        candidate = None if getattr(user, "_soxgov_no_email_link", False) else identity_for_email(user.email)
         if candidate is not None and not user_open_work(user):
             user.identity = candidate
     if before.exists and user.identity_id != before.identity_id:
@@ -183,31 +183,85 @@ def user_create(
     actor: Actor,
     username: str,
     email: str,
-    password: str,
+    password: str | None,
     roles: list[Role],
     first_name: str = "",
     last_name: str = "",
+    identity=None,
+    sso_subject: str | None = None,
+    source: str | None = None,
 ) -> User:
-    """Create a user with roles; admins are also staff so they reach Django admin for configuration."""
+    """Create a user with roles; admins are also staff so they reach Django admin for configuration.
+
+    ``password=None`` (single sign-on) leaves the user without a usable password. ``identity`` links the user
+    up front (single sign-on's link claim); otherwise the e-mail auto-link of ``user_save_begin`` applies.
+    """
     with transaction.atomic():
-        user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+        user = User(
+            username=username,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            identity=identity,
+            sso_subject=sso_subject,
+        )
         user.is_staff = Role.ADMIN in roles
-        user.set_password(password)
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
         user._soxgov_actor = actor
+        user._soxgov_no_email_link = sso_subject is not None
         user.save()
         user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
-        event_record(
-            actor=actor,
-            action="access.user.created",
-            subject=user,
-            payload={
-                "username": username,
-                "email": email,
-                "roles": sorted(r.value for r in roles),
-                "identity_id": user.identity_id,
-                "is_active": user.is_active,
-                "is_staff": user.is_staff,
-                "is_superuser": user.is_superuser,
-            },
-        )
+        payload = {
+            "username": username,
+            "email": email,
+            "roles": sorted(r.value for r in roles),
+            "identity_id": user.identity_id,
+            "is_active": user.is_active,
+            "is_staff": user.is_staff,
+            "is_superuser": user.is_superuser,
+        }
+        if source:
+            payload.update(source=source, sso_subject=sso_subject)
+        event_record(actor=actor, action="access.user.created", subject=user, payload=payload)
     return user
+
+
+# What access.user.changed compares, old against new. Never the password: a reset is its own event.
+USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+    "identity",
+    "sso_subject",
+)
+
+
+def user_snapshot(user) -> dict:
+    values = {f: _plain_id(getattr(user, f)) for f in USER_FIELDS}
+    values["roles"] = sorted(user.groups.values_list("name", flat=True)) if user.pk else []
+    return values
+
+
+def _plain_id(value):
+    return value.pk if hasattr(value, "pk") else value
+
+
+def user_change_record(*, actor: Actor, user: User, before: dict, source: str | None = None) -> dict:
+    """Evidence a change of ``user`` as ``access.user.changed`` with each changed field's old and new value
+    (``before`` is ``user_snapshot`` taken before the change), whether an admin made it or a sign-in that
+    re-synced roles from the identity provider (``source``). Returns the changes; nothing is recorded if none."""
+    after = user_snapshot(user)
+    changes = {
+        field: {"old": before[field], "new": after[field]} for field in after if before[field] != after[field]
+    }
+    if changes:
+        payload = {"changes": changes, **({"source": source} if source else {})}
+        event_record(actor=actor, action="access.user.changed", subject=user, payload=payload)
+    return changes

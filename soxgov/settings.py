@@ -13,7 +13,17 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from soxgov.env import envbool, envint, envlist, envpaths, envpublickeys, envsigningkey, envstr
+from soxgov.env import (
+    envbool,
+    envchoice,
+    envint,
+    envlist,
+    envpaths,
+    envpublickeys,
+    envrolemap,
+    envsigningkey,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("SOXGOV_VAR_DIR") or BASE_DIR / "var")
@@ -48,6 +58,9 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "csp",
+    # TOTP for break-glass accounts (soxgov/breakglass.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "soxgov",
     "entitlements",
     "evidence",
@@ -320,9 +333,11 @@ REST_FRAMEWORK = {
     # Only endpoints that take a file (an import, remediation proof) also accept multipart.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "soxgov.api.permissions.IdCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "soxgov.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "soxgov.api.schema.AutoSchema",
+    # Services raise (soxgov.exceptions.Conflict, Django's ValidationError ...); one handler picks the status.
+    "EXCEPTION_HANDLER": "soxgov.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SOXGov API",
@@ -377,8 +392,29 @@ CACHES = {
 # --- Domain settings ------------------------------------------------------------------------------------
 SOXGOV_PAGE_SIZE = envint("SOXGOV_PAGE_SIZE", 50, minimum=1)
 SOXGOV_DORMANT_DAYS = envint("SOXGOV_DORMANT_DAYS", 90, minimum=1)
+# Recommendations (reviews/recommendations.py; docs/review-intelligence.md justifies the defaults): a peer group
+# counts from this many people; held by at most RARE % of it is rare, by at least COMMON % is most.
+SOXGOV_RECOMMEND_MIN_PEERS = envint("SOXGOV_RECOMMEND_MIN_PEERS", 5, minimum=2)
+SOXGOV_RECOMMEND_RARE_PERCENT = envint("SOXGOV_RECOMMEND_RARE_PERCENT", 10, minimum=0, maximum=100)
+SOXGOV_RECOMMEND_COMMON_PERCENT = envint("SOXGOV_RECOMMEND_COMMON_PERCENT", 50, minimum=0, maximum=100)
+# Rubber-stamp findings (reviews/stamps.py): more than FAST_COUNT decisions each under FAST_SECONDS from the item
+# shown; every item certified with more than HIGH_RISK_COUNT high-risk items among them; a bulk certify covering
+# at least BULK_REVOKES items recommended for revoke.
+SOXGOV_STAMP_FAST_SECONDS = envint("SOXGOV_STAMP_FAST_SECONDS", 5, minimum=1)
+SOXGOV_STAMP_FAST_COUNT = envint("SOXGOV_STAMP_FAST_COUNT", 20, minimum=0)
+SOXGOV_STAMP_HIGH_RISK_COUNT = envint("SOXGOV_STAMP_HIGH_RISK_COUNT", 10, minimum=0)
+SOXGOV_STAMP_BULK_REVOKES = envint("SOXGOV_STAMP_BULK_REVOKES", 1, minimum=1)
+# "Decided in the last hours before the due date" (a statistic, no finding by itself).
+SOXGOV_STAMP_LAST_HOURS = envint("SOXGOV_STAMP_LAST_HOURS", 24, minimum=1)
 # Days a revocation's remediation task has before it is overdue (and becomes a control exception).
 SOXGOV_REMEDIATION_DAYS = envint("SOXGOV_REMEDIATION_DAYS", 14, minimum=1)
+# What a reviewer confirms at sign-off; the exact text confirmed is kept in the sign-off's evidence.
+SOXGOV_ATTESTATION_TEXT = (
+    envstr("SOXGOV_ATTESTATION_TEXT")
+    or "I reviewed each access listed for me in this campaign and decided, to the best of my knowledge, whether "
+    "the person or system still needs it for their job. Access I certified is appropriate; access I revoked "
+    "should be removed."
+).strip()
 # The longest a mitigation or risk acceptance may hold, in days from the day it is recorded or approved: an answer
 # dated further out is refused, so nobody parks a control failure out of sight.
 SOXGOV_ANSWER_MAX_DAYS = envint("SOXGOV_ANSWER_MAX_DAYS", 365, minimum=1)
@@ -450,9 +486,54 @@ REST_KNOX = {"TOKEN_TTL": dt.timedelta(hours=SOXGOV_API_TOKEN_TTL_HOURS), "AUTO_
 # Brute-force protection (django-axes): a username is locked from one address after this many failed sign-ins.
 SOXGOV_LOGIN_FAILURE_LIMIT = envint("SOXGOV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 SOXGOV_LOGIN_COOLOFF_MINUTES = envint("SOXGOV_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+# Single sign-on (OpenID Connect, soxgov/sso.py): on when an issuer is set. Endpoints and keys come from the
+# issuer's discovery document; roles follow the IdP groups at every sign-in (README.md "Single sign-on").
+SOXGOV_OIDC_ISSUER = (envstr("SOXGOV_OIDC_ISSUER") or "").rstrip("/")
+SOXGOV_OIDC_CLIENT_ID = envstr("SOXGOV_OIDC_CLIENT_ID", "")
+SOXGOV_OIDC_CLIENT_SECRET = envstr("SOXGOV_OIDC_CLIENT_SECRET", "")
+SOXGOV_OIDC_SCOPES = envstr("SOXGOV_OIDC_SCOPES", "openid email profile")
+SOXGOV_OIDC_GROUPS_CLAIM = envstr("SOXGOV_OIDC_GROUPS_CLAIM", "groups")
+SOXGOV_OIDC_ROLE_MAP = envrolemap("SOXGOV_OIDC_ROLE_MAP")
+SOXGOV_OIDC_LINK_CLAIM = envchoice("SOXGOV_OIDC_LINK_CLAIM", "email", ("email", "employee_id"))
+SOXGOV_OIDC_CREATE_USERS = envbool("SOXGOV_OIDC_CREATE_USERS", True)
+SOXGOV_OIDC_NAME = envstr("SOXGOV_OIDC_NAME", "your identity provider")
+SOXGOV_OIDC_TIMEOUT_SECONDS = envint("SOXGOV_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+if SOXGOV_OIDC_ISSUER:
+    for _name in ("SOXGOV_OIDC_CLIENT_ID", "SOXGOV_OIDC_CLIENT_SECRET", "SOXGOV_OIDC_ROLE_MAP"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when SOXGOV_OIDC_ISSUER is set")
+# The employee-id claim's name at the provider, when SOXGOV_OIDC_LINK_CLAIM is employee_id (Entra: employeeid).
+SOXGOV_OIDC_EMPLOYEE_ID_CLAIM = envstr("SOXGOV_OIDC_EMPLOYEE_ID_CLAIM", "employee_id")
+# mozilla-django-oidc's fixed settings; client id, secret, scopes and endpoints come from the ones above and
+# from discovery (soxgov/sso.py oidc_setting).
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of RP-initiated logout
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+OIDC_OP_LOGOUT_URL_METHOD = "soxgov.sso.provider_logout_url"
+# SAML 2.0 single sign-on (soxgov/saml.py): on when the IdP's metadata (a file path or an https URL) is set. Roles
+# come from the groups attribute through SOXGOV_SAML_ROLE_MAP (default: the OIDC map); the link attribute follows
+# SOXGOV_OIDC_LINK_CLAIM (email or employee_id).
+SOXGOV_SAML_IDP_METADATA = envstr("SOXGOV_SAML_IDP_METADATA", "")
+SOXGOV_SAML_SP_ENTITY_ID = envstr("SOXGOV_SAML_SP_ENTITY_ID", "")  # default: the /saml/metadata/ URL
+SOXGOV_SAML_GROUPS_ATTRIBUTE = envstr("SOXGOV_SAML_GROUPS_ATTRIBUTE", "groups")
+SOXGOV_SAML_EMAIL_ATTRIBUTE = envstr("SOXGOV_SAML_EMAIL_ATTRIBUTE", "email")
+SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE = envstr("SOXGOV_SAML_EMPLOYEE_ID_ATTRIBUTE", "employee_id")
+SOXGOV_SAML_USERNAME_ATTRIBUTE = envstr("SOXGOV_SAML_USERNAME_ATTRIBUTE", "")  # default: the NameID
+SOXGOV_SAML_ROLE_MAP = envrolemap("SOXGOV_SAML_ROLE_MAP")
+SOXGOV_SAML_NAME = envstr("SOXGOV_SAML_NAME", "SAML")
+SOXGOV_SAML_XMLSEC_BINARY = envstr("SOXGOV_SAML_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+if SOXGOV_SAML_IDP_METADATA and not (SOXGOV_SAML_ROLE_MAP or SOXGOV_OIDC_ROLE_MAP):
+    raise ImproperlyConfigured("SOXGOV_SAML_ROLE_MAP must be set when SOXGOV_SAML_IDP_METADATA is set")
+# Local (password) sign-in: "on" for everyone (the demo), "break-glass" for the named accounts only, "off".
+# Break-glass accounts always need their TOTP code as well (soxgov/breakglass.py).
+SOXGOV_LOCAL_LOGIN = envchoice("SOXGOV_LOCAL_LOGIN", "on", ("on", "break-glass", "off"))
+SOXGOV_BREAK_GLASS_USERS = envlist("SOXGOV_BREAK_GLASS_USERS")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "soxgov.breakglass.LocalPasswordBackend",
+    "soxgov.sso.OidcBackend",
+    "soxgov.saml.SamlBackend",
 ]
 AXES_FAILURE_LIMIT = SOXGOV_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = dt.timedelta(minutes=SOXGOV_LOGIN_COOLOFF_MINUTES)
@@ -474,5 +555,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("SOXGOV_LOG_LEVEL", "INFO")},
     # httpx logs every request's full URL at INFO: the paging tokens and cursors of the web-API sources
     # ($skiptoken, after=...) must never reach a log (entitlements/connectors/http.py says what failed, without).
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # pysaml2 logs each signed-in person's NameID at INFO, and xmlschema its schema loading: warnings only.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "saml2": {"level": "WARNING"},
+        "xmlschema": {"level": "WARNING"},
+    },
 }

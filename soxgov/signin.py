@@ -56,14 +56,27 @@ def _over_http(request) -> bool:
     return request is not None and bool(getattr(request, "path", ""))
 
 
+_METHODS = {"soxgov.sso.OidcBackend": "oidc", "soxgov.saml.SamlBackend": "saml"}
+
+
+def _method(user) -> str:
+    return _METHODS.get(getattr(user, "backend", ""), "password")
+
+
 def on_login_succeeded(sender, request, user, **kwargs) -> None:
+    """``access.login.succeeded``, or ``access.login.break_glass`` for a named break-glass account's password
+    sign-in (soxgov/breakglass.py), which an auditor reviews one by one."""
     if not _over_http(request):
         return
+    from soxgov.breakglass import is_break_glass
+
+    method = _method(user)
+    break_glass = method == "password" and is_break_glass(user.get_username())
     event_record(
         actor=Actor.for_user(user),
-        action="access.login.succeeded",
+        action="access.login.break_glass" if break_glass else "access.login.succeeded",
         subject=user,
-        payload={"username": user.get_username(), "user_id": user.pk, **_source(request)},
+        payload={"username": user.get_username(), "user_id": user.pk, "method": method, **_source(request)},
     )
 
 
@@ -71,12 +84,32 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     if not _over_http(request):
         return
     username = str(credentials.get("username") or "")
-    user = _user_named(username)
+    failed_sign_in_record(
+        request,
+        username=username,
+        user=_user_named(username),
+        reason=getattr(request, "soxgov_refusal", None),
+    )
+
+
+def failed_sign_in_record(
+    request, *, username: str, user=None, method: str = "password", reason=None
+) -> None:
+    """``access.login.failed``: who tried (as typed, or as the identity provider named them), how, and why
+    when SOXGov knows more than "wrong password" (an ID token refused, no role, local sign-in off)."""
+    payload = {
+        "username": username,
+        "user_id": user.pk if user else None,
+        "method": method,
+        **_source(request),
+    }
+    if reason:
+        payload["reason"] = str(reason)
     event_record(
         actor=Actor.system("login"),
         action="access.login.failed",
-        subject=_subject(username, user),
-        payload={"username": username, "user_id": user.pk if user else None, **_source(request)},
+        subject=_subject(username or "(unknown)", user),
+        payload=payload,
     )
 
 

@@ -1,15 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from mozilla_django_oidc.views import OIDCLogoutView
 from rest_framework.routers import DefaultRouter
 
 from entitlements import api as entitlements_api
 from evidence import api as evidence_api
 from reviews import api as reviews_api
 from sod import api as sod_api
-from soxgov import health, views
+from soxgov import health, saml, sso, views
 from soxgov.api.tokens import TokenObtainView
+from soxgov.breakglass import SignInForm
 
 router = DefaultRouter()
 router.register("identities", entitlements_api.IdentityViewSet)
@@ -38,8 +41,24 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health/live", health.live, name="health_live"),
     path("health/ready", health.ready, name="health_ready"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm),
+        name="login",
+    ),
+    # RP-initiated logout at the identity provider too, for a session that single sign-on started.
+    path("logout/", login_not_required(OIDCLogoutView.as_view()), name="logout"),
+    path(
+        "oidc/authenticate/", login_not_required(sso.SsoStartView.as_view()), name="oidc_authentication_init"
+    ),
+    path(
+        "oidc/callback/",
+        login_not_required(sso.SsoCallbackView.as_view()),
+        name="oidc_authentication_callback",
+    ),
+    path("saml/login/", login_not_required(saml.saml_login), name="saml_login"),
+    path("saml/acs/", login_not_required(saml.saml_acs), name="saml_acs"),
+    path("saml/metadata/", login_not_required(saml.saml_metadata), name="saml_metadata"),
     path("", include("entitlements.urls")),
     path("", include("evidence.urls")),
     path("", include("sod.urls")),

@@ -34,6 +34,9 @@ class ObjectListView(View):
         """Anything else the page and its fragment show (counts, totals)."""
         return {}
 
+    def decorate(self, request, items: list) -> None:
+        """Add what the rows show beyond their columns, for the whole page at once (never a query per row)."""
+
     def get(self, request):
         filterset = self.filterset_class(request.GET, queryset=self.get_queryset(request), request=request)
         if not filterset.is_valid():
@@ -47,6 +50,7 @@ class ObjectListView(View):
             )
         except InvalidCursor as exc:
             return HttpResponseBadRequest(str(exc))
+        self.decorate(request, page.items)
         query = request.GET.copy()
         query.pop("cursor", None)
         context = {"filterset": filterset, "page": page, "query": query.urlencode(), "title": self.title}

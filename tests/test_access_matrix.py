@@ -78,6 +78,7 @@ BACK_TO_VIOLATION = to("/sod/violations/<id>/")
 BACK_TO_QUEUE = to("/reviews/")
 BACK_TO_CAMPAIGN = to("/reviews/campaigns/<id>/")
 BACK_TO_TASK = to("/reviews/remediation/<id>/")
+BACK_TO_ITEM = to("/reviews/items/<id>/")
 BACK_TO_EXCEPTION = to("/exceptions/<id>/")
 TO_PACK = to("/evidence/packs/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
@@ -199,6 +200,7 @@ ROUTES = {
     "review item": (PAGE, "reviews:item_detail", ReviewItem),
     "reviews decide": (PAGE, "reviews:decide", None),
     "reviews delegate": (PAGE, "reviews:delegate", None),
+    "review decision change": (PAGE, "reviews:decision_change", ReviewItem),
     "campaigns": (PAGE, "reviews:campaign_list", None),
     "htmx campaigns": (FRAGMENT, "reviews:campaign_list", None),
     "campaign": (PAGE, "reviews:campaign_detail", Campaign),
@@ -208,6 +210,8 @@ ROUTES = {
     "campaign launch": (PAGE, "reviews:campaign_launch", Campaign),
     "campaign close": (PAGE, "reviews:campaign_close", Campaign),
     "campaign sign-off": (PAGE, "reviews:sign_off", Campaign),
+    "campaign stamps": (PAGE, "reviews:campaign_stamps", Campaign),
+    "how reviews are judged": (PAGE, "reviews:intelligence", None),
     "notifications": (PAGE, "reviews:notifications", None),
     "notifications read": (PAGE, "reviews:notifications_read", None),
     "api campaigns": (API, "campaign-list", None),
@@ -351,6 +355,10 @@ MATRIX = [
     ("GET",    "review item",             "carol item",      OK,        HIDDEN,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("POST",   "reviews decide",          None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
     ("POST",   "reviews delegate",        None,              BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
+    # Rita withdraws her revoke of the orphan's access (Alice, not its reviewer, is told so on the item's page).
+    ("GET",    "review decision change",  "ghost item",      POST_ONLY, POST_ONLY, POST_ONLY, POST_ONLY, LOGIN,         POST_ONLY, LOGIN),
+    ("POST",   "review decision change",  "ghost item",      BACK_TO_ITEM, BACK_TO_ITEM, DENIED, DENIED, LOGIN,         DENIED,    LOGIN),
+    ("POST",   "review decision change",  "carol item",      BACK_TO_ITEM, HIDDEN,  DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("GET",    "campaigns",               None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "htmx campaigns",          None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     ("GET",    "campaign",                "campaign",        OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
@@ -362,6 +370,9 @@ MATRIX = [
     ("GET",    "campaign preview",        "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    LOGIN,         DENIED,    LOGIN),
     ("POST",   "campaign launch",         "draft campaign",  BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
     ("POST",   "campaign close",          "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    # Rubber-stamp checks: admins ask for one; everyone who sees review items may read how reviews are judged.
+    ("POST",   "campaign stamps",         "campaign",        BACK_TO_CAMPAIGN, DENIED, DENIED, DENIED,   LOGIN,         DENIED,    LOGIN),
+    ("GET",    "how reviews are judged",  None,              OK,        OK,        OK,        OK,        LOGIN,         DENIED,    LOGIN),
     # Sign-off: refused while items are pending (with a message); control owners and auditors never sign off.
     ("POST",   "campaign sign-off",       "campaign",        BACK_TO_QUEUE, BACK_TO_QUEUE, DENIED, DENIED, LOGIN,       DENIED,    LOGIN),
     # Remediation: Rita revoked the orphan's access, so she follows its task; control owners and admins close
@@ -445,8 +456,8 @@ MATRIX = [
     ("POST",   "api sod rules",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PUT",    "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api sod rule",            "SOD-1",           OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    # A rule with violations on record is disabled, never deleted.
-    ("DELETE", "api sod rule",            "SOD-1",           INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # A rule with violations on record is disabled, never deleted (409: its state refuses it).
+    ("DELETE", "api sod rule",            "SOD-1",           CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api sod violations",      None,              READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api sod violation",       "bob violation",   READ_ONLY, DENIED,    READ_ONLY, DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api sod violation",       "bob violation",   READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -469,8 +480,8 @@ MATRIX = [
     ("GET",    "api decisions",           None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api remediation",         None,              OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api remediation task",    "ghost task",      OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
-    # Alice closes it with proof; for Oscar it is then already closed.
-    ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    INVALID,   DENIED,    DENIED,        DENIED,    DENIED),
+    # Alice closes it with proof; for Oscar it is then already closed (409).
+    ("POST",   "api remediation close",   "ghost task",      OK,        DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api exceptions",          None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("GET",    "api exception",           "ghost exception", OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
     ("POST",   "api exception comment",   "ghost exception", OK,        DENIED,    OK,        DENIED,    DENIED,        DENIED,    DENIED),
@@ -487,8 +498,9 @@ MATRIX = [
     ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("DELETE", "api campaign",            "draft campaign",  READ_ONLY, DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api campaign launch",     "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api campaign close",      "campaign",        INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
-    ("POST",   "api campaign sign-off",   "campaign",        INVALID,   INVALID,   DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    # An active campaign is neither closed nor signed off while items are pending (409).
+    ("POST",   "api campaign close",      "campaign",        CONFLICT,  DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("POST",   "api campaign sign-off",   "campaign",        CONFLICT,  CONFLICT,  DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     # Only the assigned reviewer decides or delegates: Alice may change review items, but Rita's answer 404.
     ("POST",   "api review decide",       None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api review delegate",     None,              HIDDEN,    OK,        DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -628,6 +640,8 @@ SOON = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
 # Request bodies for writes. Refusals must come from the access rules, before any body is looked at.
 
 BODIES = {
+    # Attested, so the sign-off meets the campaign's state (pending items: 409), not a missing confirmation.
+    "api campaign sign-off": {"attest": True},
     "admin add application": {"name": "Matrix App", "criticality": "low", "description": "", "_save": "Save"},
     "api identities": {"kind": "human", "employee_id": "E99", "display_name": "Eve Intruder"},
     "api identity": {"kind": "human", "employee_id": "E2", "display_name": "Bob Renamed"},
@@ -698,6 +712,7 @@ BODIES = {
         "item": [world["objects"]["bob item"].pk],
         "comment": "mitigated by the monthly review",
     },
+    "review decision change": {"action": "certify", "comment": "revoked by mistake: the CRM team uses it"},
     "reviews delegate": lambda world: {
         "item": [world["objects"]["bob item"].pk],
         "to_user": "alice",
@@ -1077,14 +1092,24 @@ def test_access_matrix(world, client, method, route, target, expected):
         actual[persona] = outcome(response)
         if response.status_code == 200 and "HX-Redirect" not in response:
             check_body(route, response)
-        if method == "GET" or actual[persona] in (DENIED, HIDDEN, READ_ONLY, INVALID, LOGIN):
+        if method == "GET" or actual[persona] in (DENIED, HIDDEN, READ_ONLY, INVALID, CONFLICT, LOGIN):
             assert fingerprint() == before, f"{persona}'s {method} {route} changed the database"
     assert actual == expected
 
 
-# Named URLs that are deliberately not in the matrix: sign-in and -out, the API root and token endpoint (which
-# hold no data).
-OUTSIDE_THE_MATRIX = {"login", "logout", "api-root", "api_token"}
+# Named URLs that are deliberately not in the matrix: sign-in and -out (single sign-on's start and callback too,
+# tests/test_sso.py), the API root and token endpoint (which hold no data).
+OUTSIDE_THE_MATRIX = {
+    "login",
+    "logout",
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
+    "saml_login",
+    "saml_acs",
+    "saml_metadata",
+    "api-root",
+    "api_token",
+}
 
 
 def _project_url_names(patterns=None, namespace=""):

@@ -251,3 +251,30 @@ def test_account_and_entitlement_are_still_listed_for_the_admin(client, company)
     for model in (Identity, Account, Entitlement, Grant):
         page = client.get(reverse(f"admin:entitlements_{model._meta.model_name}_changelist"))
         assert page.status_code == 200
+
+
+def test_every_admin_history_page_answers(client, alice, company):
+    """Each History page the admin may view renders for an object of its model (two once answered 500)."""
+    from django.contrib import admin
+
+    from entitlements.models import Connector
+
+    Connector.objects.create(
+        name="ERP nightly", kind="access_file", application=company["applications"]["erp"]
+    )
+    failures = {}
+    checked = 0
+    for model in admin.site._registry:
+        opts = model._meta
+        obj = model._default_manager.order_by("pk").first()
+        if obj is None or not alice.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+            continue
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[obj.pk])
+        response = client.get(url)
+        checked += 1
+        if response.status_code != 200:
+            failures[opts.label] = response.status_code
+    assert checked > 5 and failures == {}
+    assert {"entitlements.FinancialProcess", "entitlements.Connector"} <= {
+        m._meta.label for m in admin.site._registry if m._default_manager.exists()
+    }

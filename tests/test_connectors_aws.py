@@ -533,3 +533,64 @@ def test_a_pull_that_runs_out_of_retries_applies_nothing(moto, store, tmp_path, 
     assert outcome.code == 2, outcome
     assert snapshot() == before
     assert not Account.objects.exists()
+
+
+@pytest.mark.django_db
+def test_roles_become_the_connectors_own_identities_and_end_when_deleted(moto, store, tmp_path, monkeypatch):
+    """With ``identities`` the pull is the truth for the roles' identities it brought, and for nothing else."""
+    seed(moto)
+    iam = moto.client("iam")
+    iam.create_role(
+        RoleName="etl",
+        AssumeRolePolicyDocument=trust(Service="glue.amazonaws.com"),
+        Tags=[{"Key": "owner", "Value": "E001"}, {"Key": "employee_id", "Value": "SVC-ETL"}],
+    )
+    Application.objects.create(name="AWS")
+    alice = Identity.objects.create(employee_id="E001", email="alice@example.com", display_name="Alice")
+    payroll = Identity.objects.create(employee_id="E777", display_name="Hana Payroll")  # in no AWS listing
+    etl = Identity.objects.create(employee_id="SVC-ETL", display_name="ETL", kind="service", owner=alice)
+    add(tmp_path, monkeypatch, moto.url, identities=True)
+
+    first = command("connector_pull", "aws-prod")
+
+    assert first.code == 0, first
+    role_id = iam.get_role(RoleName="deploy")["Role"]["RoleId"]
+    deploy = Identity.objects.get(employee_id=role_id)
+    assert (deploy.kind, deploy.owner, deploy.connector.name) == ("service", alice, "aws-prod")
+    assert Account.objects.get(account_id=f"{HOME}:role/deploy").identity == deploy
+    # An employee id tag links the role to the feed's identity: linked, not brought, not re-owned.
+    etl.refresh_from_db()
+    assert (etl.connector, etl.owner) == (None, alice)
+    assert Account.objects.get(account_id=f"{HOME}:role/etl").identity == etl
+    assert Account.objects.get(account_id=f"{HOME}:role/break-glass").identity is None
+
+    iam.detach_role_policy(RoleName="deploy", PolicyArn=f"arn:aws:iam::{HOME}:policy/DeployArtifacts")
+    iam.delete_role(RoleName="deploy")
+    second = command("connector_pull", "aws-prod")
+
+    assert second.code == 0, second
+    deploy.refresh_from_db()
+    assert deploy.status == "terminated"
+    ended = EvidenceEvent.objects.get(action="access.identity.terminated", subject_id=str(deploy.pk))
+    assert ended.payload_data["reason"] == "absent from the pull of connector aws-prod"
+    for person in (alice, payroll, etl):
+        person.refresh_from_db()
+        assert person.status == "active", person
+
+
+@pytest.mark.django_db
+def test_a_role_cannot_take_over_a_persons_identity(moto, store, tmp_path, monkeypatch):
+    seed(moto)
+    role_id = moto.client("iam").get_role(RoleName="deploy")["Role"]["RoleId"]
+    Application.objects.create(name="AWS")
+    Identity.objects.create(employee_id="E001", email="alice@example.com", display_name="Alice")
+    Identity.objects.create(employee_id=role_id, display_name="Mallory Person")
+    add(tmp_path, monkeypatch, moto.url, identities=True)
+    before = snapshot()
+
+    refused = command("connector_pull", "aws-prod")
+
+    assert refused.code == 1, refused
+    taken = "is the employee id of Mallory Person (a person); connector aws-prod may not take it over"
+    assert f"column employee_id: {taken} (value '{role_id}')" in refused.err
+    assert snapshot() == before

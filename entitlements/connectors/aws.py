@@ -132,6 +132,7 @@ def _whole(value, low: int, high: int) -> bool:
 class AwsSource(Source):
     kind = "aws"
     secret_names = frozenset({"access_key_id", "secret_access_key", "session_token"})
+    identities_scope = "non_human"  # its roles only; people come from the identities feed
 
     # --- Configuration ------------------------------------------------------------------------------------
 
@@ -779,8 +780,7 @@ class _AccountSnapshot:
                 "account_id": f"{a}:role/{name}",
                 "account_name": name,
                 "employee_id": (
-                    self._tag(role, "employee_id_tag")
-                    or (role["RoleId"] if self.source.feeds_identities else "")
+                    self._tag(role, "employee_id_tag") or (role["RoleId"] if self._brings(role) else "")
                 )[:64],
                 "account_status": "enabled",
                 "last_used_at": _iso(last_used),
@@ -791,16 +791,26 @@ class _AccountSnapshot:
     def _role_privileged(self, role: dict) -> bool:
         return any(privileged for *_, privileged in self._policy_rows(role, "role", role["RoleName"]))
 
+    def _brings(self, role: dict) -> bool:
+        """Whether this connector brings the role as its own non-human identity: it is asked to, the role names an
+        owner, and no employee id tag links it to an identity the identities feed already holds."""
+        return (
+            self.source.feeds_identities
+            and bool(self._tag(role, "owner_tag"))
+            and not self._tag(role, "employee_id_tag")
+        )
+
     def identity_rows(self) -> Iterator[dict[str, str]]:
-        """Roles as non-human identities (kind service) owned by the person their owner tag names. A role without
-        an owner tag gets no identity: its account stays an orphan, the control failure it is."""
+        """Roles as non-human identities (kind service, keyed by the role's id) owned by the person their owner
+        tag names. A role without an owner tag gets no identity: its account stays an orphan, the control failure
+        it is. A role with an employee id tag is the identities feed's, its account linked to that identity."""
         for role in sorted(self.roles, key=lambda r: r["RoleName"]):
-            owner = self._tag(role, "owner_tag")
-            if not owner:
+            if not self._brings(role):
                 continue
+            owner = self._tag(role, "owner_tag")
             trusted = ", ".join(self._trusted(role)) or "nobody"
             yield {
-                "employee_id": (self._tag(role, "employee_id_tag") or role["RoleId"])[:64],
+                "employee_id": role["RoleId"][:64],
                 "display_name": f"{role['RoleName']} ({self.account_id})"[:200],
                 "title": f"AWS role assumable by {trusted}"[:120],
                 "status": "active",

@@ -13,6 +13,7 @@ from entitlements.connectors.base import BaseConnector
 from entitlements.connectors.problems import ProblemLog
 from entitlements.connectors.records import AccessRecord, IdentityRecord
 from entitlements.connectors.tables import open_table
+from entitlements.models import Account, Entitlement, Identity
 
 IDENTITY_COLUMNS = (
     "employee_id",
@@ -39,10 +40,11 @@ ACCESS_COLUMNS = (
     "entitlement_type",
     "privileged",
 )
-STATUSES = {"active": "active", "leave": "leave", "terminated": "terminated"}
-KINDS = {"human": "human", "service": "service", "system": "system", "bot": "bot", "api_key": "api_key"}
-ACCOUNT_STATUSES = {"enabled": "enabled", "disabled": "disabled"}
-ENTITLEMENT_TYPES = {"role": "role", "group": "group", "permission": "permission"}
+# The values a file may hold (lower-cased) -> the stored value: the models' choices, never a copy of them.
+STATUSES = {value: value for value in Identity.Status.values}
+KINDS = {value: value for value in Identity.Kind.values}
+ACCOUNT_STATUSES = {value: value for value in Account.Status.values}
+ENTITLEMENT_TYPES = {value: value for value in Entitlement.Kind.values}
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
 MAX_TEXT = 255
 

@@ -17,7 +17,11 @@ Read through the REST API with ApiClient (``Link: rel="next"`` paging at 100 a p
 - GitHub App installations (``/orgs/{org}/installations``) and bot accounts (``type: Bot``) as non-human
   accounts: an app installation's account is ``app:{slug}`` with its write and admin permissions as
   entitlements; each is linked to the non-human identity named in ``non_human`` (slug or login -> that
-  identity's employee id, whose owner the identities feed records), else it is an orphan to be owned.
+  identity's employee id, whose owner the identities feed records), or brought by this connector as its own
+  non-human identity when ``owners`` names its owning person (slug or login -> that person's employee id; kind
+  ``service`` for an App, ``bot`` for a bot, employee id ``github:{org}/app:{slug}`` or ``github:{org}/{user id}``),
+  else it is an orphan to be owned. The connector's identities pull is the truth for those identities only
+  (entitlements/imports/identities.py): an App uninstalled ends its identity; people are never touched.
 
 Credentials, either: the secret ``token``, a fine-grained personal access token (or a classic one) with read
 access to the organisation's members, administration (installations) and repository metadata; or a GitHub App
@@ -29,6 +33,7 @@ an installation token (``POST /app/installations/{id}/access_tokens``), renewed 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,8 +48,8 @@ from entitlements.connectors.http import (
 from entitlements.connectors.sources import Source, SourceError, SourceUnreachable
 
 DEFAULT_API = "https://api.github.com"
-KEYS = {"organization", "api_url", "repositories", "people", "non_human", "timeout_seconds", "ca_file", "app_id",
-        "installation_id"}  # fmt: skip
+KEYS = {"organization", "api_url", "repositories", "people", "non_human", "owners", "timeout_seconds", "ca_file",
+        "app_id", "installation_id"}  # fmt: skip
 RENEW_BEFORE = 300  # seconds before an installation token expires that a new one is asked for
 PAGE = 100
 REPOSITORY_LEVELS = ("admin", "maintain", "write")  # strongest first; "write" is the API's "push"
@@ -66,6 +71,7 @@ class _Account:
 class GitHubSource(Source):
     kind = "github"
     secret_names = frozenset({"token", "private_key"})
+    identities_scope = "non_human"  # its Apps and bots only; people come from the identities feed
 
     @classmethod
     def validate(cls, config: object, secrets: set[str]) -> list[str]:
@@ -86,12 +92,18 @@ class GitHubSource(Source):
         repositories = config.get("repositories", [])
         if not isinstance(repositories, list) or not all(isinstance(r, str) and r for r in repositories):
             problems.append("repositories: must be a list of repository names (empty: every repository)")
-        for key in ("people", "non_human"):
+        for key in ("people", "non_human", "owners"):
             mapping = config.get(key, {})
             if not isinstance(mapping, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) and k and v for k, v in mapping.items()
             ):
                 problems.append(f"{key}: must map logins (or app:slug) to employee ids")
+        both = _keys(config.get("non_human")) & _keys(config.get("owners"))
+        for login in sorted(both):
+            problems.append(
+                f"owners: {login} is also in non_human: an App or bot is either an identity the identities feed "
+                "holds (non_human) or this connector's own, owned by the person named here (owners), not both"
+            )
         problems += client_option_problems(config)
         problems += [
             f"secrets: {name!r} is not a secret of a GitHub connector"
@@ -120,6 +132,8 @@ class GitHubSource(Source):
         self.org = config["organization"]
         self.people = {k.lower(): v for k, v in (config.get("people") or {}).items()}
         self.non_human = {k.lower(): v for k, v in (config.get("non_human") or {}).items()}
+        self.owners = {k.lower(): v for k, v in (config.get("owners") or {}).items()}
+        self._accounts: dict[str, _Account] | None = None  # read once for identities() and access()
         self.repositories = {r.lower() for r in config.get("repositories") or []}
         self._api: ApiClient | None = None
         self._read = 0
@@ -280,8 +294,43 @@ class GitHubSource(Source):
             if installation.get("repository_selection") == "all":
                 account.entitlements["app:all-repositories"] = ("App installed on every repository", False)
 
+    @property
+    def feeds_identities(self) -> bool:
+        return bool(self.owners)
+
+    def _accounts_read(self) -> dict[str, _Account]:
+        if self._accounts is None:
+            self._accounts = self._read_all()
+        return self._accounts
+
+    def identities(self) -> Iterator[dict[str, str]]:
+        """The Apps and bots ``owners`` names, as this connector's own non-human identities."""
+        if not self.owners:
+            return
+        named = set(self.owners)
+        for account in self._accounts_read().values():
+            key = _mapping_key(account)
+            if key not in self.owners:
+                continue
+            named.discard(key)
+            if account.kind == "human":
+                raise SourceError(
+                    f"owners: {account.login} is a person's GitHub account, not an App or a bot; people come "
+                    "from the identities feed (map their logins in people)"
+                )
+            what = "GitHub App installed on" if account.kind == "app" else "GitHub bot account in"
+            yield {
+                "employee_id": self._own_id(account),
+                "display_name": f"{account.login} ({what} {self.org})"[:200],
+                "title": f"{what} {self.org}"[:120],
+                "status": "active",
+                "kind": "service" if account.kind == "app" else "bot",
+                "owner_employee_id": self.owners[key][:64],
+            }
+        # An App or bot named but not found is simply not there (uninstalled): its identity, if any, ends.
+
     def access(self) -> Iterator[dict[str, str]]:
-        for account in self._read_all().values():
+        for account in self._accounts_read().values():
             employee_id = self._employee_id(account)
             rows = sorted(account.entitlements.items())
             if not rows:
@@ -289,12 +338,19 @@ class GitHubSource(Source):
             for entitlement_id, held in rows:
                 yield self._row(account, employee_id, entitlement_id, held)
 
+    def _own_id(self, account: _Account) -> str:
+        """The employee id of an App's or bot's identity this connector brings: stable, and one per organisation
+        (the same App installed in two organisations is two installations, owned apart)."""
+        key = f"github:{self.org.lower()}/{account.id}"
+        return key if len(key) <= 64 else "github:" + hashlib.sha256(key.encode()).hexdigest()[:57]
+
     def _employee_id(self, account: _Account) -> str:
-        if account.kind == "app":
-            return self.non_human.get(f"app:{account.login}".lower(), "")
-        if account.kind == "bot":
-            return self.non_human.get(account.login.lower(), "")
-        return self.people.get(account.login.lower(), "")
+        if account.kind == "human":
+            return self.people.get(account.login.lower(), "")
+        key = _mapping_key(account)
+        if key in self.non_human:
+            return self.non_human[key]
+        return self._own_id(account) if key in self.owners else ""
 
     @staticmethod
     def _row(
@@ -342,6 +398,15 @@ class GitHubSource(Source):
             except SourcePermissionDenied:
                 lines.append(f"missing: {what}")
         return lines
+
+
+def _keys(mapping) -> set[str]:
+    return {k.lower() for k in mapping if isinstance(k, str)} if isinstance(mapping, Mapping) else set()
+
+
+def _mapping_key(account: _Account) -> str:
+    """How people, non_human and owners name an account: ``app:{slug}`` for an App, else the login."""
+    return f"app:{account.login}".lower() if account.kind == "app" else account.login.lower()
 
 
 def _headers(credential: str) -> dict[str, str]:

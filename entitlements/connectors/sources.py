@@ -59,6 +59,12 @@ class Source(ABC):
         """Every problem with a configuration, each naming its key, e.g. "url: use ldap:// or ldaps://".
         ``secrets`` are the names of the secrets given (values are not needed to validate)."""
 
+    #: What the identities a source yields are the full truth for. "all": every identity the identities feed
+    #: holds (a directory, an HR database, Entra ID), so one absent from the pull ends. "non_human": only the
+    #: non-human identities this connector itself brought (AWS roles, GitHub Apps): people, and identities of
+    #: the identities feed or of other connectors, are neither changed nor ended by its pulls.
+    identities_scope: str = "all"
+
     @property
     def feeds_identities(self) -> bool:
         """Whether this source also yields identities (an LDAP directory may; a database may)."""

@@ -23,6 +23,7 @@ from entitlements.connectors.files import ACCESS_COLUMNS, map_header
 from entitlements.connectors.problems import ProblemLog
 from entitlements.connectors.tables import ZIP_MAGIC
 from entitlements.imports import incremental, sql
+from entitlements.models import Account, Entitlement
 
 RAW = "soxgov_raw_access"
 TIMES = "soxgov_raw_times"
@@ -230,8 +231,9 @@ def _lowered(column: str, allowed: tuple[str, ...]) -> str:
     )
 
 
-STATUSES = ("", "enabled", "disabled")
-ENTITLEMENT_TYPES = ("", "role", "group", "permission")
+# The cells the set-based path accepts: empty (the default) or one of the models' choices (as files.py).
+STATUSES = ("", *Account.Status.values)
+ENTITLEMENT_TYPES = ("", *Entitlement.Kind.values)
 FLAGS = ("", "true", "yes", "1", "false", "no", "0")
 
 

@@ -1,7 +1,15 @@
-"""Identity pulls: the identities file is the full truth for people and non-human identities.
+"""Identity pulls: each run is the full truth for the identities in its scope.
 
-Absent identities are marked terminated (never deleted). Managers and owners are resolved by employee id within
-the file, so a file can be loaded into an empty database in one pass.
+The identities feed (a file, a directory, an HR database, Entra ID) is the truth for people and for the
+non-human identities it lists: absent ones are marked terminated (never deleted), and managers and owners are
+resolved by employee id within the file, so a file can be loaded into an empty database in one pass.
+
+A source connector whose scope is "non_human" (AWS roles, GitHub Apps and bots; sources.py) is the truth only
+for the non-human identities it brought itself (``Identity.connector``): its rows must be non-human, their
+owners and managers are people the database already holds, an identity absent from its pull ends, and nothing
+else is touched. Neither kind of run may take over an identity of the other (or of another connector) by
+giving its employee id: that would let whoever controls one source rewrite an identity, or its owner, that
+another source is accountable for.
 """
 
 from __future__ import annotations
@@ -10,11 +18,12 @@ from dataclasses import dataclass, field
 
 from entitlements.connectors.problems import ProblemLog
 from entitlements.imports import sql
-from entitlements.models import Identity
+from entitlements.models import Connector, Identity
 
 STAGE = "soxgov_stage_identity"
 ABSENT = "soxgov_absent_identity"
 T_IDENTITY = Identity._meta.db_table
+T_CONNECTOR = Connector._meta.db_table
 COLUMNS = (
     "row_no",
     "employee_id",
@@ -28,6 +37,33 @@ COLUMNS = (
     "kind",
     "owner_key",
 )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose identities a run is the truth for: the identities feed's (no connector) or one connector's."""
+
+    connector_id: int | None = None
+    connector_name: str = ""
+
+    @property
+    def non_human(self) -> bool:
+        return self.connector_id is not None
+
+    def where(self, alias: str) -> tuple[str, list]:
+        """SQL condition (and its parameters) selecting the identities of this scope."""
+        if self.connector_id is None:
+            return f"{alias}.connector_id IS NULL", []
+        return f"{alias}.connector_id = %s", [self.connector_id]
+
+    @property
+    def absent_reason(self) -> str:
+        if self.non_human:
+            return f"absent from the pull of connector {self.connector_name}"
+        return "absent from the identities file"
+
+
+FEED = Scope()
 
 
 @dataclass
@@ -68,7 +104,7 @@ def stage(records, *, default_termination) -> int:
     return sql.load(STAGE, COLUMNS, rows)
 
 
-def check(*, log: ProblemLog) -> None:
+def check(*, log: ProblemLog, scope: Scope = FEED) -> None:
     duplicates = sql.fetchall(
         f"""SELECT MIN(row_no), MAX(row_no), COUNT(*) FROM {STAGE}
         GROUP BY employee_id, email, display_name, department, title, manager_key, status, termination_date, kind,
@@ -89,17 +125,21 @@ def check(*, log: ProblemLog) -> None:
             GROUP BY {key} HAVING COUNT(*) > 1 ORDER BY 2 LIMIT 100"""
         ):
             log.add(last, column, value, f"also on row {first} with different details; each identity once")
-    for row, value in sql.fetchall(
-        f"""SELECT s.row_no, s.manager_key FROM {STAGE} s WHERE s.manager_key IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM {STAGE} m WHERE m.employee_id = s.manager_key) ORDER BY 1 LIMIT 100"""
-    ):
-        log.add(row, "manager_employee_id", value, "no identity in this file has this employee id")
-    for row, value in sql.fetchall(
-        f"""SELECT s.row_no, s.owner_key FROM {STAGE} s WHERE s.owner_key IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM {STAGE} o WHERE o.employee_id = s.owner_key AND o.kind = 'human')
-        ORDER BY 1 LIMIT 100"""
-    ):
-        log.add(row, "owner_employee_id", value, "no person in this file has this employee id")
+    if scope.non_human:
+        _check_connector_rows(log, scope)
+    else:
+        _check_references(log, among=STAGE, where="this file")
+        for row, value, name, connector in sql.fetchall(
+            f"""SELECT s.row_no, s.employee_id, i.display_name, c.name FROM {STAGE} s
+            JOIN {T_IDENTITY} i ON i.employee_id = s.employee_id JOIN {T_CONNECTOR} c ON c.id = i.connector_id
+            ORDER BY 1 LIMIT 100"""
+        ):
+            log.add(
+                row,
+                "employee_id",
+                value,
+                f"is {name}, a non-human identity connector {connector} pulls; its pulls are its truth",
+            )
     for row, value in sql.fetchall(
         f"""SELECT row_no, employee_id FROM {STAGE} WHERE manager_key IS NOT NULL AND manager_key = employee_id
         ORDER BY 1 LIMIT 20"""
@@ -119,11 +159,60 @@ def check(*, log: ProblemLog) -> None:
         log.add(row, "email", value, f"is still the e-mail address of another identity ({holder})")
 
 
-def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> IdentityDiff:
+def _check_references(log: ProblemLog, *, among: str, where: str) -> None:
+    """Managers (any identity) and owners (a person) named by employee id must be found ``among`` a table."""
+    person = "o.kind = 'human'"
+    for column, key, match, what in (
+        ("manager_employee_id", "manager_key", "1 = 1", "identity"),
+        ("owner_employee_id", "owner_key", person, "person"),
+    ):
+        for row, value in sql.fetchall(
+            f"""SELECT s.row_no, s.{key} FROM {STAGE} s WHERE s.{key} IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM {among} o WHERE o.employee_id = s.{key} AND {match}) ORDER BY 1 LIMIT 100"""
+        ):
+            log.add(row, column, value, f"no {what} in {where} has this employee id")
+
+
+def _check_connector_rows(log: ProblemLog, scope: Scope) -> None:
+    """A connector brings non-human identities only, keyed by employee id, never one that is not its own."""
+    name = scope.connector_name
+    only_non_human = (
+        f"connector {name} brings only non-human identities; people come from the identities feed"
+    )
+    for (row,) in sql.fetchall(f"SELECT row_no FROM {STAGE} WHERE kind = 'human' ORDER BY 1 LIMIT 100"):
+        log.add(row, "kind", "human", only_non_human)
+    for (row,) in sql.fetchall(f"SELECT row_no FROM {STAGE} WHERE employee_id IS NULL ORDER BY 1 LIMIT 100"):
+        log.add(row, "employee_id", None, "a connector's non-human identity needs an employee id")
+    _check_references(log, among=T_IDENTITY, where="SOXGov")
+    for row, value, holder, kind, connector in sql.fetchall(
+        f"""SELECT s.row_no, s.employee_id, i.display_name, i.kind, c.name FROM {STAGE} s
+        JOIN {T_IDENTITY} i ON i.employee_id = s.employee_id LEFT JOIN {T_CONNECTOR} c ON c.id = i.connector_id
+        WHERE i.connector_id IS NULL OR i.connector_id <> %s ORDER BY 1 LIMIT 100""",
+        [scope.connector_id],
+    ):
+        whose = (
+            "a person"
+            if kind == "human"
+            else f"pulled by connector {connector}"
+            if connector
+            else "held by the identities feed"
+        )
+        taken = f"is the employee id of {holder} ({whose}); connector {name} may not take it over"
+        log.add(row, "employee_id", value, taken)
+
+
+def diff_and_apply(
+    *, when, today, reason: str, user_id, log: ProblemLog, scope: Scope = FEED
+) -> IdentityDiff:
     """Apply inside the caller's transaction (the caller rolls back to a savepoint when the gate holds)."""
     t, ts = sql.true(), sql.adapt_ts(when)
     h = dict(when=when, reason=reason, user_id=user_id)
-    result = IdentityDiff(current=Identity.objects.exclude(status=Identity.Status.TERMINATED).count())
+    result = IdentityDiff(
+        current=Identity.objects.exclude(status=Identity.Status.TERMINATED)
+        .filter(connector_id=scope.connector_id)
+        .count()
+    )
+    in_scope, scope_params = scope.where("i")
     # Match existing identities: by employee id, else by e-mail between a row and an identity that both lack one.
     sql.execute(
         f"""UPDATE {STAGE} SET pk = i.id FROM {T_IDENTITY} i
@@ -147,7 +236,8 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
     sql.create_temp(ABSENT, "id BIGINT PRIMARY KEY")
     sql.execute(
         f"""INSERT INTO {ABSENT} (id) SELECT i.id FROM {T_IDENTITY} i WHERE i.status <> 'terminated'
-        AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.pk = i.id)"""
+        AND {in_scope} AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.pk = i.id)""",
+        scope_params,
     )
     result.absent = sql.scalar(f"SELECT COUNT(*) FROM {ABSENT}")
     # Unique e-mail is checked row by row, so two people swapping addresses, or a new hire taking the address
@@ -160,20 +250,32 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
     )
     sql.execute(
         f"""INSERT INTO {T_IDENTITY} (kind, employee_id, email, display_name, department, title, status,
-                                      termination_date, created_at, updated_at)
-        SELECT kind, employee_id, email, display_name, department, title, status, termination_date, %s, %s
+                                      termination_date, connector_id, created_at, updated_at)
+        SELECT kind, employee_id, email, display_name, department, title, status, termination_date, %s, %s, %s
         FROM {STAGE} WHERE is_new = {t}""",
-        [ts, ts],
+        [scope.connector_id, ts, ts],
     )
     sql.execute(
         f"""UPDATE {STAGE} SET pk = i.id FROM {T_IDENTITY} i WHERE {STAGE}.is_new = {t} AND (
             ({STAGE}.employee_id IS NOT NULL AND i.employee_id = {STAGE}.employee_id)
             OR ({STAGE}.employee_id IS NULL AND i.employee_id IS NULL AND LOWER(i.email) = {STAGE}.email))"""
     )
-    sql.execute(
-        f"UPDATE {STAGE} SET manager_pk = m.pk FROM {STAGE} m WHERE m.employee_id = {STAGE}.manager_key"
-    )
-    sql.execute(f"UPDATE {STAGE} SET owner_pk = o.pk FROM {STAGE} o WHERE o.employee_id = {STAGE}.owner_key")
+    if scope.non_human:  # people the database holds (checked)
+        sql.execute(
+            f"""UPDATE {STAGE} SET manager_pk = m.id FROM {T_IDENTITY} m
+            WHERE m.employee_id = {STAGE}.manager_key"""
+        )
+        sql.execute(
+            f"""UPDATE {STAGE} SET owner_pk = o.id FROM {T_IDENTITY} o
+            WHERE o.employee_id = {STAGE}.owner_key AND o.kind = 'human'"""
+        )
+    else:  # identities of the same file
+        sql.execute(
+            f"UPDATE {STAGE} SET manager_pk = m.pk FROM {STAGE} m WHERE m.employee_id = {STAGE}.manager_key"
+        )
+        sql.execute(
+            f"UPDATE {STAGE} SET owner_pk = o.pk FROM {STAGE} o WHERE o.employee_id = {STAGE}.owner_key"
+        )
     sql.execute(
         f"""UPDATE {STAGE} SET is_changed = (
             COALESCE(i.email, '') <> COALESCE({STAGE}.email, '') OR i.display_name <> {STAGE}.display_name
@@ -228,7 +330,7 @@ def diff_and_apply(*, when, today, reason: str, user_id, log: ProblemLog) -> Ide
     return result
 
 
-def changes_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]:
+def changes_for_evidence(*, limit: int, scope: Scope = FEED) -> list[tuple[str, str, str, str, dict]]:
     t = sql.true()
     out = []
     for pk, name, employee_id, is_new, status in sql.fetchall(
@@ -251,7 +353,7 @@ def changes_for_evidence(*, limit: int) -> list[tuple[str, str, str, str, dict]]
                 "entitlements.identity",
                 str(pk),
                 name,
-                {"employee_id": employee_id, "reason": "absent from the identities file"},
+                {"employee_id": employee_id, "reason": scope.absent_reason},
             )
         )
     return out[:limit]

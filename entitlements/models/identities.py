@@ -15,6 +15,9 @@ class Identity(models.Model):
     Status transitions: active <-> leave; active | leave -> terminated (termination_date required);
     terminated -> active on rehire. A non-human identity must name an owning person: forms and imports
     require it, and a missing or departed owner is surfaced as a control exception, never silently allowed.
+    A non-human identity that only one system knows (an AWS role, a GitHub App) may be brought by that source
+    connector (``connector``): its pulls, not the identities feed, are then its truth
+    (entitlements/imports/identities.py).
     """
 
     class Kind(models.TextChoices):
@@ -45,6 +48,16 @@ class Identity(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_identities",
         help_text="The person accountable for a non-human identity.",
+    )
+    connector = models.ForeignKey(
+        "entitlements.Connector",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="pulled_identities",
+        editable=False,
+        help_text="The source connector whose pulls are the truth for this non-human identity (an AWS role, a "
+        "GitHub App): absent from its pull, it ends. Empty for identities the identities feed holds.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     termination_date = models.DateField(null=True, blank=True)
@@ -82,6 +95,11 @@ class Identity(models.Model):
                 condition=~Q(kind="human") | Q(owner__isnull=True),
                 name="%(app_label)s_%(class)s_only_non_human_owned",
                 violation_error_message="Only non-human identities have an owner.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="human") | Q(connector__isnull=True),
+                name="%(app_label)s_%(class)s_only_non_human_pulled",
+                violation_error_message="A person comes from the identities feed, never from one connector.",
             ),
         ]
         indexes = [

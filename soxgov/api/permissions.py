@@ -1,12 +1,10 @@
-"""The permission class and pagination every API viewset uses (kept apart from viewsets: DRF settings import this).
+"""The permission classes every API viewset uses (kept apart from viewsets: DRF settings import this).
 
 The permission class only asks soxgov.access; row filtering happens in each viewset's ``get_queryset``
 through ``restrict`` (so list endpoints never show rows a user may not see).
 """
 
 from rest_framework import permissions
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 
 from soxgov import access
 from soxgov.roles import user_roles
@@ -53,22 +51,3 @@ class HasRole(permissions.BasePermission):
 def _view_model(view):
     queryset = getattr(view, "queryset", None)
     return queryset.model if queryset is not None else None
-
-
-class IdCursorPagination(CursorPagination):
-    """Keyset pagination on the primary key: constant cost at any depth, stable under inserts."""
-
-    ordering = "pk"
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def decode_cursor(self, request):
-        cursor = super().decode_cursor(request)
-        # DRF passes the cursor's position straight into ``pk__gt``; a tampered, non-integer one would raise
-        # ValueError there (a 500). Every primary key here is an integer, so refuse it like any bad cursor.
-        if cursor is not None and cursor.position is not None:
-            try:
-                int(cursor.position)
-            except ValueError:
-                raise NotFound(self.invalid_cursor_message) from None
-        return cursor

@@ -1,10 +1,15 @@
-// "My reviews": keyboard shortcuts, select-all, and delegating the ticked rows. Plain DOM, event delegation,
-// so it keeps working after htmx swaps the results table.
+// "My reviews": keyboard shortcuts, select-all, delegating the ticked rows, and moving on after a decision made
+// in place (htmx swaps #results). Plain DOM, event delegation, so it keeps working after every swap.
 (function () {
   "use strict";
 
   function rows() { return Array.from(document.querySelectorAll("table.queue tr[data-item]")); }
   function current() { return document.querySelector("table.queue tr.focused"); }
+  function boxes() { return Array.from(document.querySelectorAll("table.queue input[name=item]")); }
+  function decideForm() { return document.getElementById("decide-form"); }
+
+  // The row to focus once the decision's answer is swapped in: the one after the decided rows.
+  var focusAfterSwap = null;
 
   function focusRow(row) {
     if (!row) return;
@@ -19,19 +24,31 @@
     focusRow(all[Math.min(all.length - 1, Math.max(0, index + step))]);
   }
 
+  function rowAfter(row) {
+    var all = rows();
+    var next = all[all.indexOf(row) + 1];
+    return next ? next.dataset.item : null;
+  }
+
   function decideFocused(action) {
     var row = current();
     var box = row && row.querySelector("input[name=item]");
     if (!box) return;
-    var form = document.getElementById("decide-form");
-    form.querySelectorAll("input[name=item]").forEach(function (b) { b.checked = (b === box); });
+    var form = decideForm();
+    boxes().forEach(function (b) { b.checked = (b === box); });
     var all = form.querySelector("input[name=all_matching]");
     if (all) all.checked = false;  // a shortcut decides the focused row, never everything matching
+    var comment = form.querySelector("textarea[name=comment]");
     if (action === "revoke") {
       var why = window.prompt("Why revoke this access? (required)");
       if (!why) return;
-      form.querySelector("textarea[name=comment]").value = why;
+      comment.value = why;
+    } else if (row.dataset.needsComment) {
+      var note = window.prompt("This item is flagged (" + row.dataset.needsComment + "): why certify it? (required)");
+      if (!note) return;
+      comment.value = note;
     }
+    focusAfterSwap = rowAfter(row);
     form.querySelector("button[value=" + action + "]").click();
   }
 
@@ -52,19 +69,37 @@
 
   document.addEventListener("change", function (event) {
     if (event.target.id === "select-all") {
-      document.querySelectorAll("#decide-form input[name=item]").forEach(function (b) { b.checked = event.target.checked; });
+      boxes().forEach(function (b) { b.checked = event.target.checked; });
     }
   });
 
-  // The delegate form lives outside the decision form: carry the ticked rows over when it is submitted.
   document.addEventListener("submit", function (event) {
-    if (event.target.id !== "delegate-form") return;
     var form = event.target;
+    if (form.id === "decide-form" && focusAfterSwap === null) {
+      // A bulk decision: move on to the row after the last ticked one.
+      var ticked = boxes().filter(function (b) { return b.checked; });
+      var last = ticked.length ? ticked[ticked.length - 1].closest("tr") : current();
+      focusAfterSwap = last ? rowAfter(last) : null;
+    }
+    // The delegate form lives apart from the rows: carry the ticked rows over when it is submitted.
+    if (form.id !== "delegate-form") return;
     form.querySelectorAll("input[name=item]").forEach(function (i) { i.remove(); });
-    document.querySelectorAll("#decide-form input[name=item]:checked").forEach(function (box) {
+    boxes().filter(function (b) { return b.checked; }).forEach(function (box) {
       var copy = document.createElement("input");
       copy.type = "hidden"; copy.name = "item"; copy.value = box.value;
       form.appendChild(copy);
     });
+  }, true);
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!event.target || event.target.id !== "results") return;
+    var wanted = focusAfterSwap;
+    focusAfterSwap = null;
+    if (!event.detail || !event.detail.requestConfig || event.detail.requestConfig.verb !== "post") return;
+    // Flagged rows left ticked for want of a comment: the comment is what to write next.
+    var comment = document.querySelector("#decide-form textarea[data-needs-comment-for]");
+    if (comment) { comment.focus(); return; }
+    var row = wanted && document.querySelector('table.queue tr[data-item="' + wanted + '"]');
+    focusRow(row || rows()[0]);
   });
 })();

@@ -463,7 +463,7 @@ def test_auditor_sees_the_dashboard_charts_and_reads_exceptions_without_acting(p
     headline = counts(page, "Headline figures")
     expect_count(headline.filter(has_text="past due"), overdue, "exceptions past due")
     lag = headline.filter(has_text="review lag")
-    expect(lag).to_contain_text(f"{round(statistics.median(lags), 1)}days of review lag")
+    expect(lag).to_contain_text(f"{statistics.median(lags):,.1f} days of review lag")
     expect(lag).to_contain_text("n=3)")
     expect(headline.filter(has_text="to remediate")).to_contain_text("n=0)")
     kinds = page.get_by_role("img", name="Open exceptions by kind")

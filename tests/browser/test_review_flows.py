@@ -318,10 +318,13 @@ def test_reviewer_filters_her_queue_and_certifies_revokes_and_delegates_rows(pag
     assert first.status == PENDING  # ticked with x, but c decides the focused row alone
     expect_progress(page, 5, total - 1)
 
+    # Decided in place: no reload, and the row that followed the certified one has the focus.
+    expect(queue_rows(page).nth(target)).to_be_focused()
+    expect(queue_rows(page).nth(target)).to_have_attribute("data-item", str(ids[target + 1]))
     # r asks why; cancelling the prompt revokes nothing, answering it revokes the focused row.
     prompts: list[str] = []
-    page.wait_for_load_state("load")
-    page.keyboard.press("j")
+    for _ in range(target):
+        page.keyboard.press("k")
     expect(queue_rows(page).nth(0)).to_be_focused()
     page.once("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
     page.keyboard.press("r")
@@ -371,8 +374,14 @@ def test_reviewer_signs_off_once_everything_is_decided_and_is_then_locked(page, 
     page.reload()
     expect(card).to_contain_text(f"{total} items, 0 pending")
     expect_progress(page, total, total)
-    expect(queue(page)).to_contain_text("Everything is decided: sign off above.")
-    card.get_by_role("button", name=f"Sign off {campaign.name}").click()
+    expect(queue(page)).to_contain_text("Everything is decided: sign off in the bar below.")
+    expect(card).to_contain_text("ready to sign off")
+    bar = page.get_by_role("region", name="Decide and sign off")
+    # The attestation must be confirmed: the browser refuses the form until it is ticked.
+    bar.get_by_role("button", name=f"Sign off {campaign.name}").click()
+    assert not SignOff.objects.filter(campaign=campaign, reviewer=rita).exists()
+    bar.get_by_role("checkbox", name=re.compile(r"^I reviewed each access")).check()
+    bar.get_by_role("button", name=f"Sign off {campaign.name}").click()
 
     expect(page.get_by_role("status")).to_have_text(
         f"Signed off your part of {campaign.name}. Your decisions are locked."

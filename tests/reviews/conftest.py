@@ -47,6 +47,17 @@ def make_campaign(people, company):
 
 
 @pytest.fixture
+def launched(people, company, make_campaign):
+    """A campaign over both applications, launched: (campaign, its items by account id)."""
+    from reviews import services
+    from reviews.models import ReviewItem
+
+    campaign = make_campaign(applications=list(company["applications"].values()))
+    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
+    return campaign, {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
+
+
+@pytest.fixture
 def pack_keys_trusted(monkeypatch):
     """The verifier as a pack ships it: the keys this SOXGov signs with and the hashes of the modules it runs built
     in (the source file has neither)."""
@@ -60,3 +71,11 @@ def pack_keys_trusted(monkeypatch):
         n: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for n, m in packs.SHIPPED_MODULES.items()
     }
     monkeypatch.setattr(verify_pack, "PINNED_MODULES", pinned)
+
+
+@pytest.fixture
+def world(make_user):
+    """The review-intelligence company (tests/reviews/intelligence.py)."""
+    from tests.reviews.intelligence import build_world
+
+    return build_world(make_user)

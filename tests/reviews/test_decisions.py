@@ -13,14 +13,6 @@ from reviews import reminders, services
 from reviews.models import Campaign, Decision, Notification, ReviewItem, SignOff
 
 
-@pytest.fixture
-def launched(people, company, make_campaign):
-    campaign = make_campaign(applications=list(company["applications"].values()))
-    services.campaign_launch(campaign_id=campaign.pk, user=people["alice"])
-    items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
-    return campaign, items
-
-
 def test_certify_and_revoke_write_decisions_and_evidence(people, launched):
     _, items = launched
     rita = people["rita"]
@@ -119,11 +111,11 @@ def test_sign_off_needs_every_item_decided_locks_them_and_ends_the_campaign(peop
     campaign, items = launched
     rita, vic = people["rita"], people["vic"]
     with pytest.raises(ValidationError, match="still pending"):
-        services.sign_off(campaign_id=campaign.pk, user=rita)
+        services.sign_off(campaign_id=campaign.pk, user=rita, attested=True)
     services.decide(item_ids=[items[k].pk for k in ("bob", "svc-ledger")], user=rita, certify=True)
     services.decide(item_ids=[items["ghost"].pk], user=rita, certify=False, comment="Nobody owns it")
 
-    services.sign_off(campaign_id=campaign.pk, user=rita)
+    services.sign_off(campaign_id=campaign.pk, user=rita, attested=True)
 
     assert SignOff.objects.get(reviewer=rita).items == 3
     assert EvidenceEvent.objects.filter(action="review.signoff.recorded").count() == 1
@@ -132,7 +124,7 @@ def test_sign_off_needs_every_item_decided_locks_them_and_ends_the_campaign(peop
     services.decide(item_ids=[items["carol"].pk], user=vic, certify=True)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
-    services.sign_off(campaign_id=campaign.pk, user=vic)
+    services.sign_off(campaign_id=campaign.pk, user=vic, attested=True)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SIGNED_OFF
     services.campaign_close(campaign_id=campaign.pk, user=people["alice"])
@@ -150,7 +142,7 @@ def test_signed_off_decisions_are_locked(people, launched):
     campaign, items = launched
     vic = people["vic"]
     services.decide(item_ids=[items["carol"].pk], user=vic, certify=True)
-    services.sign_off(campaign_id=campaign.pk, user=vic)
+    services.sign_off(campaign_id=campaign.pk, user=vic, attested=True)
     ReviewItem.objects.filter(pk=items["carol"].pk).update(status="pending")  # even if it were pending again
     with pytest.raises(ValidationError, match="locked"):
         services.decide(item_ids=[items["carol"].pk], user=vic, certify=False, comment="x")
@@ -247,7 +239,7 @@ def test_signing_off_the_last_reviewer_creates_a_checkpoint(
     ghost = ReviewItem.objects.get(campaign=campaign)
     services.decide(item_ids=[ghost.pk], user=people["rita"], certify=False, comment="nobody")
     with django_capture_on_commit_callbacks(execute=True):
-        services.sign_off(campaign_id=campaign.pk, user=people["rita"])
+        services.sign_off(campaign_id=campaign.pk, user=people["rita"], attested=True)
     checkpoint = Checkpoint.objects.get()
     assert checkpoint.reason == "campaign_sign_off"
     assert checkpoint.sequence == EvidenceEvent.objects.get(action="review.campaign.signed_off").sequence

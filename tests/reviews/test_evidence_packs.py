@@ -19,7 +19,7 @@ from reviews import services
 from reviews.models import ReviewItem
 
 TABLES = ("campaign", "review_items", "decisions", "sign_offs", "sod_violations", "remediation",
-          "population_source", "evidence_events")  # fmt: skip
+          "population_source", "reviewer_statistics", "review_findings", "evidence_events")  # fmt: skip
 
 pytestmark = pytest.mark.usefixtures("pack_keys_trusted")
 

@@ -100,7 +100,7 @@ def test_an_admin_creates_previews_and_launches_a_campaign_through_the_api(peopl
     launched = alice.post(f"/api/reviews/campaigns/{campaign_id}/launch/")
     assert launched.status_code == 200 and launched.json()["status"] == "active"
     again = alice.post(f"/api/reviews/campaigns/{campaign_id}/launch/")
-    assert again.status_code == 400 and "draft" in str(again.json())
+    assert again.status_code == 409 and "draft" in again.json()["detail"]
 
 
 def test_the_api_refuses_bad_campaigns_naming_the_field(people, api):

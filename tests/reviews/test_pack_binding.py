@@ -59,7 +59,7 @@ def reviewed(people, company, make_campaign, tmp_path, django_capture_on_commit_
     services.decide(item_ids=[items["svc-ledger"].pk], user=rita, certify=True, comment="Nightly ledger sync")
     services.delegate(item_ids=[items["bob"].pk], user=rita, to_user=vic, reason="Bob moved to Vic's team")
     services.decide(item_ids=[items["bob"].pk], user=vic, certify=True, comment="Still posts journals")
-    services.sign_off(campaign_id=campaign.pk, user=rita)
+    services.sign_off(campaign_id=campaign.pk, user=rita, attested=True)
     task = RemediationTask.objects.get()
     remediation.task_update(task_id=task.pk, user=people["oscar"], ticket="CHG-7", notes="queued")
     remediation.task_close_manually(
@@ -267,6 +267,11 @@ FORGERIES = {
                                    LAUNCH_DIGEST),
     "pending item dropped": ("review_items", {"account_key": "carol"}, None,
                              r"data/review_items\.csv: 3 rows of campaign \d+, but the chained event review\.campaign\.launched #\d+ launched it with 4 items"),
+    # What the reviewer was told, and how fast they decided, is bound too.
+    "decision's recommendation softened": ("decisions", {"comment": "Nightly ledger sync"}, {"recommendation": "fine"},
+                                           r"data/decisions\.csv, row \d+: recommendation 'fine' but the chained event review\.item\.certified #\d+ says 'careful'"),
+    "decision's time to decide stretched": ("decisions", {"comment": "Nightly ledger sync"}, {"seconds_shown": 600},
+                                            r"data/decisions\.csv, row \d+: seconds_shown '600' but the chained event review\.item\.certified #\d+ says ''"),
     "sign-off items": ("sign_offs", {"reviewer__username": "rita"}, {"items": 3},
                        r"data/sign_offs\.csv, row \d+: items '3' but the chained event review\.signoff\.recorded #\d+ says '2'"),
     "sign-off time": ("sign_offs", {"reviewer__username": "rita"}, {"at": "2020-01-01T00:00:00+00:00"},

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from reviews import services
-from reviews.forms import CampaignForm
+from reviews.campaign_drafts import campaign_save
 from reviews.models import Campaign, ReviewItem
 from soxgov.models import User
 from soxgov.roles import Role
@@ -122,26 +122,40 @@ def test_a_fallback_reviewer_without_an_identity_is_refused_at_launch(people, co
 
 def test_a_named_or_fallback_reviewer_without_an_identity_is_refused_at_save(people, company, nora):
     today = timezone.localdate()
-    form = CampaignForm(
+    with pytest.raises(ValidationError) as refused:
+        campaign_save(
+            user=people["alice"],
+            name="Q1",
+            routing="named",
+            named_reviewer=nora,
+            fallback_reviewer=nora,
+            start_on=today,
+            due_on=today + dt.timedelta(days=7),
+        )
+
+    assert set(refused.value.message_dict) == {"named_reviewer", "fallback_reviewer"}
+    assert not Campaign.objects.exists()
+
+
+def test_the_campaign_page_shows_the_services_refusal_beside_the_field(people, company, nora, client):
+    client.force_login(people["alice"])
+    today = timezone.localdate()
+    response = client.post(
+        "/reviews/campaigns/new/",
         {
             "name": "Q1",
             "kind": "periodic",
-            "routing": "named",
-            "named_reviewer": nora.pk,
+            "routing": "manager",
             "fallback_reviewer": nora.pk,
             "start_on": today,
             "due_on": today + dt.timedelta(days=7),
             "reminder_every_days": 7,
             "escalate_after_days": 3,
             "escalate_to": "manager",
-        }
+        },
     )
-    assert form.is_valid(), form.errors
-
-    with pytest.raises(ValidationError) as refused:
-        services.campaign_save(form=form, user=people["alice"])
-
-    assert set(refused.value.message_dict) == {"named_reviewer", "fallback_reviewer"}
+    assert response.status_code == 400
+    assert "nora has no identity linked" in str(response.context["form"].errors["fallback_reviewer"])
     assert not Campaign.objects.exists()
 
 

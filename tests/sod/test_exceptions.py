@@ -217,3 +217,16 @@ def test_one_person_with_two_accounts_cannot_approve_their_own_exception_accepta
     exception.refresh_from_db()
     assert exception.status == "open" and exception.acceptance_requested_by == carol
     assert not EvidenceEvent.objects.filter(action="exception.accepted").exists()
+
+
+def test_the_dashboard_shows_a_median_of_zero_days_as_0_and_long_ones_with_one_decimal(exception, owners):
+    from django.template.loader import render_to_string
+
+    zero = {"count": 3, "median": 0.0, "p90": 0.0}
+    long = {"count": 2, "median": 1444.0, "p90": 2001.25}
+    html = render_to_string("sod/dashboard.html", {"data": {"time_to_remediate": zero, "review_lag": long}})
+    assert "<strong>0.0</strong> days to remediate" in html and "p90 0.0," in html
+    assert "<strong>1,444.0</strong> days of review lag" in html and "p90 2,001.3" in html
+    empty = {"count": 0, "median": None, "p90": None}
+    html = render_to_string("sod/dashboard.html", {"data": {"time_to_remediate": empty, "review_lag": empty}})
+    assert "<strong>—</strong> days to remediate" in html

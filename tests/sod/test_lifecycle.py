@@ -102,7 +102,7 @@ def test_risk_acceptance_takes_effect_only_when_another_person_approves(violatio
     violation.refresh_from_db()
     assert violation.status == Violation.Status.OPEN  # requested is not accepted
 
-    with pytest.raises(ValidationError, match="someone else must decide"):
+    with pytest.raises(PermissionDenied, match="someone else must decide"):
         services.acceptance_decide(acceptance_id=acceptance.pk, user=owners["oscar"], approve=True)
     assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.REQUESTED
 
@@ -253,7 +253,7 @@ def test_one_person_with_two_accounts_cannot_approve_their_own_risk_acceptance(v
         violation_id=violation.pk, user=xena, justification="Two-person AP team.", expires_on=NEXT_YEAR
     )
 
-    with pytest.raises(ValidationError, match=r"xena-2 and xena are the same person \(identity E3\)"):
+    with pytest.raises(PermissionDenied, match=r"xena-2 and xena are the same person \(identity E3\)"):
         services.acceptance_decide(acceptance_id=acceptance.pk, user=xena_2, approve=True)
 
     assert RiskAcceptance.objects.get().status == RiskAcceptance.Status.REQUESTED

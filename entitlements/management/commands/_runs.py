@@ -33,10 +33,7 @@ def print_outcome(command: BaseCommand, run: ConnectorRun) -> None:
         raise SystemExit(EXIT_HELD)
     if run.problems:
         command.stderr.write(f"run {run.pk} refused, nothing changed: {run.problem_count} problem(s)")
-        for problem in run.problems:
-            command.stderr.write(_problem_line(problem))
-        if run.problem_count > len(run.problems):
-            command.stderr.write(f"... and {run.problem_count - len(run.problems)} more")
+        _problems_write(command, run)
         raise SystemExit(EXIT_REFUSED)
     command.stderr.write(f"run {run.pk} {run.status}: {run.error}")
     if run.failure == ConnectorRun.Failure.UNREACHABLE:
@@ -48,7 +45,16 @@ def print_outcome(command: BaseCommand, run: ConnectorRun) -> None:
                 f"approve the identities run with: python manage.py approve_run {child.pk} --user <another admin>"
             )
             raise SystemExit(EXIT_HELD)
+        if child is not None and child.problems:
+            _problems_write(command, child)
     raise SystemExit(EXIT_REFUSED)
+
+
+def _problems_write(command: BaseCommand, run: ConnectorRun) -> None:
+    for problem in run.problems:
+        command.stderr.write(_problem_line(problem))
+    if run.problem_count > len(run.problems):
+        command.stderr.write(f"... and {run.problem_count - len(run.problems)} more")
 
 
 def find_connector(name: str):

@@ -57,8 +57,14 @@ class Command(BaseCommand):
             "--people", type=int, default=500, help="Approximate number of people (default 500)."
         )
         parser.add_argument("--seed", type=int, default=2026, help="Random seed, for a reproducible company.")
+        parser.add_argument(
+            "--address",
+            default="127.0.0.1:8000",
+            help="host:port the demo is served on (make demo passes DEMO_ADDR), for the sign-in address printed.",
+        )
 
     def handle(self, *args, people, seed, **options):
+        self.address = options.get("address") or "127.0.0.1:8000"
         try:
             summary = CompanyBuilder(seed=seed, people=people).build()
         except AlreadySeeded:
@@ -122,7 +128,7 @@ class Command(BaseCommand):
 
     def _ensure_users(self):
         actor = Actor.system("seed_demo")
-        self.stdout.write(self.style.SUCCESS("Demo users (log in at http://127.0.0.1:8000/):"))
+        self.stdout.write(self.style.SUCCESS(f"Demo users (log in at http://{self.address}/):"))
         for username, first, last, email, roles, what in DEMO_USERS:
             password = f"{username}-demo-2026"
             with transaction.atomic():
