@@ -9,15 +9,15 @@ import csv
 import datetime as dt
 import io
 import json
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from openpyxl import Workbook
 
 from evidence.binding import inert
 from evidence.models import EvidenceEvent
+from reviews.exports import workbook_response
 from reviews.models import AuditSample, Decision, RemediationTask
 from reviews.samples import METHOD, size_for
 from sod.models import ControlException
@@ -314,22 +314,14 @@ def workbook_sheets(sample: AuditSample) -> list[Sheet]:
     return [sample_sheet(sample), items, event_sheet(sample, events)]
 
 
-def xlsx_response(sample: AuditSample) -> FileResponse:
+def xlsx_response(sample: AuditSample):
     workbook = Workbook(write_only=True)
     for sheet in workbook_sheets(sample):
         out = workbook.create_sheet(sheet.name)
         out.append([cell(v) for v in sheet.header])
         for row in sheet.rows:
             out.append([cell(v) for v in row])
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
-    workbook.save(spool)
-    spool.seek(0)
-    return FileResponse(
-        spool,
-        as_attachment=True,
-        filename=f"sample-{sample.pk}-{sample.kind}.xlsx",
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
+    return workbook_response(workbook, f"sample-{sample.pk}-{sample.kind}.xlsx")
 
 
 def csv_response(sample: AuditSample) -> HttpResponse:
