@@ -16,6 +16,9 @@ from reviews.models import AuditSample
 from soxgov import access
 from soxgov.views import ObjectListView, restricted_object
 
+# The filter form on the same page has a campaign and a kind too: distinct ids, so each label has its own input.
+DRAW_IDS = "draw_%s"
+
 
 class SampleListView(ObjectListView):
     model = AuditSample
@@ -29,11 +32,12 @@ class SampleListView(ObjectListView):
         if not access.can_attempt(request.user, AuditSample, access.ADD):
             return {}
         initial = {"campaign": request.GET.get("campaign") or None, "kind": AuditSample.Kind.DECISIONS}
-        return {"draw_form": getattr(request, "draw_form", None) or SampleDrawForm(initial=initial)}
+        form = getattr(request, "draw_form", None) or SampleDrawForm(initial=initial, auto_id=DRAW_IDS)
+        return {"draw_form": form}
 
     def post(self, request):
         access.require(request.user, AuditSample, access.ADD)
-        form = SampleDrawForm(request.POST)
+        form = SampleDrawForm(request.POST, auto_id=DRAW_IDS)
         if form.is_valid():
             data = form.cleaned_data
             campaign = data["campaign"]
