@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import random
 from dataclasses import dataclass
 
@@ -29,9 +30,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from evidence.models import EvidenceEvent
-from evidence.services import Actor, event_record
+from evidence.services import Actor, canonical_payload, event_record
 from reviews.models import Advice, AuditSample, Campaign, Decision, RemediationTask
-from reviews.stamps import HIGH_RISK
+from reviews.stamps import HIGH_RISK, campaign_findings
 from sod.models import ControlException, Risk
 from soxgov import access
 
@@ -100,10 +101,7 @@ def high_risk(scope: Scope) -> Q:
     recommendation, or of a high-risk item (reviews/stamps.py). Remediation: overdue on the day of the draw (open
     past due, or closed after it) or closed manually. Exceptions: high or critical, or a rubber-stamp finding."""
     if scope.kind in (Kind.DECISIONS, Kind.REVOCATIONS):
-        stamped = ControlException.objects.filter(
-            kind=ControlException.Kind.REVIEW_RUBBER_STAMP,
-            key__startswith=f"rubber_stamp:{scope.campaign_id}:",
-        )
+        stamped = campaign_findings(Campaign.objects.get(pk=scope.campaign_id))
         reviewers = {e.detail.get("reviewer") for e in stamped} - {None}
         against = Q(action=Decision.Action.CERTIFY, recommendation=Advice.REVOKE) | Q(
             action=Decision.Action.REVOKE, recommendation=Advice.FINE
@@ -294,8 +292,5 @@ def sample_verify(sample: AuditSample) -> SampleCheck:
 
 
 def _as_json(payload: dict) -> dict:
-    import json
-
-    from evidence.services import canonical_payload
-
+    """The payload as its event stores it (dates as text), to compare with one read back."""
     return json.loads(canonical_payload(payload))

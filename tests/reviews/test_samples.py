@@ -292,6 +292,10 @@ def test_remediation_by_campaign_or_by_period_and_its_high_risk(world, decided, 
     assert by_campaign.high_risk == [closed_by_hand.pk]  # closed manually; P6's is open and not yet due
     assert sorted(by_campaign.selected) == tasks
 
+    RemediationTask.objects.filter(status="open").update(due_on=today - dt.timedelta(days=1))
+    overdue = draw(audrey, decided, kind=Kind.REMEDIATION, seed="tasks", stratified=True)
+    assert overdue.high_risk == tasks and overdue.size == 0
+
 
 def test_exceptions_of_a_period_take_high_severity_and_rubber_stamps_whole(world, audrey):
     now, today = timezone.now(), timezone.localdate()
