@@ -119,16 +119,34 @@ def _task_cells(task: RemediationTask | None) -> list:
     ]  # fmt: skip
 
 
+def _opened_by(task: RemediationTask, revokes: list[Decision]) -> Decision | None:
+    """The revoke decision that opened ``task``: the one made as it was opened (the same transaction and time),
+    else the last revoke of its item before it. An item may hold several once a decision was changed."""
+    before = [d for d in revokes if d.at <= task.created_at]
+    return next((d for d in before if d.at == task.created_at), before[-1] if before else None)
+
+
+def _by_item(rows) -> dict[int, list]:
+    grouped = defaultdict(list)
+    for row in rows:
+        grouped[row.item_id].append(row)
+    return grouped
+
+
 def _decision_rows(sample: AuditSample):
     decisions = {
         d.pk: d
-        for d in Decision.objects.filter(pk__in=sample.selected).select_related(
-            "item__application", "actor", "item__remediation__closing_run", "item__remediation__closed_by"
-        )
+        for d in Decision.objects.filter(pk__in=sample.selected).select_related("item__application", "actor")
     }
     items = [d.item_id for d in decisions.values()]
-    tasks = list(RemediationTask.objects.filter(item_id__in=items).values_list("pk", flat=True))
-    events = _events({"reviews.reviewitem": items, "reviews.remediationtask": tasks})
+    tasks = _by_item(
+        RemediationTask.objects.filter(item_id__in=items)
+        .select_related("closing_run", "closed_by")
+        .order_by("created_at", "pk")
+    )
+    events = _events(
+        {"reviews.reviewitem": items, "reviews.remediationtask": [t.pk for ts in tasks.values() for t in ts]}
+    )
     revocations = sample.kind == Kind.REVOCATIONS
     header = DECISION_HEADER + (TASK_HEADER if revocations else [])
     rows = []
@@ -147,7 +165,8 @@ def _decision_rows(sample: AuditSample):
             d.reasons, d.batch, d.seconds_shown, *_chained(_decision_event(events, d)),
         ]  # fmt: skip
         if revocations:
-            row += _task_cells(getattr(item, "remediation", None))
+            # The task this revoke opened: in its transaction, at its time.
+            row += _task_cells(next((t for t in tasks.get(item.pk, []) if t.created_at == d.at), None))
         rows.append(row)
     return header, rows, events
 
@@ -159,12 +178,13 @@ def _remediation_rows(sample: AuditSample):
             "application", "owner", "closed_by", "closing_run", "item"
         )
     }
-    revokes = {
-        d.item_id: d
-        for d in Decision.objects.filter(
+    revokes = _by_item(
+        Decision.objects.filter(
             item_id__in=[t.item_id for t in tasks.values()], action=Decision.Action.REVOKE
-        ).select_related("actor")
-    }
+        )
+        .select_related("actor")
+        .order_by("at", "pk")
+    )
     events = _events({"reviews.remediationtask": list(tasks), "reviews.reviewitem": list(revokes)})
     rows = []
     for pk in sample.selected:
@@ -172,7 +192,7 @@ def _remediation_rows(sample: AuditSample):
         if t is None:
             rows.append([pk] + [None] * (len(REMEDIATION_HEADER) - 1))
             continue
-        d = revokes.get(t.item_id)
+        d = _opened_by(t, revokes.get(t.item_id, []))
         run = t.closing_run
         rows.append(
             [

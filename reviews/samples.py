@@ -1,6 +1,6 @@
 """Samples for auditors: draw a reproducible sample of a population, record it, and check it later.
 
-A population is a campaign's decisions (certify and revoke), a campaign's revocations, remediation tasks (of a
+A population is a campaign's decisions (the certify or revoke in force on each item), a campaign's revocations, remediation tasks (of a
 campaign, or opened in a period) or control exceptions opened in a period; its members are rows by id.
 
 The draw, which anyone can repeat (docs/review-intelligence.md, "Samples for auditors"):
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from evidence.models import EvidenceEvent
@@ -37,6 +37,7 @@ from sod.models import ControlException, Risk
 from soxgov import access
 
 Kind = AuditSample.Kind
+DECIDING = (Decision.Action.CERTIFY, Decision.Action.REVOKE)  # a delegation decides nothing
 METHOD = (
     'random.Random(seed + "\\n" + population_sha256).sample(sorted ids not taken whole, size), CPython 3.11'
 )
@@ -81,10 +82,12 @@ class Scope:
 def population(scope: Scope):
     """The population's rows (a queryset)."""
     if scope.kind in (Kind.DECISIONS, Kind.REVOCATIONS):
-        actions = [Decision.Action.REVOKE]
-        if scope.kind == Kind.DECISIONS:
-            actions.append(Decision.Action.CERTIFY)
-        return Decision.objects.filter(item__campaign_id=scope.campaign_id, action__in=actions)
+        # The decision in force on each item: a decision changed before sign-off is replaced by a later one (the
+        # log is append-only, so ids grow with time); the replaced one stays in the item's evidence.
+        replaced = Decision.objects.filter(item=OuterRef("item"), action__in=DECIDING, pk__gt=OuterRef("pk"))
+        rows = Decision.objects.filter(item__campaign_id=scope.campaign_id, action__in=DECIDING)
+        rows = rows.filter(~Exists(replaced))
+        return rows.filter(action=Decision.Action.REVOKE) if scope.kind == Kind.REVOCATIONS else rows
     if scope.kind == Kind.REMEDIATION:
         if scope.campaign_id is not None:
             return RemediationTask.objects.filter(item__campaign_id=scope.campaign_id)
@@ -111,7 +114,7 @@ def high_risk(scope: Scope) -> Q:
         return (
             Q(status=RemediationTask.Status.MANUAL)
             | Q(status=RemediationTask.Status.OPEN, due_on__lt=scope.as_of)
-            | Q(closed_at__date__gt=F("due_on"))
+            | Q(status=RemediationTask.Status.VERIFIED, closed_at__date__gt=F("due_on"))
         )
     return Q(severity__in=[Risk.HIGH, Risk.CRITICAL]) | Q(kind=ControlException.Kind.REVIEW_RUBBER_STAMP)
 

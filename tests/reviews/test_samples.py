@@ -45,7 +45,7 @@ def decided(world):
 
 
 def decision_of(campaign, who: str, code: str) -> int:
-    return Decision.objects.get(item=item(campaign, who, code)).pk
+    return Decision.objects.filter(item=item(campaign, who, code)).latest("pk").pk
 
 
 def draw(user, campaign, **fields) -> AuditSample:
@@ -166,6 +166,25 @@ def test_revocations_are_the_revoke_decisions(world, decided, audrey):
     assert sorted(sample.selected) == sorted(
         [decision_of(decided, "P6", "AP_ENTER"), decision_of(decided, "P7", "AP_ENTER")]
     )  # two members: the sizing table takes all
+
+
+def test_a_changed_decision_is_sampled_as_the_one_in_force(world, decided, audrey):
+    from reviews.changes import decision_change
+
+    p7 = item(decided, "P7", "AP_ENTER")
+    withdrawn = Decision.objects.get(item=p7).pk
+    decision_change(item_id=p7.pk, user=world["users"]["mia"], certify=True, comment="revoked by mistake")
+    in_force = Decision.objects.filter(item=p7).latest("pk").pk
+
+    decisions = draw(audrey, decided, seed="changed", size=1)
+    revocations = draw(audrey, decided, kind=Kind.REVOCATIONS, seed="changed")
+
+    population = set(
+        samples.population(samples.Scope(Kind.DECISIONS, campaign_id=decided.pk)).values_list("pk", flat=True)
+    )
+    assert in_force in population and withdrawn not in population
+    assert decisions.population_count == ReviewItem.objects.filter(campaign=decided).count()
+    assert revocations.selected == [decision_of(decided, "P6", "AP_ENTER")]
 
 
 # --- Verifying later ------------------------------------------------------------------------------------------
