@@ -1,18 +1,20 @@
 """REST endpoints for campaigns and review work. Rows come from soxgov.access.restrict; writes go through
 reviews.services (which refuse self-review, decisions on others' items and lost updates)."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers
+from dataclasses import asdict
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from entitlements.models import Application
-from reviews import services
+from reviews import samples, services
 from reviews.campaign_drafts import CAMPAIGN_FIELDS, campaign_save
-from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter
-from reviews.models import Campaign, Decision, RemediationTask, ReviewItem
+from reviews.filters import CampaignFilter, RemediationFilter, ReviewItemFilter, SampleFilter
+from reviews.models import AuditSample, Campaign, Decision, RemediationTask, ReviewItem
 from reviews.remediation import task_close_manually
 from soxgov import access as acl
 from soxgov.api.viewsets import RestrictedReadOnlyViewSet
@@ -267,3 +269,89 @@ class RemediationTaskViewSet(RestrictedReadOnlyViewSet):
             attachment=body.validated_data.get("attachment"),
         )
         return Response(RemediationTaskSerializer(task).data)
+
+
+# --- Samples for auditors -------------------------------------------------------------------------------------
+
+
+class AuditSampleSerializer(serializers.ModelSerializer):
+    drawn_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = AuditSample
+        fields = [
+            "id",
+            "kind",
+            "campaign",
+            "since",
+            "until",
+            "size_asked",
+            "size",
+            "seed",
+            "stratified",
+            "population_count",
+            "population_sha256",
+            "selected",
+            "strata",
+            "drawn_by",
+            "drawn_at",
+        ]
+        read_only_fields = fields
+
+
+class AuditSampleDetailSerializer(AuditSampleSerializer):
+    verification = serializers.SerializerMethodField(
+        help_text="Re-drawn now from the stored parameters over the current population."
+    )
+
+    class Meta(AuditSampleSerializer.Meta):
+        fields = [*AuditSampleSerializer.Meta.fields, "verification"]
+        read_only_fields = fields
+
+    @extend_schema_field(dict)
+    def get_verification(self, sample) -> dict:
+        check = samples.sample_verify(sample)
+        return {**asdict(check), "summary": check.summary}
+
+
+class SampleDrawSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AuditSample.Kind.choices)
+    campaign = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Decisions, revocations, remediation."
+    )
+    since = serializers.DateField(
+        required=False, allow_null=True, help_text="Exceptions, remediation: opened from."
+    )
+    until = serializers.DateField(required=False, allow_null=True)
+    size = serializers.IntegerField(required=False, allow_null=True, help_text="Empty: the sizing table.")
+    seed = serializers.CharField(max_length=200)
+    stratified = serializers.BooleanField(default=False)
+
+
+class AuditSampleViewSet(RestrictedReadOnlyViewSet, mixins.CreateModelMixin):
+    """Samples for auditors: drawn by auditors and admins (reproducible from the seed and the population's
+    SHA-256, evidenced as ``review.sample.drawn``); control owners read them. Never changed or deleted."""
+
+    queryset = AuditSample.objects.select_related("drawn_by")
+    serializer_class = AuditSampleSerializer
+    filterset_class = SampleFilter
+
+    def get_serializer_class(self):
+        return AuditSampleDetailSerializer if self.action == "retrieve" else AuditSampleSerializer
+
+    @extend_schema(request=SampleDrawSerializer, responses={201: AuditSampleSerializer})
+    def create(self, request, *args, **kwargs):
+        body = SampleDrawSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        sample = samples.sample_draw(
+            user=request.user,
+            kind=data["kind"],
+            seed=data["seed"],
+            campaign_id=data.get("campaign"),
+            since=data.get("since"),
+            until=data.get("until"),
+            size=data.get("size"),
+            stratified=data["stratified"],
+        )
+        return Response(AuditSampleSerializer(sample).data, status=status.HTTP_201_CREATED)

@@ -79,13 +79,18 @@ def remediation_response(tasks, fmt: str, *, user):
     sheet.append(list(HEADER))
     for row in _rows(tasks):
         sheet.append(row)
+    return workbook_response(workbook, f"remediation-{stamp}.xlsx")
+
+
+def workbook_response(workbook: Workbook, filename: str) -> FileResponse:
+    """The workbook as a download, spooled to a temporary file (a large one stays out of memory)."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
     workbook.save(spool)
     spool.seek(0)
     return FileResponse(
         spool,
         as_attachment=True,
-        filename=f"remediation-{stamp}.xlsx",
+        filename=filename,
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
 

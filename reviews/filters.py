@@ -2,7 +2,7 @@ import django_filters
 from django.db.models import Q
 
 from entitlements.filters import SearchFilterSet, visible_applications
-from reviews.models import Advice, Campaign, RemediationTask, ReviewItem
+from reviews.models import Advice, AuditSample, Campaign, RemediationTask, ReviewItem
 from soxgov.filters import BooleanFilter
 
 FLAG_CHOICES = list(ReviewItem.FLAG_LABELS.items())
@@ -74,3 +74,13 @@ class RemediationFilter(SearchFilterSet):
             return queryset
         late = Q(status=RemediationTask.Status.OPEN, due_on__lt=timezone.localdate())
         return queryset.filter(late) if value else queryset.exclude(late)
+
+
+class SampleFilter(SearchFilterSet):
+    search_fields = ("seed", "drawn_by_name")
+    kind = django_filters.ChoiceFilter(choices=AuditSample.Kind.choices, empty_label="Any")
+    campaign = django_filters.ModelChoiceFilter(queryset=my_campaigns, empty_label="Any")
+
+    class Meta:
+        model = AuditSample
+        fields = ["q", "kind", "campaign"]

@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 
 from entitlements.models import Application, Identity
 from reviews.campaign_drafts import CAMPAIGN_FIELDS
-from reviews.models import Campaign
+from reviews.models import AuditSample, Campaign
 from soxgov.models import User
 
 
@@ -108,3 +108,25 @@ class ManualCloseForm(forms.Form):
     proof = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="What proves the access is gone")
     ticket = forms.CharField(max_length=100, required=False, label="Ticket reference")
     attachment = forms.FileField(required=False, help_text="A screenshot or export showing the removal.")
+
+
+class SampleDrawForm(forms.Form):
+    """An auditor's sample (reviews/samples.py checks the combination and names the field that is wrong)."""
+
+    kind = forms.ChoiceField(choices=AuditSample.Kind.choices, label="Population")
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.exclude(status=Campaign.Status.DRAFT).order_by("-created_at", "-id"),
+        required=False,
+        help_text="Decisions and revocations: a campaign. Remediation: a campaign or a period.",
+    )
+    since = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Exceptions: opened from"
+    )
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until")
+    size = forms.IntegerField(required=False, help_text="Empty: the sizing table.")
+    seed = forms.CharField(
+        max_length=200, help_text="Any text; the same seed over the same population draws alike."
+    )
+    stratified = forms.BooleanField(
+        required=False, label="Take every high-risk member, and draw the size from the rest"
+    )

@@ -428,3 +428,90 @@ class RemediationTask(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class AuditSample(models.Model):
+    """A sample an auditor drew to test (reviews/samples.py): which population, how many, with which seed, and what
+    was selected. Append-only: a sample is a record of what was drawn, so it is never changed or deleted; its
+    ``review.sample.drawn`` event carries the same facts, and re-drawing from them must select the same ids."""
+
+    class Kind(models.TextChoices):
+        DECISIONS = "decisions", "A campaign's decisions (certify and revoke)"
+        REVOCATIONS = "revocations", "A campaign's revocations"
+        REMEDIATION = "remediation", "Remediation tasks (of a campaign, or opened in a period)"
+        EXCEPTIONS = "exceptions", "Control exceptions opened in a period"
+
+    BY_CAMPAIGN = (Kind.DECISIONS, Kind.REVOCATIONS)
+    BY_PERIOD = (Kind.EXCEPTIONS,)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="samples"
+    )
+    since = models.DateField(null=True, blank=True)
+    until = models.DateField(null=True, blank=True)
+    size_asked = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the sizing table.")
+    size = models.PositiveIntegerField(
+        help_text="How many were drawn at random (beside the high-risk stratum)."
+    )
+    seed = models.CharField(max_length=200)
+    stratified = models.BooleanField(default=False)
+    population_count = models.PositiveIntegerField()
+    population_sha256 = models.CharField(max_length=64)
+    selected = models.JSONField(default=list, help_text="The ids selected, in draw order.")
+    strata = models.JSONField(default=dict, help_text="The ids taken whole as high-risk.")
+    drawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    drawn_by_name = models.CharField(max_length=200, help_text="Copied so it outlives the user.")
+    drawn_at = models.DateTimeField()
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-drawn_at", "-id"]
+        constraints = [
+            # A population is a campaign's or a period's, never both: the kind says which it may be.
+            models.CheckConstraint(
+                condition=(
+                    Q(campaign__isnull=False, since__isnull=True, until__isnull=True) & ~Q(kind="exceptions")
+                )
+                | (
+                    Q(campaign__isnull=True, since__isnull=False, until__isnull=False)
+                    & Q(kind__in=["remediation", "exceptions"])
+                ),
+                name="reviews_auditsample_campaign_or_period",
+                violation_error_message="A sample is of a campaign or of a period, as its kind allows.",
+            ),
+            models.CheckConstraint(
+                condition=Q(until__gte=F("since")) | Q(since__isnull=True),
+                name="reviews_auditsample_until_after_since",
+                violation_error_message="The period must not end before it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(size_asked__isnull=True) | Q(size_asked__gte=1),
+                name="reviews_auditsample_size_positive",
+                violation_error_message="A sample size is at least 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sample #{self.pk} of {self.kind} ({len(self.selected)} selected)"
+
+    def save(self, *args, **kwargs):
+        from evidence.models import AppendOnlyError
+
+        if not self._state.adding:
+            raise AppendOnlyError("an audit sample cannot be changed: draw another")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("reviews:sample_detail", args=[self.pk])
+
+    def delete(self, *args, **kwargs):
+        from evidence.models import AppendOnlyError
+
+        raise AppendOnlyError("an audit sample cannot be deleted")
+
+    @property
+    def high_risk(self) -> list[int]:
+        return list(self.strata.get("high_risk", []))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import views
+from reviews import sample_views, views
 
 app_name = "reviews"
 
@@ -31,4 +31,7 @@ urlpatterns = [
     ),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications_read"),
+    path("reviews/samples/", sample_views.SampleListView.as_view(), name="sample_list"),
+    path("reviews/samples/<int:pk>/", sample_views.sample_detail, name="sample_detail"),
+    path("reviews/samples/<int:pk>/export/", sample_views.sample_export_view, name="sample_export"),
 ]

@@ -17,13 +17,21 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
 
 
+# Records nobody changes or deletes once written, whatever the role.
+APPEND_ONLY = ("change_auditsample", "delete_auditsample")
+# The auditors' working papers: not for reviewers, whose own decisions they test.
+AUDITORS_WORK = ("view_auditsample",)
+
+
 def _role_permissions(role: Role, Permission):
     view_domain = Permission.objects.filter(
         content_type__app_label__in=(*DOMAIN_APPS, "evidence"), codename__startswith="view_"
     )
     if role == Role.ADMIN:
         return (
-            Permission.objects.filter(content_type__app_label__in=(*DOMAIN_APPS, "django_celery_beat"))
+            Permission.objects.filter(
+                content_type__app_label__in=(*DOMAIN_APPS, "django_celery_beat")
+            ).exclude(codename__in=APPEND_ONLY)
             | view_domain
             | Permission.objects.filter(content_type__app_label="soxgov", content_type__model="user")
             | Permission.objects.filter(content_type__app_label="evidence", codename="add_chainverification")
@@ -38,7 +46,10 @@ def _role_permissions(role: Role, Permission):
             )
         )
     if role == Role.AUDITOR:
-        return view_domain
+        # Auditors draw their samples (reviews/samples.py): a record of what they test, nothing else changes.
+        return view_domain | Permission.objects.filter(
+            content_type__app_label="reviews", codename="add_auditsample"
+        )
     if role == Role.CONTROL_OWNER:
         # Control owners answer SoD violations: compensating controls and four-eyes risk acceptance.
         return (
@@ -65,7 +76,9 @@ def _role_permissions(role: Role, Permission):
             Permission.objects.filter(content_type__app_label="entitlements", codename__startswith="view_")
             | Permission.objects.filter(content_type__app_label="sod", codename="view_violation")
             # Reviewers see and decide their own review work (rows scoped in soxgov/access.py).
-            | Permission.objects.filter(content_type__app_label="reviews", codename__startswith="view_")
+            | Permission.objects.filter(
+                content_type__app_label="reviews", codename__startswith="view_"
+            ).exclude(codename__in=AUDITORS_WORK)
             | Permission.objects.filter(
                 content_type__app_label="reviews", codename__in=("change_reviewitem", "add_signoff")
             )

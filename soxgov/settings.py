@@ -372,6 +372,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemStatusEnum": "reviews.models.ReviewItem.Status",
         "DecisionActionEnum": "reviews.models.Decision.Action",
         "RemediationStatusEnum": "reviews.models.RemediationTask.Status",
+        "SampleKindEnum": "reviews.models.AuditSample.Kind",
         "ExceptionKindEnum": "sod.models.ControlException.Kind",
         "ExceptionStatusEnum": "sod.models.ControlException.Status",
     },

@@ -36,6 +36,7 @@ router.register("reviews/campaigns", reviews_api.CampaignViewSet)
 router.register("reviews/items", reviews_api.ReviewItemViewSet)
 router.register("reviews/decisions", reviews_api.DecisionViewSet)
 router.register("reviews/remediation", reviews_api.RemediationTaskViewSet)
+router.register("reviews/samples", reviews_api.AuditSampleViewSet)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -35,7 +35,7 @@ from entitlements.models import (
 )
 from evidence.models import ChainVerification, EvidenceEvent, EvidencePack, SigningKey
 from evidence.services import Actor, event_record
-from reviews.models import Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
+from reviews.models import AuditSample, Campaign, Decision, Notification, RemediationTask, ReviewItem, SignOff
 from sod.models import (
     Check,
     ControlException,
@@ -81,6 +81,7 @@ BACK_TO_TASK = to("/reviews/remediation/<id>/")
 BACK_TO_ITEM = to("/reviews/items/<id>/")
 BACK_TO_EXCEPTION = to("/exceptions/<id>/")
 TO_PACK = to("/evidence/packs/<id>/")
+TO_SAMPLE = to("/reviews/samples/<id>/")
 SAVED = to("/admin/entitlements/application/")  # Django admin saved the object; back to its list
 
 BACK_TO_IMPORTS = to("/imports/")
@@ -235,6 +236,12 @@ ROUTES = {
     "api remediation": (API, "remediationtask-list", None),
     "api remediation task": (API, "remediationtask-detail", RemediationTask),
     "api remediation close": (API, "remediationtask-close", RemediationTask),
+    "samples": (PAGE, "reviews:sample_list", None),
+    "htmx samples": (FRAGMENT, "reviews:sample_list", None),
+    "sample": (PAGE, "reviews:sample_detail", AuditSample),
+    "sample export": (DOWNLOAD, "reviews:sample_export", AuditSample),
+    "api samples": (API, "auditsample-list", None),
+    "api sample": (API, "auditsample-detail", AuditSample),
     "evidence packs": (PAGE, "evidence:pack_list", None),
     "evidence pack for campaign": (PAGE, "evidence:pack_for_campaign", Campaign),
     "evidence pack": (PAGE, "evidence:pack_detail", EvidencePack),
@@ -271,6 +278,7 @@ ROUTES = {
     "admin api tokens": (ADMIN, "admin:soxgov_apitoken_changelist", None),
     "admin add api token": (ADMIN, "admin:soxgov_apitoken_add", None),
     "admin login attempts": (ADMIN, "admin:axes_accessattempt_changelist", None),
+    "admin samples": (ADMIN, "admin:reviews_auditsample_changelist", None),
 }
 
 # fmt: off
@@ -383,6 +391,13 @@ MATRIX = [
     ("POST",   "remediation update",      "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("POST",   "remediation close",       "ghost task",      BACK_TO_TASK, DENIED,  BACK_TO_TASK, DENIED, LOGIN,        DENIED,    LOGIN),
     ("GET",    "remediation attachment",  "ghost task",      HIDDEN,    HIDDEN,    HIDDEN,    HIDDEN,    LOGIN,         DENIED,    LOGIN),
+    # Samples for auditors: auditors (and admins) draw one, control owners read them, reviewers (whose decisions
+    # are tested) see none. Downloading a sample's evidence changes nothing.
+    ("GET",    "samples",                 None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "htmx samples",            None,              OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("POST",   "samples",                 None,              TO_SAMPLE, DENIED,    DENIED,    TO_SAMPLE, LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sample",                  "sample",          OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
+    ("GET",    "sample export",           "sample",          OK,        DENIED,    OK,        OK,        LOGIN,         DENIED,    LOGIN),
     # Evidence packs: auditors (and admins, control owners) ask for one with a POST (it starts work, but only
     # reads evidence, and is evidenced; a GET builds nothing) and download it when built; the failed one here has
     # nothing to download.
@@ -493,6 +508,13 @@ MATRIX = [
     ("POST",   "api exception approve",   "ghost exception", CONFLICT,  DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api exception reject",    "ghost exception", CONFLICT,  DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
     ("POST",   "api exception close",     "ghost exception", OK,        DENIED,    CONFLICT,  DENIED,    DENIED,        DENIED,    DENIED),
+    # A sample is drawn (the auditor's token too: it records what is tested and changes nothing else), never
+    # changed or deleted, not even by an admin.
+    ("GET",    "api samples",             None,              OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("GET",    "api sample",              "sample",          OK,        DENIED,    OK,        OK,        OK,            DENIED,    DENIED),
+    ("POST",   "api samples",             None,              CREATED,   DENIED,    DENIED,    CREATED,   CREATED,       DENIED,    DENIED),
+    ("PATCH",  "api sample",              "sample",          DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
+    ("DELETE", "api sample",              "sample",          DENIED,    DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("GET",    "api decision",            "decision",        OK,        OK,        OK,        OK,        OK,            DENIED,    DENIED),
     ("POST",   "api campaigns",           None,              INVALID,   DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
     ("PATCH",  "api campaign",            "draft campaign",  OK,        DENIED,    DENIED,    DENIED,    DENIED,        DENIED,    DENIED),
@@ -602,6 +624,7 @@ MATRIX = [
     ("GET",    "admin api tokens",        None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     ("GET",    "admin add api token",     None,              DENIED,    LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
     ("GET",    "admin login attempts",    None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
+    ("GET",    "admin samples",           None,              OK,        LOGIN,     LOGIN,     LOGIN,     LOGIN,         LOGIN,     LOGIN),
 ]
 
 ALL_ROWS = frozenset({"<every row the fixtures made>"})  # resolved in the test: more rows than the table names
@@ -631,6 +654,7 @@ VISIBLE = {
     "review items": {**dict.fromkeys(FULL_SCOPE, frozenset({"bob item", "bot item", "ghost item", "carol item"})),
                      "rita": {"bob item", "bot item", "ghost item"}},
     "remediation":  {**dict.fromkeys(FULL_SCOPE, frozenset({"ghost task"})),                       "rita": {"ghost task"}},
+    "samples":      dict.fromkeys(FULL_SCOPE, frozenset({"sample"})),
 }
 # fmt: on
 
@@ -744,6 +768,17 @@ BODIES = {
     "api exception reject": {"note": "not justified"},
     "api exception close": {"proof": "disabled in CRM, see IAM-7"},
     "api remediation close": {"proof": "Removed by hand", "ticket": "CHG-2"},
+    "samples": lambda world: {
+        "kind": "decisions",
+        "campaign": world["objects"]["campaign"].pk,
+        "seed": "matrix",
+    },
+    "api samples": lambda world: {
+        "kind": "decisions",
+        "campaign": world["objects"]["campaign"].pk,
+        "seed": "api",
+    },
+    "api sample": {"seed": "changed"},
     "api sod what-if": lambda world: {
         "identity": world["objects"]["bob"].pk,
         "entitlements": [world["objects"]["view"].pk],
@@ -948,7 +983,11 @@ def _reviews_world(company, personas) -> dict:
     draft = Campaign.objects.create(name="Q1 review", **fields)
     items = {i.account_key: i for i in ReviewItem.objects.filter(campaign=campaign)}
     decide(item_ids=[items["ghost"].pk], user=personas["rita"], certify=False, comment="nobody owns it")
+    from reviews.samples import sample_draw
+
+    sample = sample_draw(user=personas["audrey"], kind="decisions", campaign_id=campaign.pk, seed="fixture")
     return {
+        "sample": sample,
         "launch event": EvidenceEvent.objects.get(action="review.campaign.launched"),
         "ghost revoked event": EvidenceEvent.objects.get(action="review.item.revoked"),
         "ghost task event": EvidenceEvent.objects.get(action="remediation.task.opened"),
@@ -1022,7 +1061,7 @@ def _fingerprint_sql() -> str:
         tables += [model._meta.db_table, model.history.model._meta.db_table]
     tables += [
         model._meta.db_table
-        for model in (Campaign, ReviewItem, Decision, SignOff, Notification, RemediationTask)
+        for model in (Campaign, ReviewItem, Decision, SignOff, Notification, RemediationTask, AuditSample)
     ]
     tables += [ControlException._meta.db_table, ControlException.history.model._meta.db_table]
     tables += [ExceptionNote._meta.db_table]
@@ -1050,7 +1089,7 @@ def fingerprint() -> tuple:
 def check_body(route: str, response) -> None:
     """A 200 answers in the surface's own shape: full pages have <html>, fragments never do, the API is JSON."""
     surface = ROUTES[route][0]
-    content = response.content.decode()
+    content = "" if response.streaming else response.content.decode()  # a streamed download: its headers say
     if surface in (PAGE, ADMIN):
         assert "<html" in content, f"{route} should render a full page"
     elif surface == SCHEMA:
@@ -1152,6 +1191,7 @@ LISTS = {
     "review items": (None, "api review items", ReviewItem),
     "remediation": ("remediation", "api remediation", RemediationTask),
     "exceptions": ("exceptions", "api exceptions", ControlException),
+    "samples": ("samples", "api samples", AuditSample),
 }
 
 

@@ -540,6 +540,7 @@ def test_auditor_reads_campaigns_without_management_buttons_and_cannot_decide(pa
     # Her one action only reads: exporting the evidence pack (a POST form: no GET builds anything).
     expect(main.get_by_role("button")).to_have_count(1)
     expect(main.get_by_role("button", name="Export evidence pack")).to_have_count(1)
+    expect(main.get_by_role("link", name="Draw a sample for testing")).to_have_count(1)
     expect(main.get_by_role("link", name="Preview and launch")).to_have_count(0)
     expect(main.get_by_role("link", name="Edit")).to_have_count(0)
 
