@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from entitlements.models import Identity
 from evidence.models import ChainVerification, EvidenceEvent
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,10 +31,6 @@ PLANTED_ORPHANS = {"temp.contractor7", "jdoe_old", "test.admin"}
 
 def identity(name: str) -> Identity:
     return Identity.objects.get(display_name=name)
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def result_links(page):

@@ -24,6 +24,7 @@ from entitlements.models import Grant
 from reviews import services
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from soxgov.models import User
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,10 +50,6 @@ def demo_campaign() -> Campaign:
 def pending_of(username: str, campaign: Campaign | None = None):
     items = ReviewItem.objects.filter(reviewer=user(username), status=PENDING)
     return items.filter(campaign=campaign) if campaign else items
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def queue(page):

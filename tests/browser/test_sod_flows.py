@@ -23,6 +23,7 @@ from sod.checks import run_check
 from sod.engine import Scope
 from sod.models import Check, Risk, RiskAcceptance, Rule, RuleMember, Violation
 from soxgov.models import User
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,10 +42,6 @@ def identity(name: str) -> Identity:
 
 def user(username: str) -> User:
     return User.objects.get(username=username)
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def results_table(page):
