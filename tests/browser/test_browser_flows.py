@@ -65,6 +65,7 @@ def test_reviewer_sees_her_role_and_no_evidence_or_admin_links_and_logout_return
     expect(nav(page).get_by_role("link", name="Integrity")).to_have_count(0)
     expect(nav(page).get_by_role("link", name="Admin")).to_have_count(0)
 
+    nav(page).close()
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login/$"))
     expect(page.get_by_role("heading", name="Log in to SOXGov")).to_be_visible()

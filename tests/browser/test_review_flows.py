@@ -111,9 +111,14 @@ def expect_stat(page, label: str, n: int):
 
 
 def table_after(page, heading: str):
-    """The table that follows a heading ("By reviewer", "By application")."""
-    return page.get_by_role("table").filter(
-        has=page.get_by_role("columnheader", name=heading.removeprefix("By ").capitalize(), exact=True)
+    """The table that follows a heading ("By reviewer", "By application"): the first with that column (the
+    "How each reviewer reviewed" table below has a Reviewer column too)."""
+    return (
+        page.get_by_role("table")
+        .filter(
+            has=page.get_by_role("columnheader", name=heading.removeprefix("By ").capitalize(), exact=True)
+        )
+        .first
     )
 
 
