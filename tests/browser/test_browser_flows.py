@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from entitlements.models import Identity
 from evidence.models import ChainVerification, EvidenceEvent
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,10 +31,6 @@ PLANTED_ORPHANS = {"temp.contractor7", "jdoe_old", "test.admin"}
 
 def identity(name: str) -> Identity:
     return Identity.objects.get(display_name=name)
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def result_links(page):
@@ -68,6 +65,7 @@ def test_reviewer_sees_her_role_and_no_evidence_or_admin_links_and_logout_return
     expect(nav(page).get_by_role("link", name="Integrity")).to_have_count(0)
     expect(nav(page).get_by_role("link", name="Admin")).to_have_count(0)
 
+    nav(page).close()
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login/$"))
     expect(page.get_by_role("heading", name="Log in to SOXGov")).to_be_visible()

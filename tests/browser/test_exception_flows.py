@@ -26,6 +26,7 @@ from sod import exceptions as exception_services
 from sod.hygiene import run_hygiene
 from sod.models import ControlException, ExceptionNote
 from soxgov.models import User
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,10 +54,6 @@ def first_live(kind: str) -> ControlException:
     exception = live_exceptions().filter(kind=kind).order_by("pk").first()
     assert exception is not None, f"the demo seed should leave a live {kind} exception"
     return exception
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def results_table(page):

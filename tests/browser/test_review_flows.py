@@ -24,6 +24,7 @@ from entitlements.models import Grant
 from reviews import services
 from reviews.models import Campaign, Decision, ReviewItem, SignOff
 from soxgov.models import User
+from tests.browser.pages import nav
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,10 +50,6 @@ def demo_campaign() -> Campaign:
 def pending_of(username: str, campaign: Campaign | None = None):
     items = ReviewItem.objects.filter(reviewer=user(username), status=PENDING)
     return items.filter(campaign=campaign) if campaign else items
-
-
-def nav(page):
-    return page.get_by_role("banner").get_by_role("navigation")
 
 
 def queue(page):
@@ -114,9 +111,14 @@ def expect_stat(page, label: str, n: int):
 
 
 def table_after(page, heading: str):
-    """The table that follows a heading ("By reviewer", "By application")."""
-    return page.get_by_role("table").filter(
-        has=page.get_by_role("columnheader", name=heading.removeprefix("By ").capitalize(), exact=True)
+    """The table that follows a heading ("By reviewer", "By application"): the first with that column (the
+    "How each reviewer reviewed" table below has a Reviewer column too)."""
+    return (
+        page.get_by_role("table")
+        .filter(
+            has=page.get_by_role("columnheader", name=heading.removeprefix("By ").capitalize(), exact=True)
+        )
+        .first
     )
 
 
