@@ -16,7 +16,8 @@ INSTALLED := $(VENV)/.installed
 ASSETS := static/node_modules/.installed
 DEMO_ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs in this process.
+# Test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs in this process. --dist loadgroup
+# keeps the tests of each server a session starts (tests/conftest.py, SERVER_GROUPS) on one worker.
 PYTEST_WORKERS ?= auto
 
 .PHONY: help demo test install assets migrate seed worker beat lint format clean distclean
@@ -64,7 +65,7 @@ demo: $(INSTALLED) $(ASSETS) seed
 
 test: $(INSTALLED) $(ASSETS) | var/staticfiles
 	@echo "Testing on $(if $(DATABASE_URL),the DATABASE_URL database,SQLite (embedded default))$(if $(REDIS_URL), with a real Celery worker (REDIS_URL),; worker end-to-end test skipped: REDIS_URL is not set)"
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 define require_redis
 	@if [ -z "$$REDIS_URL" ]; then \

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from entitlements.models import Account, Application, Entitlement, Grant, Identity
@@ -255,9 +254,3 @@ def item_source(
         *params_where,
     ]
     return sql, params
-
-
-def run(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()

@@ -1,4 +1,5 @@
-"""The four roles of DESIGN.md as Django groups, with their model permissions defined here in code.
+"""The four roles (admin, reviewer, control owner, auditor) as Django groups, with their model permissions defined
+here in code.
 
 Row-level scoping (what a reviewer may see inside a model) lives in soxgov/access.py; this module only says
 which actions on which models each role may attempt at all.

@@ -9,6 +9,7 @@ refused what its policies do not allow.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import threading
@@ -22,6 +23,19 @@ HOME = "123456789012"  # moto's default account: the credentials' own
 OTHER = "210987654321"  # a second account, reached by assuming a role
 REGION = "us-east-1"
 MANAGED = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+# The AWS managed policies the accounts hold: those the tests attach, the ones the source knows as privileged by
+# name, and the read-only ones an auditor's role is usually given. moto would otherwise parse all of AWS's (about
+# 1,600, 5 MB of JSON) into every account at every reset: seconds per test, for policies the source never reads
+# (it leaves AWS managed policies out of GetAccountAuthorizationDetails) and no test attaches.
+MANAGED_POLICIES = (
+    "AdministratorAccess",
+    "ReadOnlyAccess",
+    "IAMFullAccess",
+    "AWSOrganizationsFullAccess",
+    "PowerUserAccess",
+    "SecurityAudit",
+    "IAMReadOnlyAccess",
+)
 # AWS's documented example keys: moto accepts any keys while authentication is off.
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -41,6 +55,7 @@ class Moto:
         # reads this when an account's IAM is first used (its server runs in this process).
         self._managed = os.environ.get(MANAGED)
         os.environ[MANAGED] = "true"
+        self._policy_data = _keep_managed_policies(MANAGED_POLICIES)
         self.port = free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -48,6 +63,7 @@ class Moto:
 
     def stop(self):
         self.server.stop()
+        _restore_managed_policies(self._policy_data)
         if self._managed is None:
             os.environ.pop(MANAGED, None)
         else:
@@ -78,6 +94,26 @@ class Moto:
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
         )
+
+
+def _keep_managed_policies(names) -> str:
+    """Narrow the AWS managed policies moto puts in each account (IAM) and offers to permission sets (IAM
+    Identity Center) to ``names``; returns moto's own data, for _restore_managed_policies."""
+    from moto.iam import models as iam_models
+    from moto.ssoadmin import models as ssoadmin_models
+
+    everything = iam_models.aws_managed_policies_data
+    policies = json.loads(everything)
+    kept = json.dumps({name: policies[name] for name in names})
+    iam_models.aws_managed_policies_data = ssoadmin_models.aws_managed_policies_data = kept
+    return everything
+
+
+def _restore_managed_policies(data: str) -> None:
+    from moto.iam import models as iam_models
+    from moto.ssoadmin import models as ssoadmin_models
+
+    iam_models.aws_managed_policies_data = ssoadmin_models.aws_managed_policies_data = data
 
 
 THROTTLED = (

@@ -14,24 +14,52 @@ from evidence import triggers
 from soxgov.roles import Role
 
 
-@pytest.fixture
-def make_user(django_user_model):
+def create_user(username, *roles, email=None, **extra):
+    """A user with the conftest password and ``roles`` (admins are staff too)."""
+    from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    def make(username, *roles, email=None, **extra):
-        user = django_user_model.objects.create_user(
-            username=username,
-            email=email or f"{username}@example.com",
-            password="correct horse battery",
-            **extra,
-        )
-        user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
-        if Role.ADMIN in roles:
-            user.is_staff = True
-            user.save(update_fields=["is_staff"])
-        return user
+    user = get_user_model().objects.create_user(
+        username=username,
+        email=email or f"{username}@example.com",
+        password="correct horse battery",
+        **extra,
+    )
+    user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
+    if Role.ADMIN in roles:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
 
-    return make
+
+# Servers the session starts once per test process (each pytest-xdist worker is one): the tests that use one go to
+# the same worker (`make test` runs --dist loadgroup), so each is started once per run, not once per worker.
+# Samba provisions a domain controller (10-45 s); MariaDB initialises a data directory.
+SERVER_GROUPS = {
+    "samba": "directories",
+    "slapd": "directories",
+    "mariadb_server": "mariadb",
+    "erp_server": "mariadb",
+    "scim_process": "scim",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next((SERVER_GROUPS[name] for name in item.fixturenames if name in SERVER_GROUPS), None)
+        if group is None and item.path.parent.name == "faults":
+            group = f"faults-{item.path.stem}"  # a Redis and a Celery worker per module
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture
+def make_user(db):
+    return create_user
 
 
 @pytest.fixture
@@ -52,6 +80,10 @@ def make_person(make_user):
 @pytest.fixture
 def company(db):
     """A tiny company: a manager, her report, a service account she owns, two applications, grants."""
+    return build_company()
+
+
+def build_company() -> dict:
     from entitlements.models import Account, Application, Entitlement, Grant, Identity
 
     now = timezone.now()
@@ -97,14 +129,18 @@ def company(db):
 
 
 @pytest.fixture
-def personas(db, make_user, company):
+def personas(db, company):
     """Users for each role; rita's user is linked (by e-mail) to the identity Rita Reviewer."""
+    return build_personas()
+
+
+def build_personas() -> dict:
     return {
-        "alice": make_user("alice", Role.ADMIN),
-        "rita": make_user("rita", Role.REVIEWER, email="rita@example.com"),
-        "oscar": make_user("oscar", Role.CONTROL_OWNER),
-        "audrey": make_user("audrey", Role.AUDITOR),
-        "mallory": make_user("mallory"),
+        "alice": create_user("alice", Role.ADMIN),
+        "rita": create_user("rita", Role.REVIEWER, email="rita@example.com"),
+        "oscar": create_user("oscar", Role.CONTROL_OWNER),
+        "audrey": create_user("audrey", Role.AUDITOR),
+        "mallory": create_user("mallory"),
     }
 
 
@@ -146,11 +182,14 @@ def _celery_eager_unless_worker_test(request):
     app.conf.task_always_eager = previous
 
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     """PBKDF2 at Django's iterations costs about 0.4 s of CPU per password, and most tests make users: the
     suite took three times as long. Tests of hashing itself set their own hashers."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture(autouse=True)
@@ -173,6 +212,54 @@ def _configured_signing_key(settings, session_signing_key, tmp_path):
     settings.SOXGOV_SIGNING_KEY = session_signing_key
     settings.SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS = []
     settings.SOXGOV_SIGNING_GENERATED_KEY_FILE = tmp_path / "signing" / "ed25519-key.pem"
+
+
+@pytest.fixture(scope="module")
+def module_transaction(django_db_setup, django_db_blocker, session_signing_key, tmp_path_factory):
+    """A transaction open from the module's first test that asks for it to the module's end, then rolled back:
+    Django's setUpTestData for pytest. Rows written in it are there for each test, whose own transaction (``db``)
+    is a savepoint inside it and rolls back to it, so a test's writes still never reach the next test; building
+    a rich fixture once per module instead of once per test saves most of such a module's time.
+
+    Yields a context manager under which a module-scoped fixture writes its rows with what the autouse fixtures
+    give a test (database access, the fast hasher, the signing key, private directories, eager Celery). A
+    module using it must not mix in transactional tests, which need to commit.
+    """
+    from django.db import transaction
+    from django.test import override_settings
+
+    from soxgov.celery import app
+
+    directory = tmp_path_factory.mktemp("module-data")
+
+    @contextlib.contextmanager
+    def writing():
+        previous = app.conf.task_always_eager
+        app.conf.task_always_eager = True
+        try:
+            with (
+                django_db_blocker.unblock(),
+                override_settings(
+                    PASSWORD_HASHERS=FAST_HASHERS,
+                    SOXGOV_SIGNING_KEY=session_signing_key,
+                    SOXGOV_SIGNING_RETIRED_PUBLIC_KEYS=[],
+                    SOXGOV_SIGNING_GENERATED_KEY_FILE=directory / "signing" / "ed25519-key.pem",
+                    SOXGOV_CHECKPOINT_DIR=directory / "checkpoints",
+                ),
+            ):
+                yield
+        finally:
+            app.conf.task_always_eager = previous
+
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+    try:
+        yield writing
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
 
 
 @contextlib.contextmanager

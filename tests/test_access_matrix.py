@@ -9,6 +9,7 @@ failure shows exactly which cells differ. Every refused request must also leave 
 VISIBLE then says which rows each persona sees in each list, through the page, the htmx fragment and the API.
 """
 
+import copy
 import datetime
 import functools
 import json
@@ -50,6 +51,7 @@ from soxgov import health
 from soxgov.models import Heartbeat
 from soxgov.roles import Role
 from soxgov.tokens import token_create
+from tests.conftest import build_company, build_personas
 
 PERSONAS = ("alice", "rita", "oscar", "audrey", "audrey_token", "mallory", "anonymous")
 
@@ -797,9 +799,30 @@ def client(db, web):
     return web
 
 
+@pytest.fixture(scope="module")
+def built_world(module_transaction):
+    """The world, written once for the module (about a second of setup per test otherwise)."""
+    with module_transaction():
+        return _build_world(build_company(), build_personas())
+
+
 @pytest.fixture
-def world(company, personas):
-    """The conftest company and personas, two evidence events, one verification, and the auditor's token."""
+def world(db, built_world):
+    """The conftest company and personas, two evidence events, one verification, and the auditor's token. Each
+    test gets its own copy of the objects: a test may change one in memory (``refresh_from_db``)."""
+    # A worker and beat that just ran (written per test: the module may take longer than the 120 s they stay
+    # fresh), so readiness answers 200 with a broker (REDIS_URL) as without one.
+    Heartbeat.objects.create(source=health.WORKER, at=timezone.now())
+    PeriodicTask.objects.create(
+        name=health.HEARTBEAT_ENTRY,
+        task="soxgov.heartbeat",
+        interval=IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS),
+        last_run_at=timezone.now(),
+    )
+    return copy.deepcopy(built_world)
+
+
+def _build_world(company, personas) -> dict:
     rita = company["identities"]["rita"]
     events = [
         event_record(
@@ -889,14 +912,6 @@ def world(company, personas):
     named = {obj.pk for obj in objects.values() if isinstance(obj, EvidenceEvent)}
     for event in EvidenceEvent.objects.exclude(pk__in=named):
         objects[f"event #{event.sequence} {event.action}"] = event
-    # A worker and beat that just ran, so readiness answers 200 with a broker (REDIS_URL) as without one.
-    Heartbeat.objects.create(source=health.WORKER, at=timezone.now())
-    PeriodicTask.objects.create(
-        name=health.HEARTBEAT_ENTRY,
-        task="soxgov.heartbeat",
-        interval=IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS),
-        last_run_at=timezone.now(),
-    )
     return {"objects": objects, "users": personas, "token": token}
 
 
