@@ -231,21 +231,26 @@ def recompute(campaign: Campaign, grant_ids: list[int]) -> None:
         )
 
 
+# Reasons in words, most serious first: the risk signals, then usage and peers (with their figures), then these.
+RISK_WORDS = (
+    ("terminated", "the person is terminated"),
+    ("orphan", "orphan account: no person is linked to it"),
+    ("owner_gone", "non-human identity without a live owner"),
+    ("sod_conflict", "creates an SoD conflict for this person"),
+    ("privileged", "privileged access"),
+    ("on_leave", "the person is on leave"),
+)
+HISTORY_WORDS = (
+    ("regranted", "revoked in an earlier review and granted again"),
+    ("unique_in_queue", "the only item with this entitlement in the reviewer's queue"),
+    ("new_access", "new since the last certification"),
+    ("certified_by_reviewer", "certified before by the same reviewer"),
+)
+
+
 def reasons(item: ReviewItem) -> list[str]:
     """Why the item has its recommendation, in words, from its stored signals (most serious first)."""
-    said = []
-    if item.terminated:
-        said.append("the person is terminated")
-    if item.orphan:
-        said.append("orphan account: no person is linked to it")
-    if item.owner_gone:
-        said.append("non-human identity without a live owner")
-    if item.sod_conflict:
-        said.append("creates an SoD conflict for this person")
-    if item.privileged:
-        said.append("privileged access")
-    if item.on_leave:
-        said.append("the person is on leave")
+    said = [words for signal, words in RISK_WORDS if getattr(item, signal)]
     if item.never_used:
         said.append("never used")
     elif item.dormant and item.last_used_at is not None:
@@ -258,14 +263,7 @@ def reasons(item: ReviewItem) -> list[str]:
             f"held by {item.peer_holders or 0} of {item.peer_size} peers{where} "
             f"({PEER_LABELS.get(item.peer_basis, item.peer_basis)})"
         )
-    if item.regranted:
-        said.append("revoked in an earlier review and granted again")
-    if item.unique_in_queue:
-        said.append("the only item with this entitlement in the reviewer's queue")
-    if item.new_access:
-        said.append("new since the last certification")
-    if item.certified_by_reviewer:
-        said.append("certified before by the same reviewer")
+    said += [words for signal, words in HISTORY_WORDS if getattr(item, signal)]
     return said
 
 

@@ -184,35 +184,28 @@ def _returned_access_still_held() -> list[Condition]:
         )
     }
     held = RemediationTask.objects.filter(pk__in=[pk for pk in live if pk]).annotate(back=grant_still_there())
-    return [
-        Condition(
-            e.kind,
-            e.key,
-            e.severity,
-            e.title,
-            identity_id=e.identity_id,
-            application_id=e.application_id,
-            detail=e.detail,
-        )
-        for e in (live[pk] for pk in held.filter(back=True).values_list("pk", flat=True))
-    ]
+    return [_still_holds(live[pk]) for pk in held.filter(back=True).values_list("pk", flat=True)]
 
 
 def _kept_until_closed(kind: str) -> list[Condition]:
     """A finding about something done (a review decided without evident scrutiny) holds until a control owner
     closes it with proof: its live exceptions are their own conditions."""
     return [
-        Condition(
-            e.kind,
-            e.key,
-            e.severity,
-            e.title,
-            identity_id=e.identity_id,
-            application_id=e.application_id,
-            detail=e.detail,
-        )
-        for e in ControlException.objects.filter(kind=kind, status__in=ControlException.LIVE)
+        _still_holds(e) for e in ControlException.objects.filter(kind=kind, status__in=ControlException.LIVE)
     ]
+
+
+def _still_holds(e: ControlException) -> Condition:
+    """A live exception as the condition that keeps it open."""
+    return Condition(
+        e.kind,
+        e.key,
+        e.severity,
+        e.title,
+        identity_id=e.identity_id,
+        application_id=e.application_id,
+        detail=e.detail,
+    )
 
 
 def _follow_violations(live: dict, current: dict[str, Condition]) -> list[Event]:
