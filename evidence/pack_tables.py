@@ -110,7 +110,7 @@ def campaign_tables(campaign) -> tuple[list[Table], Q]:
 
 
 STATISTICS_FIELDS = ["reviewer", "decisions", "certified", "revoked", "certified_share", "in_bulk", "bulk_share",
-                     "timed", "median_seconds", "fastest_seconds", "fast", "against_recommendation", "high_risk",
+                     "timed", "median_seconds", "fastest_seconds", "fast", "unshown", "against_recommendation", "high_risk",
                      "high_risk_certified_without_comment", "bulk_certified_revokes", "in_last_hours",
                      "by_hour"]  # fmt: skip
 FINDING_FIELDS = ["exception_id", "reviewer", "rule", "seen", "severity", "status", "opened_at", "closed_at"]

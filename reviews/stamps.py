@@ -9,7 +9,8 @@ auditor, with the defaults and why.
 
 Rules (settings ``SOXGOV_STAMP_*``), each a finding:
 
-- ``fast``: more than FAST_COUNT decisions each under FAST_SECONDS from the item shown;
+- ``fast``: more than FAST_COUNT decisions each under FAST_SECONDS from the item shown, or made without the item
+  ever being shown to the reviewer (a script on the API decides unseen: that is no way around the rule);
 - ``all_certified``: everything certified, with more than HIGH_RISK_COUNT high-risk items among it;
 - ``bulk_over_revokes``: one bulk certify covering at least BULK_REVOKES items recommended for revoke.
 
@@ -54,6 +55,7 @@ class ReviewerStatistics:
     median_seconds: float | None = None
     fastest_seconds: int | None = None
     fast: int = 0
+    unshown: int = 0
     against_recommendation: int = 0
     high_risk: int = 0
     high_risk_certified_without_comment: int = 0
@@ -106,6 +108,7 @@ def reviewer_statistics(campaign: Campaign) -> list[ReviewerStatistics]:
         timed=Count("seconds_shown"),
         fastest_seconds=Min("seconds_shown"),
         fast=Count("id", filter=Q(seconds_shown__lt=settings.SOXGOV_STAMP_FAST_SECONDS)),
+        unshown=Count("id", filter=Q(seconds_shown__isnull=True)),
         against_recommendation=Count(
             "id",
             filter=(certify & Q(recommendation=Advice.REVOKE)) | Q(action=REVOKE, recommendation=Advice.FINE),
@@ -137,8 +140,9 @@ def findings_of(row: ReviewerStatistics) -> list[tuple[str, str]]:
     """The rules a reviewer's statistics break: (rule, what was seen, in words)."""
     found = []
     fast_count, fast_seconds = settings.SOXGOV_STAMP_FAST_COUNT, settings.SOXGOV_STAMP_FAST_SECONDS
-    if row.fast > fast_count:
-        found.append(("fast", f"{row.fast} decisions each under {fast_seconds} s from the item shown"))
+    if row.fast + row.unshown > fast_count:
+        seen = f"{row.fast} decisions each under {fast_seconds} s from the item shown"
+        found.append(("fast", seen + (f", {row.unshown} without it ever being shown" if row.unshown else "")))
     high_risk = settings.SOXGOV_STAMP_HIGH_RISK_COUNT
     if row.decisions and row.certified == row.decisions and row.high_risk > high_risk:
         found.append(("all_certified", f"all {row.decisions} certified, {row.high_risk} of them high-risk"))

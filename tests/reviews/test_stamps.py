@@ -174,4 +174,25 @@ def test_the_campaign_page_shows_how_each_reviewer_reviewed_and_the_findings(wor
     assert "How each reviewer reviewed" in page and "<td>mia</td>" in page
     assert "Rubber stamp? mia decided too fast to have looked" in page
     judged = client.get("/reviews/how-reviews-are-judged/").content.decode()
-    assert "More than 0 decisions, each made under" in judged
+    assert "More than 0 decisions, each made either under" in judged
+
+
+def test_deciding_through_the_api_unseen_is_no_way_around_the_fast_rule(world, settings):
+    """An insider scripting certifications one by one on the API never shows an item, so no decision is timed:
+    those count with the fast ones."""
+    settings.SOXGOV_STAMP_FAST_COUNT = 3
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    unseen = [item(campaign, f"P{n}", "AP_ENTER") for n in (5, 6, 7, 8)]
+    for review_item in unseen:
+        services.decide(item_ids=[review_item.pk], user=mia, certify=True, comment="scripted")
+
+    (row,) = stamps.reviewer_statistics(campaign)
+    (finding,) = stamps.findings_raise(campaign_id=campaign.pk)
+
+    assert (row.timed, row.fast, row.unshown, row.in_bulk) == (0, 0, 4, 0)
+    assert finding.detail["rule"] == "fast"
+    assert (
+        finding.detail["seen"]
+        == "0 decisions each under 5 s from the item shown, 4 without it ever being shown"
+    )
