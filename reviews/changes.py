@@ -24,6 +24,7 @@ from reviews.services import (
     _decisions_create,
     _item_access,
     how_decided,
+    previous_decisions,
 )
 
 # A micro-review has no sign-off; a periodic campaign whose items are all decided is "completed" until its
@@ -57,7 +58,9 @@ def decision_change(*, item_id: int, user, certify: bool, comment: str) -> Revie
             raise Conflict("The item changed meanwhile. Nothing was changed; reload to see it.")
         replaced = Decision.objects.filter(item=item).exclude(action=Decision.Action.DELEGATE).last()
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
-        told = how_decided(item, now, batch=1)
+        told = how_decided(
+            item, now, batch=1, since=previous_decisions(user, [item.campaign_id]).get(item.campaign_id)
+        )
         decision = _decisions_create(
             [Decision(item=item, action=action, actor=user, at=now, comment=comment, **told)]
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from entitlements.selves import identity_ids_of
@@ -298,7 +298,11 @@ def decide(*, item_ids: list[int], user, certify: bool, comment: str = "") -> in
                 "Another decision on these items committed first. Nothing was changed; reload to see it."
             )
         action = Decision.Action.CERTIFY if certify else Decision.Action.REVOKE
-        told = {item.pk: how_decided(item, now, batch=len(items)) for item in items}
+        previous = previous_decisions(user, {item.campaign_id for item in items})
+        told = {
+            item.pk: how_decided(item, now, batch=len(items), since=previous.get(item.campaign_id))
+            for item in items
+        }
         decisions = _decisions_create(
             Decision(item=i, action=action, actor=user, at=now, comment=comment, **told[i.pk]) for i in items
         )
@@ -423,12 +427,32 @@ def _item_access(item: ReviewItem) -> dict:
     }
 
 
-def how_decided(item: ReviewItem, now, *, batch: int) -> dict:
+def how_decided(item: ReviewItem, now, *, batch: int, since=None) -> dict:
     """What a certify or revoke keeps, on its Decision row and in its evidence event alike (evidence/binding.py,
     v4): the recommendation and reasons the reviewer was shown, how many items the one request decided, and the
-    seconds from the item first shown to its reviewer (None if it never was: an API call)."""
-    seconds = None if item.shown_at is None else max(0, int((now - item.shown_at).total_seconds()))
+    seconds it had: from the item first shown to its reviewer, or from their previous decision in the campaign
+    (``since``) if that came later, so a queue opened on Monday and certified row by row on Tuesday is timed
+    decision by decision. None if the item was never shown (an API call)."""
+    if item.shown_at is None:
+        seconds = None
+    else:
+        start = max(item.shown_at, since) if since is not None else item.shown_at
+        seconds = max(0, int((now - start).total_seconds()))
     return {**recommendations.snapshot(item), "batch": batch, "seconds_shown": seconds}
+
+
+def previous_decisions(user, campaign_ids) -> dict[int, object]:
+    """When ``user`` last certified or revoked something in each of these campaigns."""
+    return dict(
+        Decision.objects.filter(
+            actor=user,
+            item__campaign_id__in=list(campaign_ids),
+            action__in=[Decision.Action.CERTIFY, Decision.Action.REVOKE],
+        )
+        .order_by()
+        .values_list("item__campaign_id")
+        .annotate(last=Max("at"))
+    )
 
 
 def _decisions_create(decisions) -> dict[int, Decision]:

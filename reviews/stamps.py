@@ -33,7 +33,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from evidence.services import Actor, Event, Subject, events_record
-from reviews.models import Advice, Campaign, Decision
+from reviews.models import Advice, Campaign, Decision, ReviewItem
 from sod.models import ControlException, Risk
 
 CERTIFY, REVOKE = Decision.Action.CERTIFY, Decision.Action.REVOKE
@@ -57,6 +57,7 @@ class ReviewerStatistics:
     fastest_seconds: int | None = None
     fast: int = 0
     unshown: int = 0
+    revoked_standing: int = 0
     against_recommendation: int = 0
     high_risk: int = 0
     high_risk_certified_without_comment: int = 0
@@ -92,15 +93,18 @@ HIGH_RISK = (
 )
 
 
-def reviewer_statistics(campaign: Campaign) -> list[ReviewerStatistics]:
+def reviewer_statistics(campaign: Campaign, reviewer=None) -> list[ReviewerStatistics]:
     """One row per reviewer who decided something in the campaign (certify and revoke decisions; a delegation
-    is not a decision), by user name. Aggregated in the database: a campaign may hold a million decisions."""
+    is not a decision), by user name; just ``reviewer``'s if given. Aggregated in the database: a campaign may
+    hold a million decisions."""
     due_end = dt.datetime.combine(
         campaign.due_on + dt.timedelta(days=1), dt.time.min, tzinfo=timezone.get_current_timezone()
     )
     last_hours = due_end - dt.timedelta(hours=settings.SOXGOV_STAMP_LAST_HOURS)
     certify = Q(action=CERTIFY)
     decisions = Decision.objects.filter(item__campaign=campaign, action__in=[CERTIFY, REVOKE]).order_by()
+    if reviewer is not None:
+        decisions = decisions.filter(actor=reviewer)
     counted = decisions.values("actor__username").annotate(
         decisions=Count("id"),
         certified=Count("id", filter=certify),
@@ -132,6 +136,11 @@ def reviewer_statistics(campaign: Campaign) -> list[ReviewerStatistics]:
     )
     for name, hour, n in hours:
         rows[name].by_hour[hour] = n
+    # What stands: a revoke changed into a certify (reviews/changes.py) is no revoke.
+    standing = ReviewItem.objects.filter(campaign=campaign, status=ReviewItem.Status.REVOKED).order_by()
+    for name, n in standing.values_list("decided_by__username").annotate(n=Count("id")):
+        if name in rows:
+            rows[name].revoked_standing = n
     for name, row in rows.items():
         if row.timed:
             timed = decisions.filter(actor__username=name, seconds_shown__isnull=False)
@@ -147,8 +156,11 @@ def findings_of(row: ReviewerStatistics) -> list[tuple[str, str]]:
         seen = f"{row.fast} decisions each under {fast_seconds} s from the item shown"
         found.append(("fast", seen + (f", {row.unshown} without it ever being shown" if row.unshown else "")))
     high_risk = settings.SOXGOV_STAMP_HIGH_RISK_COUNT
-    if row.decisions and row.certified == row.decisions and row.high_risk > high_risk:
-        found.append(("all_certified", f"all {row.decisions} certified, {row.high_risk} of them high-risk"))
+    # Judged on what stands: a revoke later changed into a certify is no way around the rule.
+    if row.decisions and not row.revoked_standing and row.high_risk > high_risk:
+        found.append(
+            ("all_certified", f"nothing revoked in {row.decisions} decisions, {row.high_risk} high-risk")
+        )
     if row.bulk_certified_revokes >= settings.SOXGOV_STAMP_BULK_REVOKES:
         found.append(
             (
@@ -168,18 +180,14 @@ def findings_raise(*, campaign_id: int, reviewer=None, actor: Actor | None = Non
     now = timezone.now()
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-        rows = [
-            row
-            for row in reviewer_statistics(campaign)
-            if reviewer is None or row.reviewer == reviewer.get_username()
-        ]
+        rows = reviewer_statistics(campaign, reviewer)
+        users = {u.get_username(): u for u in User.objects.filter(username__in=[r.reviewer for r in rows])}
         wanted = {
-            f"rubber_stamp:{campaign.pk}:{row.reviewer}:{rule}"[:120]: (row, rule, seen)
+            f"rubber_stamp:{campaign.pk}:{users[row.reviewer].pk}:{rule}": (row, rule, seen)
             for row in rows
             for rule, seen in findings_of(row)
         }
         existing = set(ControlException.objects.filter(key__in=list(wanted)).values_list("key", flat=True))
-        users = {u.get_username(): u for u in User.objects.filter(username__in=[r.reviewer for r in rows])}
         opened, events = [], []
         for key, (row, rule, seen) in sorted(wanted.items()):
             if key in existing:  # raised once; closing it with proof is the control owner's answer
@@ -188,6 +196,8 @@ def findings_raise(*, campaign_id: int, reviewer=None, actor: Actor | None = Non
             detail = {
                 "campaign": campaign.pk,
                 "reviewer": row.reviewer,
+                # Whose case it is, by id: a renamed user is still the one it is about (sod/exceptions.py).
+                "reviewer_id": users[row.reviewer].pk,
                 "rule": rule,
                 "seen": seen,
                 "statistics": row.as_dict(),

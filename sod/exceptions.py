@@ -60,7 +60,10 @@ def _refuse_own(user, exception: ControlException) -> None:
 
 def _is_about(user, exception: ControlException, *, selves: frozenset[int] | None = None) -> bool:
     about_a_reviewer = (ControlException.Kind.REVIEW_OVERDUE, ControlException.Kind.REVIEW_RUBBER_STAMP)
-    if exception.kind in about_a_reviewer and exception.detail.get("reviewer") == user.get_username():
+    if exception.kind in about_a_reviewer and (
+        exception.detail.get("reviewer") == user.get_username()
+        or exception.detail.get("reviewer_id") == user.pk
+    ):
         return True
     return is_own_case(user, exception.identity, selves=selves)
 

@@ -9,12 +9,13 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.utils import timezone
 
 from entitlements.models import Identity
 from evidence.models import EvidenceEvent
 from reviews import services, stamps
-from reviews.models import ReviewItem
+from reviews.models import Decision, ReviewItem
 from sod import exceptions as exception_services
 from sod.hygiene import run_hygiene
 from sod.models import ControlException
@@ -30,6 +31,11 @@ def shown(items, seconds_ago: int) -> None:
     )
 
 
+def earlier(seconds: int) -> None:
+    """Move every decision made so far back in time, as if the reviewer had spent ``seconds`` since."""
+    Decision.objects.update(at=F("at") - dt.timedelta(seconds=seconds))
+
+
 def test_statistics_count_what_was_done(world):
     mia = world["users"]["mia"]
     campaign = launch(world)
@@ -40,6 +46,7 @@ def test_statistics_count_what_was_done(world):
     # One bulk certify of two items recommended for revoke (P3's needs a comment: terminated), one slow certify,
     # one revoke of an item recommended as fine, never shown (an API call).
     services.decide(item_ids=[i.pk for i in revoke_recommended], user=mia, certify=True, comment="ok")
+    earlier(300)  # the bulk certify was five minutes ago
     services.decide(item_ids=[fine[0].pk], user=mia, certify=True)
     services.decide(item_ids=[fine[1].pk], user=mia, certify=False, comment="moved team")
 
@@ -85,6 +92,7 @@ def test_a_careful_reviewer_raises_nothing(world):
     campaign = launch(world)
     for review_item in ReviewItem.objects.filter(campaign=campaign):
         shown([review_item], 90)
+        earlier(90)  # a minute and a half on each item
         certify = review_item.recommendation != "revoke"
         services.decide(
             item_ids=[review_item.pk], user=mia, certify=certify, comment="checked with the manager"
@@ -210,3 +218,33 @@ def test_a_bulk_decision_gives_each_item_its_share_of_the_time(world):
 
     (row,) = stamps.reviewer_statistics(campaign)
     assert (row.in_bulk, row.fast, row.fastest_seconds) == (4, 4, 12)
+
+
+def test_a_revoke_changed_into_a_certify_is_no_way_around_all_certified(world, settings):
+    """Revoke one item, then change it to certify: every item still ends certified, and the rule sees that."""
+    from reviews import changes
+
+    settings.SOXGOV_STAMP_HIGH_RISK_COUNT = 1
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    items = list(ReviewItem.objects.filter(campaign=campaign))
+    services.decide(item_ids=[items[0].pk], user=mia, certify=False, comment="decoy")
+    services.decide(item_ids=[i.pk for i in items[1:]], user=mia, certify=True, comment="ok")
+    changes.decision_change(item_id=items[0].pk, user=mia, certify=True, comment="on second thought")
+
+    rules = {e.detail["rule"] for e in stamps.findings_raise(campaign_id=campaign.pk)}
+
+    assert "all_certified" in rules
+
+
+def test_a_queue_shown_long_ago_is_timed_decision_by_decision(world):
+    """Open the queue on Monday, certify row by row on Tuesday: each decision had the seconds since the last."""
+    mia = world["users"]["mia"]
+    campaign = launch(world)
+    rows = [item(campaign, f"P{n}", "AP_ENTER") for n in (5, 7, 8)]
+    shown(rows, 86_400)
+    for row in rows:
+        services.decide(item_ids=[row.pk], user=mia, certify=True)
+
+    seconds = sorted(Decision.objects.filter(item__in=rows).values_list("seconds_shown", flat=True))
+    assert seconds[0] < 5 and seconds[1] < 5 and seconds[2] >= 86_400
